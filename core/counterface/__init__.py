@@ -1,0 +1,76 @@
+"""counterface: counterfactual face-attribute editing.
+
+Public API::
+
+    import counterface
+    counterface.available("aligner")            # registered names of a kind
+    aligner = counterface.create("aligner", "dlib", upsample=1)
+    preset = counterface.get_preset("smilegan-pti")
+
+Kinds: ``aligner``, ``inverter``, ``tuner``, ``direction``, ``blender``, ``generator``,
+``identity``, ``pi0``. Plugins register implementations through :mod:`counterface.hookspecs`.
+"""
+
+from __future__ import annotations
+
+from .components import (
+    KINDS,
+    Aligner,
+    AttributeDirection,
+    Baseline,
+    Blender,
+    Component,
+    Generator,
+    IdentityEncoder,
+    Inverter,
+    Tuner,
+)
+from .errors import (
+    ConfigError,
+    CounterfaceError,
+    ImageError,
+    NoFaceError,
+    OutputError,
+    PluginError,
+    UnknownComponentError,
+    WeightsError,
+)
+from .hookspecs import hookimpl
+from .imageio import read_image, write_image
+from .registry import available, create, get_preset, presets
+from .types import AlignedFace, EditResult, Pivot, Preset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "AlignedFace",
+    "Aligner",
+    "AttributeDirection",
+    "Baseline",
+    "Blender",
+    "Component",
+    "ConfigError",
+    "CounterfaceError",
+    "EditResult",
+    "Generator",
+    "IdentityEncoder",
+    "ImageError",
+    "Inverter",
+    "NoFaceError",
+    "OutputError",
+    "Pivot",
+    "PluginError",
+    "Preset",
+    "Tuner",
+    "UnknownComponentError",
+    "WeightsError",
+    "available",
+    "create",
+    "get_preset",
+    "hookimpl",
+    "presets",
+    "read_image",
+    "write_image",
+    "__version__",
+]

@@ -1,0 +1,61 @@
+"""`counterface plugins` and `counterface presets`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import plugins as plugin_mod
+from .. import registry
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_cmd(as_json: bool) -> None:
+    """List every registered component by kind, with the package that provides it."""
+    rows = []
+    for kind in registry.KIND_NAMES + ("preset",):
+        for name, e in sorted(registry.entries(kind).items()):
+            rows.append({"kind": kind, "name": name, "package": e.package, "version": e.version,
+                         "plugin": e.plugin, "description": e.description})
+    failures = [{"plugin": f.name, "package": f.package, "error": f.error} for f in plugin_mod.failures()]
+    if as_json:
+        click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
+        return
+    for kind in registry.KIND_NAMES + ("preset",):
+        kind_rows = [r for r in rows if r["kind"] == kind]
+        click.echo(f"{kind}:")
+        if not kind_rows:
+            click.echo("  (none)")
+        for r in kind_rows:
+            pkg = f"{r['package']} {r['version']}" if r["package"] else r["plugin"]
+            desc = f"  {r['description']}" if r["description"] else ""
+            click.echo(f"  {r['name']:<16} [{pkg}]{desc}")
+    for f in failures:
+        click.echo(f"warning: plugin {f['plugin']!r} ({f['package'] or 'unknown package'}) failed to load: {f['error']}",
+                   err=True)
+
+
+@click.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def presets_cmd(as_json: bool) -> None:
+    """List the named pipeline compositions and what each one chooses."""
+    out = {}
+    for name in registry.presets():
+        p = registry.get_preset(name)
+        out[name] = {"description": p.description, **p.to_config()}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for name, cfg in out.items():
+        click.echo(f"{name}: {cfg.pop('description')}")
+        for kind, section in cfg.items():
+            if kind == "edit":
+                if section:
+                    click.echo(f"  edit: {', '.join(f'{k}={v}' for k, v in section.items())}")
+                continue
+            section = dict(section)
+            comp = section.pop("name", "?")
+            extra = f" ({', '.join(f'{k}={v}' for k, v in section.items())})" if section else ""
+            click.echo(f"  {kind:<10} {comp}{extra}")

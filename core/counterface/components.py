@@ -1,0 +1,234 @@
+"""The component kinds: abstract base classes whose docstrings are the contracts.
+
+Plugins subclass these and register a factory (usually the class) under a name through the hooks in
+:mod:`counterface.hookspecs`. A factory is called with the component's parameters as keyword
+arguments (from presets, ``--set kind.param=value`` or a TOML config), so constructors must accept
+only keyword arguments with defaults and must not download anything: weights are fetched lazily
+through :mod:`counterface.weights` on first use.
+
+Every component has ``describe()``: the JSON-serialisable parameters recorded in output sidecars.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+    from .types import AlignedFace, Pivot
+
+#: kind name -> base class. The CLI and ``counterface.create`` use these names.
+KINDS: dict[str, type] = {}
+
+
+class Component(ABC):
+    """Common base. ``name`` is set by the registry to the name the component was created under."""
+
+    kind: str = ""
+    name: str = ""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("kind") and cls.__base__ is Component:
+            KINDS[cls.kind] = cls
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters that define this component's output, for provenance sidecars.
+
+        Default: public, JSON-friendly attributes. Override for anything richer.
+        """
+        out: dict[str, Any] = {}
+        for k, v in vars(self).items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, (str, int, float, bool, type(None))):
+                out[k] = v
+            elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v):
+                out[k] = list(v)
+        return out
+
+
+class Aligner(Component):
+    """Finds faces and warps each into the canonical crop (step 1).
+
+    ``align(image, size)``: ``image`` is (H, W, 3) uint8 RGB. Returns a list of
+    :class:`~counterface.types.AlignedFace`, **largest face first**, each with a crop of
+    ``size`` x ``size`` pixels (the aligner's default size when ``None``) and the exact 2x3
+    photo -> crop matrix. Returns an empty list when no face is found (the pipeline turns that into
+    :class:`~counterface.errors.NoFaceError`). Must not modify ``image``.
+    """
+
+    kind = "aligner"
+
+    @abstractmethod
+    def align(self, image: "np.ndarray", size: int | None = None) -> list["AlignedFace"]: ...
+
+
+class Generator(Component):
+    """A StyleGAN-family generator (steps 3, 4, 6).
+
+    Attributes: ``num_ws`` (W+ rows), ``w_dim``, ``resolution`` (output side), ``family`` (a string
+    naming the latent space, e.g. ``'stylegan2-ffhq-1024'``; directions and inverters must match it).
+
+    ``mapping(z)``: (N, w_dim) z -> (N, w_dim) w.
+    ``synthesize(ws)``: (N, num_ws, w_dim) -> (N, 3, R, R) float32, nominally in [-1, 1]; uses stored
+    noise (deterministic). Gradients flow when the caller enables them (the tuner does).
+    ``w_avg``: (w_dim,) mean latent.
+    ``module``: the ``torch.nn.Module`` whose ``named_parameters()`` a tuner may change.
+    ``load_tensors(tensors)``: a context manager that temporarily replaces the named parameters
+    with a pivot's tuned tensors and restores the originals on exit.
+    """
+
+    kind = "generator"
+    num_ws: int
+    w_dim: int
+    resolution: int
+    family: str
+
+    @abstractmethod
+    def mapping(self, z: "torch.Tensor") -> "torch.Tensor": ...
+
+    @abstractmethod
+    def synthesize(self, ws: "torch.Tensor") -> "torch.Tensor": ...
+
+    @property
+    @abstractmethod
+    def w_avg(self) -> "torch.Tensor": ...
+
+    @property
+    @abstractmethod
+    def module(self) -> "torch.nn.Module": ...
+
+    def load_tensors(self, tensors: dict[str, "torch.Tensor"]):
+        """Context manager: use ``tensors`` (name -> value) in place of the module's parameters."""
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def _ctx():
+            params = dict(self.module.named_parameters())
+            unknown = sorted(set(tensors) - set(params))
+            if unknown:
+                from .errors import ConfigError
+
+                raise ConfigError(f"pivot has tensors this generator lacks: {', '.join(unknown[:5])}")
+            saved = {k: params[k].detach().clone() for k in tensors}
+            try:
+                with torch.no_grad():
+                    for k, v in tensors.items():
+                        params[k].copy_(v.to(params[k].device, params[k].dtype))
+                yield self
+            finally:
+                with torch.no_grad():
+                    for k, v in saved.items():
+                        params[k].copy_(v)
+
+        return _ctx()
+
+
+class Inverter(Component):
+    """Encodes aligned faces into W+ (step 2).
+
+    ``invert(faces, generator)``: ``faces`` (N, 3, S, S) float32 in [-1, 1], any S (the inverter
+    resizes to its own input size). Returns (N, num_ws, w_dim) float32 on CPU. ``family`` names the
+    latent space it encodes into and must equal the generator's.
+    """
+
+    kind = "inverter"
+    family: str = ""
+
+    @abstractmethod
+    def invert(self, faces: "torch.Tensor", generator: Generator | None = None) -> "torch.Tensor": ...
+
+
+class Tuner(Component):
+    """Refines the latent and tunes the generator around it (steps 3 and 4).
+
+    ``tune(generator, w_init, target, mouth_mask=None, identity=None, progress=None)``:
+    ``w_init`` (num_ws, w_dim) from the inverter; ``target`` (1, 3, R, R) in [-1, 1], the aligned
+    face at the generator's resolution; ``mouth_mask`` (1, 1, R, R) in [0, 1] or None; ``identity``
+    an :class:`IdentityEncoder` or None. Returns a :class:`~counterface.types.Pivot` holding only the
+    tensors it changed. The generator passed in must be left exactly as it was on return.
+    Reproducible: same inputs and ``seed`` give the same pivot.
+    """
+
+    kind = "tuner"
+
+    @abstractmethod
+    def tune(
+        self,
+        generator: Generator,
+        w_init: "torch.Tensor",
+        target: "torch.Tensor",
+        mouth_mask: "torch.Tensor | None" = None,
+        identity: "IdentityEncoder | None" = None,
+        progress: Callable[[dict[str, float]], None] | None = None,
+    ) -> "Pivot": ...
+
+
+class AttributeDirection(Component):
+    """A direction in a generator's latent space that turns one attribute on (step 5).
+
+    ``apply(w, alpha, layers=None)``: ``w`` (..., num_ws, w_dim); returns a new tensor with
+    ``alpha * v`` added to the W+ rows in ``layers`` (0-based, inclusive list of ints; ``None`` =
+    ``default_layers``; rows outside are returned bit-identical). ``attribute`` names what it edits
+    (``'smile'``), ``family`` the latent space it belongs to; applying it to a latent of another
+    family raises :class:`~counterface.errors.ConfigError`.
+    """
+
+    kind = "direction"
+    attribute: str = ""
+    family: str = ""
+    default_layers: Sequence[int] | None = None
+
+    @abstractmethod
+    def apply(self, w: "torch.Tensor", alpha: float, layers: Sequence[int] | None = None) -> "torch.Tensor": ...
+
+
+class Blender(Component):
+    """Pastes an edited crop back into the photo (step 7).
+
+    ``mask(shape, face)``: (H, W) float32 in [0, 1], the blend weight m in photo coordinates.
+    ``blend(image, edited_crop, face)``: returns ``(1 - m) * image + m * warp(edited_crop, M^-1)``
+    with the input's shape and dtype; pixels where m == 0 are bit-identical to the input. Must not
+    modify ``image``.
+    """
+
+    kind = "blender"
+
+    @abstractmethod
+    def mask(self, shape: tuple[int, int], face: "AlignedFace") -> "np.ndarray": ...
+
+    @abstractmethod
+    def blend(self, image: "np.ndarray", edited_crop: "np.ndarray", face: "AlignedFace") -> "np.ndarray": ...
+
+
+class IdentityEncoder(Component):
+    """Face-recognition embeddings of aligned faces (identity loss and metrics).
+
+    ``embed(faces)``: (N, 3, S, S) float32 in [-1, 1], FFHQ-aligned at any S; returns (N, D) unit
+    vectors. Differentiable with respect to ``faces`` when gradients are enabled.
+    """
+
+    kind = "identity"
+
+    @abstractmethod
+    def embed(self, faces: "torch.Tensor") -> "torch.Tensor": ...
+
+
+class Baseline(Component):
+    """A pi_0 variant: the counterfactual baseline paired with pi_1's output.
+
+    ``make(photo, render, alpha)``: ``photo`` the original (H, W, 3) uint8; ``render(a)`` returns the
+    photo with the face edited at strength ``a`` through the same pivot and blender (``render(0.0)``
+    is the reconstruction); ``alpha`` the strength pi_1 used. Returns (H, W, 3) uint8.
+    """
+
+    kind = "pi0"
+
+    @abstractmethod
+    def make(self, photo: "np.ndarray", render: Callable[[float], "np.ndarray"], alpha: float) -> "np.ndarray": ...

@@ -1,0 +1,52 @@
+"""Errors users can act on.
+
+Every error that a user can cause (a bad photo, an unknown component name, a missing weights file)
+derives from :class:`CounterfaceError`. The CLI prints ``str(error)`` as one line and exits with
+``error.exit_code``; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class CounterfaceError(Exception):
+    """Base class of every user-facing error. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(super().__str__().split())
+
+
+class ConfigError(CounterfaceError):
+    """A configuration value, option or TOML file is invalid."""
+
+
+class UnknownComponentError(ConfigError, KeyError):
+    """A component kind or name is not registered; the message lists the valid ones."""
+
+    def __str__(self) -> str:
+        return CounterfaceError.__str__(self)
+
+
+class PluginError(CounterfaceError):
+    """A plugin failed to import or to register its components."""
+
+
+class ImageError(CounterfaceError):
+    """An input image cannot be read (corrupt, not an image, too large, unsupported)."""
+
+
+class NoFaceError(CounterfaceError):
+    """No face was found in a photo (or none passed the size filter)."""
+
+    exit_code = 3
+
+
+class WeightsError(CounterfaceError):
+    """A weights file is missing, corrupt, of the wrong network, or failed its hash check."""
+
+    exit_code = 4
+
+
+class OutputError(CounterfaceError):
+    """An output path is unsafe (outside the output folder, or an input file)."""
