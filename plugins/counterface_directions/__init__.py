@@ -1,0 +1,1 @@
+"""counterface reference plugin (directions)."""

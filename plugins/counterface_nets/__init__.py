@@ -1,0 +1,1 @@
+"""Reference networks in pure PyTorch, with upstream parameter names (a plain library: no hooks)."""

@@ -1,0 +1,103 @@
+"""Safe checkpoint loading with clear errors.
+
+Never unpickles code: ``torch.load(weights_only=True)`` (tensors, dicts, lists, str/int/float/bool/
+None only) or safetensors. Every failure is a :class:`counterface.WeightsError` naming the file and,
+for state-dict mismatches, the first offending keys.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from counterface.errors import WeightsError
+
+_SHOW = 5  # how many offending keys an error names
+
+
+def safe_load(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
+    """Load a ``.pt``/``.pth``/``.safetensors`` file on CPU without executing code from it."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{what} file not found: {p}")
+    if p.stat().st_size == 0:
+        raise WeightsError(f"{p}: empty file, not a {what}")
+    if p.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(p), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise WeightsError(f"{p}: not a readable safetensors {what} ({_short(exc)})") from None
+    try:
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = _short(exc)
+        if "Weights only load failed" in msg or "Unsupported global" in msg:
+            raise WeightsError(
+                f"{p}: refusing to load: the file holds Python objects beyond tensors and plain containers "
+                f"(not the expected {what}, or a code-carrying pickle)"
+            ) from None
+        raise WeightsError(f"{p}: not a PyTorch {what} ({msg})") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise WeightsError(f"{p}: corrupt or truncated {what} ({_short(exc)})") from None
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    s = " ".join(str(exc).split()) or type(exc).__name__
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of ``state_dict`` under ``prefix`` with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def require_mapping(obj: Any, path, what: str, keys: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    """Check ``obj`` is a dict holding ``keys``; else a WeightsError naming what was found."""
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: expected a {what} (a dict), found {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        found = ", ".join(sorted(map(str, obj))[:_SHOW])
+        raise WeightsError(f"{path}: not a {what}: missing top-level {missing[0]!r} (has: {found})")
+    return obj
+
+
+def load_strict(module, state_dict: Mapping[str, Any], *, path, what: str,
+                optional_suffixes: tuple[str, ...] = ("num_batches_tracked",)) -> None:
+    """``module.load_state_dict(strict=True)`` after a key/shape check with a clear error.
+
+    Keys ending in ``optional_suffixes`` may be absent from the file (torch 0.4 checkpoints lack
+    BatchNorm's ``num_batches_tracked``); the module's own values are kept for them.
+    """
+    import torch
+
+    own = module.state_dict()
+    sd = {k: v for k, v in state_dict.items()}
+    missing = [k for k in own if k not in sd and not k.endswith(optional_suffixes)]
+    extra = [k for k in sd if k not in own]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys ({', '.join(missing[:_SHOW])})")
+        if extra:
+            parts.append(f"unexpected {len(extra)} keys ({', '.join(extra[:_SHOW])})")
+        raise WeightsError(f"{path}: not a {what}: {'; '.join(parts)}")
+    bad = []
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            raise WeightsError(f"{path}: not a {what}: {k!r} is a {type(v).__name__}, not a tensor")
+        if tuple(v.shape) != tuple(own[k].shape):
+            bad.append(f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}")
+    if bad:
+        raise WeightsError(f"{path}: not a {what}: wrong shapes: {'; '.join(bad[:_SHOW])}")
+    for k in own:
+        if k not in sd:
+            sd[k] = own[k]
+    module.load_state_dict(sd, strict=True)
