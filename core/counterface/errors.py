@@ -14,7 +14,8 @@ class CounterfaceError(Exception):
     exit_code = 2
 
     def __str__(self) -> str:  # one line, always
-        return " ".join(super().__str__().split())
+        text = self.args[0] if len(self.args) == 1 else Exception.__str__(self)
+        return " ".join(str(text).split())
 
 
 class ConfigError(CounterfaceError):
@@ -23,9 +24,6 @@ class ConfigError(CounterfaceError):
 
 class UnknownComponentError(ConfigError, KeyError):
     """A component kind or name is not registered; the message lists the valid ones."""
-
-    def __str__(self) -> str:
-        return CounterfaceError.__str__(self)
 
 
 class PluginError(CounterfaceError):

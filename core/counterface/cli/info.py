@@ -1,4 +1,4 @@
-"""`counterface plugins` and `counterface presets`."""
+"""`counterface plugins`, `counterface presets` and `counterface config`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from .. import plugins as plugin_mod
 from .. import registry
+from ._common import pipeline_options, resolve_config
 
 
 @click.command("plugins")
@@ -59,3 +60,19 @@ def presets_cmd(as_json: bool) -> None:
             comp = section.pop("name", "?")
             extra = f" ({', '.join(f'{k}={v}' for k, v in section.items())})" if section else ""
             click.echo(f"  {kind:<10} {comp}{extra}")
+
+
+@click.command("config")
+@pipeline_options
+@click.option("--check", is_flag=True, help="Also build every component (no weights are loaded) to validate parameters.")
+def config_cmd(preset, config_file, sets, components, check: bool) -> None:
+    """Print the resolved configuration (preset + --config + --<kind> + --set) as JSON."""
+    cfg = resolve_config(preset, config_file, components, sets)
+    if check:
+        from ..pipeline import Pipeline
+
+        pipe = Pipeline.from_config(cfg)
+        for kind in registry.KIND_NAMES:
+            if pipe.has(kind):
+                pipe.component(kind)
+    click.echo(json.dumps(cfg, indent=2, default=str))

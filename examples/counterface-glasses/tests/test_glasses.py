@@ -1,0 +1,80 @@
+"""The example plugin, registered through the real entry-point mechanism in a temporary site dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def _install(site: Path) -> dict:
+    """What `pip install` would leave: the package importable plus a dist-info with the entry point."""
+    info = site / "counterface_glasses-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: counterface-glasses\nVersion: 0.1.0\n")
+    eps = tomllib.loads((HERE / "pyproject.toml").read_text())["project"]["entry-points"]["counterface"]
+    (info / "entry_points.txt").write_text("[counterface]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(HERE), env.get("PYTHONPATH", "")])
+    env["COUNTERFACE_PROGRESS"] = "0"
+    return env
+
+
+def _run(env, *args):
+    return subprocess.run(["counterface", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_plugins_lists_the_example(tmp_path):
+    env = _install(tmp_path / "site")
+    r = _run(env, "plugins", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {(c["kind"], c["name"]): c for c in json.loads(r.stdout)["components"]}
+    assert rows[("direction", "glasses")]["package"] == "counterface-glasses"
+    assert rows[("direction", "glasses")]["version"] == "0.1.0"
+    r = _run(env, "plugins")
+    assert "glasses" in r.stdout and "counterface-glasses 0.1.0" in r.stdout
+
+
+def test_direction_option_selects_it(tmp_path):
+    env = _install(tmp_path / "site")
+    vec = tmp_path / "g.npy"
+    np.save(vec, np.ones(64, np.float32))
+    r = _run(env, "config", "--preset", "tiny", "--direction", "glasses", "--set", f"direction.path=\"{vec}\"",
+             "--set", "direction.family=\"any\"", "--check")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(r.stdout)
+    assert cfg["direction"] == {"name": "glasses", "path": str(vec), "family": "any"}
+    r = _run(env, "config", "--preset", "tiny", "--direction", "glases")
+    assert r.returncode != 0 and "did you mean 'glasses'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_apply_touches_only_the_chosen_rows(tmp_path):
+    sys.path.insert(0, str(HERE))
+    try:
+        from counterface_glasses.direction import GlassesDirection
+    finally:
+        sys.path.remove(str(HERE))
+    v = np.linspace(-1, 1, 8).astype(np.float32)
+    np.save(tmp_path / "v.npy", v)
+    d = GlassesDirection(path=str(tmp_path / "v.npy"), layers="1-2")
+    w = torch.randn(2, 5, 8)
+    out = d.apply(w, 2.0)
+    assert torch.equal(out[:, [0, 3, 4]], w[:, [0, 3, 4]])
+    assert torch.allclose(out[:, 1:3] - w[:, 1:3], 2.0 * torch.from_numpy(v).expand(2, 2, 8))
+    assert torch.equal(d.apply(w, 0.0), w)
+    with pytest.raises(Exception, match="8 dims but the latent has 4"):
+        d.apply(torch.zeros(1, 5, 4), 1.0)
