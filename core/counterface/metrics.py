@@ -1,0 +1,421 @@
+"""Measuring that an edit changed the attribute and nothing else.
+
+Pure functions on numpy arrays (images (H, W, 3) uint8 RGB, masks (H, W) float or bool) plus thin
+wrappers around the networks that some metrics need (an :class:`~counterface.IdentityEncoder`, an
+LPIPS model, an :class:`~counterface.Aligner` for re-detecting landmarks on an output).
+
+What each number means (higher is better unless said otherwise):
+
+``identity``
+    Cosine similarity of the identity embeddings of the original face and the edited face, both
+    cut from their photos with the *same* alignment matrix (1 = same embedding).
+``psnr_outside`` / ``lpips_outside``
+    Preservation of the face outside the mouth region: the aligned crops of the original and edited
+    photos compared where the mouth region mask is 0 (PSNR in dB, ``inf`` for identical pixels;
+    LPIPS, lower is better, 0 for identical pixels). For LPIPS the mouth region of the edited crop is
+    replaced by the original's before comparing, so a change inside the mouth cannot leak into the
+    score through the network's receptive field.
+``unchanged_outside_blend``
+    Fraction of photo pixels outside the blend mask (m == 0) that are bit-identical to the input
+    (1.0 is the blender's contract).
+``recon_mse`` / ``recon_lpips``
+    How well the pivot reproduces the aligned crop (generator output at alpha = 0 vs the crop);
+    lower is better.
+``smile``
+    A landmark smile score (see :func:`smile_score`): mouth-corner lift plus mouth width, both in
+    units of the inter-ocular distance, measured on landmarks re-detected on the output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .components import Aligner, IdentityEncoder
+    from .types import AlignedFace
+
+#: iBUG-68 indices used by the smile score
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+MOUTH = slice(48, 68)
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54
+#: upper-lip top, lower-lip bottom, inner upper, inner lower: their mean is the mouth centre
+MOUTH_CENTRE = (51, 57, 62, 66)
+
+
+# -- small helpers -----------------------------------------------------------------------------------
+def _as_float(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def _region(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean (H, W) region; ``None`` means every pixel."""
+    if mask is None:
+        return np.ones(shape[:2], dtype=bool)
+    m = np.asarray(mask)
+    if m.shape != tuple(shape[:2]):
+        raise ValueError(f"mask shape {m.shape} does not match image shape {shape[:2]}")
+    return m.astype(bool) if m.dtype == bool else m > 0.5
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"images differ in shape: {np.shape(a)} vs {np.shape(b)}")
+
+
+# -- pixel metrics -------------------------------------------------------------------------------------
+def mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared error over the pixels where ``mask`` is true (all pixels if None), in the images'
+    own units (0-255 for uint8). ``nan`` when the region is empty."""
+    _check_pair(a, b)
+    region = _region(mask, np.shape(a))
+    if not region.any():
+        return math.nan
+    d = _as_float(a)[region] - _as_float(b)[region]
+    return float(np.mean(d * d))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, peak: float = 255.0,
+         cap: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB over the masked region. Identical pixels give ``inf`` (or
+    ``cap`` when given, e.g. 100 for tables that cannot hold infinity); ``nan`` for an empty region."""
+    m = mse(a, b, mask)
+    if math.isnan(m):
+        return m
+    value = math.inf if m == 0 else 10.0 * math.log10(peak * peak / m)
+    return min(value, cap) if cap is not None else value
+
+
+def unchanged_fraction(original: np.ndarray, edited: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Fraction of pixels in the region (all pixels if ``mask`` is None) whose every channel is
+    bit-identical in ``edited`` and ``original``. ``nan`` for an empty region."""
+    _check_pair(original, edited)
+    region = _region(mask, np.shape(original))
+    n = int(region.sum())
+    if n == 0:
+        return math.nan
+    a, b = np.asarray(original), np.asarray(edited)
+    same = a == b if a.ndim == 2 else np.all(a == b, axis=-1)
+    return float(same[region].sum()) / n
+
+
+def outside_blend(blend_mask: np.ndarray) -> np.ndarray:
+    """Boolean region where a blender's weight is exactly 0 (pixels it promised not to touch)."""
+    return np.asarray(blend_mask) <= 0
+
+
+# -- geometry helpers ------------------------------------------------------------------------------------
+def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut the ``size`` x ``size`` aligned crop out of a photo with a 2x3 photo -> crop matrix
+    (bilinear, border replicated). Deterministic: equal photos give equal crops."""
+    import cv2
+
+    return cv2.warpAffine(np.ascontiguousarray(image), np.asarray(matrix, dtype=np.float64), (int(size), int(size)),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def scale_matrix(matrix: np.ndarray, factor: float) -> np.ndarray:
+    """The photo -> crop matrix of the same alignment at ``factor`` times the crop size."""
+    return np.asarray(matrix, dtype=np.float64) * float(factor)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]
+
+
+def mouth_region(landmark_sets: Sequence[np.ndarray], size: int, dilate: float = 0.25) -> np.ndarray:
+    """(size, size) bool: the convex hull of the mouth landmarks (48-67) of every set given (e.g. the
+    original's and the edited face's, in crop pixels), grown by ``dilate`` times the widest mouth.
+
+    The region that a smile edit is allowed to change; everything else should be preserved.
+    """
+    import cv2
+
+    pts = [np.asarray(lm, dtype=np.float64)[MOUTH] for lm in landmark_sets if lm is not None]
+    out = np.zeros((size, size), dtype=np.uint8)
+    if not pts:
+        return out.astype(bool)
+    allp = np.concatenate(pts)
+    hull = cv2.convexHull(np.round(allp).astype(np.int32))
+    cv2.fillConvexPoly(out, hull, 1)
+    width = max(float(np.ptp(p[:, 0])) for p in pts)
+    r = int(round(dilate * width))
+    if r > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        out = cv2.dilate(out, kernel)
+    return out.astype(bool)
+
+
+# -- the smile score --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SmileScore:
+    """``lift``: mean height of the two mouth corners above the mouth centre, along the face's own
+    vertical axis (perpendicular to the eye line), divided by the inter-ocular distance; positive
+    when the corners are raised. ``width``: corner-to-corner distance / inter-ocular distance.
+    ``score`` = lift + width; both grow with a smile. Invariant to translation, rotation and scale.
+    """
+
+    lift: float
+    width: float
+
+    @property
+    def score(self) -> float:
+        return self.lift + self.width
+
+    def to_json(self) -> dict[str, float]:
+        return {"lift": self.lift, "width": self.width, "score": self.score}
+
+
+def smile_score(landmarks: np.ndarray) -> SmileScore:
+    """The landmark smile score of one face from its 68 iBUG landmarks (any pixel frame)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
+    eye_l, eye_r = lm[LEFT_EYE].mean(0), lm[RIGHT_EYE].mean(0)
+    axis = eye_r - eye_l
+    iod = float(np.hypot(*axis))
+    if not np.isfinite(iod) or iod <= 1e-9:
+        raise ValueError("degenerate landmarks: the eyes coincide")
+    x_dir = axis / iod
+    down = np.array([-x_dir[1], x_dir[0]])  # x turned 90 degrees: points from the eyes to the mouth
+    centre = lm[list(MOUTH_CENTRE)].mean(0)
+    corners = lm[[MOUTH_LEFT, MOUTH_RIGHT]]
+    lift = float(np.mean((centre - corners) @ down)) / iod
+    width = float(np.hypot(*(corners[1] - corners[0]))) / iod
+    return SmileScore(lift=lift, width=width)
+
+
+def redetect_landmarks(aligner: "Aligner", image: np.ndarray, near: np.ndarray, margin: float = 0.6,
+                       size: int = 256) -> np.ndarray | None:
+    """Landmarks (68, 2, photo pixels) of the face in ``image`` closest to the landmark set ``near``.
+
+    Runs ``aligner`` on a region around ``near`` (its box grown by ``margin`` of its size on each
+    side) rather than on the whole photo, then maps the landmarks back. ``None`` if no face is found
+    there or the nearest one's centre is further than half the face width away.
+    """
+    near = np.asarray(near, dtype=np.float64)
+    h, w = np.shape(image)[:2]
+    x0, y0 = near.min(0)
+    x1, y1 = near.max(0)
+    ext = max(x1 - x0, y1 - y0)
+    left, top = int(max(0, math.floor(x0 - margin * ext))), int(max(0, math.floor(y0 - margin * ext)))
+    right, bottom = int(min(w, math.ceil(x1 + margin * ext))), int(min(h, math.ceil(y1 + margin * ext)))
+    region = np.ascontiguousarray(np.asarray(image)[top:bottom, left:right])
+    if region.size == 0:
+        return None
+    faces = aligner.align(region, size=size)
+    if not faces:
+        return None
+    centre = near.mean(0)
+    best, best_d = None, math.inf
+    for f in faces:
+        lm = np.asarray(f.landmarks, dtype=np.float64) + [left, top]
+        d = float(np.hypot(*(lm.mean(0) - centre)))
+        if d < best_d:
+            best, best_d = lm, d
+    if best is None or best_d > 0.5 * max(ext, 1.0):
+        return None
+    return best
+
+
+# -- network metrics --------------------------------------------------------------------------------------
+def _to_tensor(images) -> "torch.Tensor":
+    """uint8 (H, W, 3) or (N, H, W, 3) arrays, or float tensors (N, 3, H, W) in [-1, 1], -> the latter."""
+    import torch
+
+    if isinstance(images, torch.Tensor):
+        t = images.float()
+        return t.unsqueeze(0) if t.dim() == 3 else t
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) images, got {a.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (N, D) arrays (renormalised, so any embedding works)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na = np.linalg.norm(a, axis=-1)
+    nb = np.linalg.norm(b, axis=-1)
+    return np.sum(a * b, axis=-1) / np.maximum(na * nb, 1e-12)
+
+
+def identity_similarity(encoder: "IdentityEncoder", a, b) -> float | np.ndarray:
+    """Cosine similarity of ``encoder``'s embeddings of aligned faces ``a`` and ``b`` (uint8
+    (S, S, 3) crops, or batches of them). One face each gives a float; batches an (N,) array."""
+    import torch
+
+    ta, tb = _to_tensor(a), _to_tensor(b)
+    if ta.shape[0] != tb.shape[0]:
+        raise ValueError(f"batch sizes differ: {ta.shape[0]} vs {tb.shape[0]}")
+    with torch.no_grad():
+        emb = encoder.embed(torch.cat([ta, tb])).detach().float().cpu().numpy()
+    n = ta.shape[0]
+    sims = cosine(emb[:n], emb[n:])
+    single = np.asarray(a).ndim == 3 if not isinstance(a, torch.Tensor) else a.dim() == 3
+    return float(sims[0]) if single else sims
+
+
+LPIPS_NETS = ("alex", "vgg", "squeeze", "random", "none")
+
+
+def lpips_model(net: str = "alex"):
+    """An LPIPS model in eval mode, or None for ``'none'``.
+
+    ``'alex'``/``'vgg'``/``'squeeze'``: the published metric (the backbone is downloaded by
+    torchvision on first use). ``'random'``: a VGG-LPIPS with a random backbone that builds offline;
+    its numbers are only good for tests (it still gives 0 for identical images).
+    """
+    if net == "none":
+        return None
+    if net not in LPIPS_NETS:
+        raise ConfigError(f"unknown LPIPS network {net!r}; valid: {', '.join(LPIPS_NETS)}")
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    try:
+        import lpips
+    except ImportError:  # pragma: no cover - lpips is a dependency
+        raise ConfigError("LPIPS needs the 'lpips' package: pip install lpips") from None
+    # lpips prints a banner on construction; keep stdout clean for the CLI
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation notes
+        try:
+            if net == "random":
+                torch.manual_seed(0)
+                model = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+            else:
+                model = lpips.LPIPS(net=net, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - offline backbone download and friends
+            raise ConfigError(
+                f"cannot build LPIPS with the {net!r} backbone ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
+                "its torchvision weights must be downloadable or cached; use --lpips none to skip LPIPS"
+            ) from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def lpips_distance(model, a, b) -> float:
+    """LPIPS distance between two images (uint8 (H, W, 3) or tensors in [-1, 1]); lower is closer."""
+    import torch
+
+    ta, tb = _to_tensor(a), _to_tensor(b)
+    if ta.shape != tb.shape:
+        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        d = model(ta.to(dev), tb.to(dev), normalize=False)
+    return float(d.flatten()[0])
+
+
+def masked_lpips(model, original: np.ndarray, edited: np.ndarray, region: np.ndarray) -> float:
+    """LPIPS of ``edited`` vs ``original`` restricted to ``region`` (bool (H, W), True = compared).
+
+    Pixels outside the region are copied from the original into the edited image before the
+    comparison, so only the region can make the images differ: identical pixels inside the region
+    give exactly 0 whatever happened outside it.
+    """
+    _check_pair(original, edited)
+    keep = _region(region, np.shape(original))
+    composite = np.where(keep[..., None], np.asarray(edited), np.asarray(original)).astype(np.asarray(original).dtype)
+    if np.array_equal(composite, original):
+        return 0.0
+    return lpips_distance(model, original, composite)
+
+
+def reconstruction(crop: np.ndarray, recon: np.ndarray, model=None) -> dict[str, float]:
+    """Pivot reconstruction quality: MSE in [-1, 1] units (0 = perfect) and LPIPS (if a model is
+    given) of the generator's alpha = 0 output against the aligned crop (resized to match)."""
+    crop, recon = np.asarray(crop), np.asarray(recon)
+    if recon.shape != crop.shape:
+        import cv2
+
+        recon = cv2.resize(recon, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_AREA)
+    out = {"recon_mse": mse(crop, recon) / (127.5 * 127.5)}
+    if model is not None:
+        out["recon_lpips"] = lpips_distance(model, crop, recon)
+    return out
+
+
+# -- one face, every metric -------------------------------------------------------------------------------
+@dataclass
+class Evaluator:
+    """Computes every per-face metric with the networks it was given (any may be None: skipped).
+
+    ``size``: side of the aligned crops the face metrics are computed on (the alignment matrix is
+    rescaled, so the numbers do not depend on the generator's resolution).
+    """
+
+    identity: Any = None
+    lpips: Any = None
+    aligner: Any = None
+    size: int = 256
+    psnr_cap: float = 100.0
+
+    def face_crops(self, images: Sequence[np.ndarray], face: "AlignedFace") -> list[np.ndarray]:
+        m = scale_matrix(face.matrix, self.size / float(face.size))
+        return [warp_to_crop(im, m, self.size) for im in images]
+
+    def evaluate(self, photo: np.ndarray, face: "AlignedFace", z1: np.ndarray, z0: np.ndarray | None = None,
+                 blend_mask: np.ndarray | None = None, recon_crop: np.ndarray | None = None) -> dict[str, Any]:
+        """Every metric for one face; keys as in the module docstring (plus ``*_z0`` variants for the
+        baseline, ``smile_z``/``smile_z1``/``smile_z0`` and ``smile_delta`` = z1 - z0)."""
+        out: dict[str, Any] = {}
+        factor = self.size / float(face.size)
+        crop_lm = transform_points(face.landmarks, scale_matrix(face.matrix, factor))
+        lm = {"z": np.asarray(face.landmarks, dtype=np.float64)}
+        if self.aligner is not None:
+            for role, img in (("z1", z1), ("z0", z0)):
+                if img is not None:
+                    found = redetect_landmarks(self.aligner, img, face.landmarks)
+                    if found is not None:
+                        lm[role] = found
+        for role, img in (("z", photo), ("z1", z1), ("z0", z0)):
+            if role in lm:
+                s = smile_score(lm[role])
+                out[f"smile_{role}"], out[f"lift_{role}"], out[f"width_{role}"] = s.score, s.lift, s.width
+            elif img is not None and self.aligner is not None:
+                out[f"smile_{role}"] = None  # no face re-detected on this output
+        if out.get("smile_z1") is not None and out.get("smile_z0") is not None:
+            out["smile_delta"] = out["smile_z1"] - out["smile_z0"]
+        sets = [crop_lm] + [transform_points(lm[r], scale_matrix(face.matrix, factor)) for r in ("z1", "z0") if r in lm]
+        outside = ~mouth_region(sets, self.size)
+        images = [photo, z1] + ([z0] if z0 is not None else [])
+        crops = self.face_crops(images, face)
+        for role, crop in zip(("z1", "z0"), crops[1:]):
+            suffix = "" if role == "z1" else "_z0"
+            out[f"psnr_outside{suffix}"] = psnr(crops[0], crop, outside, cap=self.psnr_cap)
+            if self.lpips is not None:
+                out[f"lpips_outside{suffix}"] = masked_lpips(self.lpips, crops[0], crop, outside)
+            if self.identity is not None:
+                out[f"identity{suffix}"] = identity_similarity(self.identity, crops[0], crop)
+        if blend_mask is not None:
+            region = outside_blend(blend_mask)
+            out["unchanged_outside_blend"] = unchanged_fraction(photo, z1, region)
+            if z0 is not None:
+                out["unchanged_outside_blend_z0"] = unchanged_fraction(photo, z0, region)
+        if recon_crop is not None:
+            out.update(reconstruction(face.crop, recon_crop, self.lpips))
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
