@@ -147,7 +147,7 @@ def _hook_specs() -> dict[str, WeightsSpec]:
         if _hook_cache is not None and _hook_cache[0] == key:
             return _hook_cache[1]
         table: dict[str, WeightsSpec] = {}
-        for impl in reversed(impls):  # registration order
+        for impl in impls:  # registration order (pluggy calls hooks in reverse)
             try:
                 impl.function(register=lambda spec, _p=impl.plugin_name: _add(table, spec, f"plugin {_p!r}"))
             except Exception as exc:  # noqa: BLE001 - one bad plugin must not hide the others
@@ -606,12 +606,14 @@ def _download_http(spec: WeightsSpec, url: str, t: Path) -> Path:
 
 
 def _http_loop(spec: WeightsSpec, url: str, part: Path, requests) -> Path:
+    import urllib3
+
     attempts = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
         try:
             done = _http_attempt(spec, url, part, have, requests)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as exc:
             now = part.stat().st_size if part.exists() else 0
             if now > have and attempts < RETRIES:  # progress was made: resume
                 attempts += 1
@@ -628,7 +630,9 @@ def _http_loop(spec: WeightsSpec, url: str, part: Path, requests) -> Path:
 
 def _http_attempt(spec: WeightsSpec, url: str, part: Path, have: int, requests) -> bool:
     """One request; True when ``part`` is complete."""
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    headers = {"Accept-Encoding": "identity"}  # byte ranges of the file itself, never of a gzip stream
+    if have:
+        headers["Range"] = f"bytes={have}-"
     with requests.get(url, stream=True, headers=headers, timeout=TIMEOUT, allow_redirects=True) as r:
         if r.status_code == 416 and have:  # nothing left to send: complete, or a stale partial
             m = re.match(r"bytes\s+\*/(\d+)", r.headers.get("Content-Range", ""))
@@ -652,13 +656,26 @@ def _http_attempt(spec: WeightsSpec, url: str, part: Path, have: int, requests) 
         if total is None:
             total = spec.size
         with open(part, mode) as f, _progress_bar(spec, total, have) as bar:
-            for block in r.iter_content(CHUNK):
+            for block in _body(r):
                 f.write(block)
                 bar.update(len(block))
     got = part.stat().st_size
     if total is not None and got < total:
         return False
     return True
+
+
+def _body(r) -> Iterator[bytes]:
+    """The response body as it arrives (``read1``), so an interrupted transfer keeps every byte received."""
+    raw = r.raw
+    if "Content-Encoding" in r.headers or not hasattr(raw, "read1"):
+        yield from r.iter_content(CHUNK)
+        return
+    while True:
+        block = raw.read1(CHUNK)
+        if not block:
+            return
+        yield block
 
 
 def _download_gdrive(spec: WeightsSpec, file_id: str, t: Path) -> Path:
