@@ -1,0 +1,470 @@
+"""StyleGAN2 generator with rosinality/stylegan2-pytorch parameter names (MIT-licensed design).
+
+The module tree and state-dict keys equal rosinality's ``model.Generator`` (``style.*``,
+``input.input``, ``conv1``, ``to_rgb1``, ``convs.*``, ``upsamples``, ``to_rgbs.*``,
+``noises.noise_*``), so ``stylegan2-ffhq-config-f.pt`` (``g_ema``) and the ``decoder.*`` part of
+e4e/pSp files load with ``strict=True``. Any power-of-two resolution and channel width works.
+
+Two synthesis paths compute the same function:
+
+* the default fast path (:meth:`Generator.synthesize`): one sample at a time, the modulation and
+  demodulation folded into the conv weight, the up-sampling conv as a strided transposed conv followed
+  by a depthwise FIR conv that also adds the activation bias, noise and leaky ReLU in place, the
+  ``sqrt(2)`` activation gain folded into the next layer's weight, channels-last memory. It is
+  differentiable (the PTI tuner backprops through it) and fast under ``torch.inference_mode``.
+* the literal path (``synthesize(ws, impl="reference")``): rosinality's batched grouped-conv math with
+  the general :func:`~counterface_nets.ops.upfirdn2d`; the oracle in the tests and the "before" column
+  of the benchmark.
+
+Public entry: :func:`load_generator` (also ``counterface_nets.load_generator``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoints, ops
+
+BLUR_KERNEL = (1, 3, 3, 1)
+FFHQ_CONFIG = dict(size=1024, style_dim=512, n_mlp=8, channel_multiplier=2, max_channels=512)
+
+
+def channel_count(res: int, channel_multiplier: int = 2, max_channels: int = 512) -> int:
+    """Feature channels at resolution ``res``: rosinality's table (512 up to 32, then
+    ``2**14 * channel_multiplier / res``), clipped to ``max_channels`` (512 reproduces rosinality)."""
+    return int(max(1, min(512, max_channels, (2 ** 14 * channel_multiplier) // res)))
+
+
+# ----------------------------------------------------------------------------------------- layers
+
+class PixelNorm(nn.Module):
+    def forward(self, x):
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate: stored ``weight`` is scaled by ``lr_mul/sqrt(in)``."""
+
+    def __init__(self, in_dim, out_dim, bias=True, bias_init=0.0, lr_mul=1.0, activation=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.activation = activation
+        self.scale = (1.0 / math.sqrt(in_dim)) * lr_mul
+        self.lr_mul = lr_mul
+
+    def forward(self, x):
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        if self.activation:
+            return ops.fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias)
+
+
+class Blur(nn.Module):
+    """FIR low-pass (the ``kernel`` buffer is ``make_kernel(taps) * factor**2``)."""
+
+    def __init__(self, kernel=BLUR_KERNEL, pad=(1, 1), upsample_factor=1):
+        super().__init__()
+        self.register_buffer("kernel", ops.make_kernel(kernel) * (upsample_factor ** 2))
+        self.pad = tuple(pad)
+
+    def forward(self, x):
+        return ops.fir_filter(x, self.kernel, self.pad)
+
+
+class Upsample(nn.Module):
+    """2x FIR up-sampling of the RGB skip (upfirdn2d with up=2, pad=(2, 1) for 4 taps)."""
+
+    def __init__(self, kernel=BLUR_KERNEL, factor=2):
+        super().__init__()
+        self.factor = factor
+        k = ops.make_kernel(kernel) * (factor ** 2)
+        self.register_buffer("kernel", k)
+        p = k.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x):
+        return ops.fir_upsample(x, self.kernel, self.factor, self.pad)
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channel, size=4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, batch):
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channel):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel))
+
+    def forward(self, x):
+        return ops.fused_leaky_relu(x, self.bias)
+
+
+class ModulatedConv2d(nn.Module):
+    """Style-modulated convolution, optionally demodulated and/or 2x up-sampling."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False,
+                 blur_kernel=BLUR_KERNEL):
+        super().__init__()
+        self.eps = 1e-8
+        self.kernel_size = kernel_size
+        self.in_channel = in_channel
+        self.out_channel = out_channel
+        self.upsample = upsample
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        self.scale = 1.0 / math.sqrt(in_channel * kernel_size ** 2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
+        self.demodulate = demodulate
+
+    def modulated_weight(self, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """(out, in, k, k) weight for ONE latent ``w`` (1, style_dim).
+
+        ``scale * weight * style`` demodulated per output channel, times ``gain`` (the previous
+        layer's activation gain, which is linear in the input and so can live in the weight).
+        """
+        style = self.modulation(w)[0]  # (in,)
+        weight = self.weight[0]
+        coef = (self.scale * gain) * style  # (in,)
+        if self.demodulate:
+            # sum over (in, kh, kw) of (scale * W * style)^2, without building the modulated weight twice
+            wsq = torch.sum(weight * weight, dim=(2, 3))  # (out, in)
+            demod = torch.rsqrt(torch.mv(wsq, style * style) * (self.scale ** 2) + self.eps)  # (out,)
+            coef = demod[:, None] * coef[None, :]
+        else:
+            coef = coef[None, :]
+        return weight * coef[:, :, None, None]
+
+    def forward_one(self, x, w, gain=1.0, bias=None):
+        """Fast path for one sample: x (1, in, H, W), w (1, style_dim); ``bias`` is added at the end."""
+        weight = self.modulated_weight(w, gain)
+        if not self.upsample:
+            return F.conv2d(x, weight, bias, padding=self.padding)
+        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        c = out.shape[1]
+        kernel = ops._depthwise(torch.flip(self.blur.kernel, [0, 1]), c, out)
+        p0, p1 = self.blur.pad
+        if p0 == p1:
+            return F.conv2d(out, kernel, bias, padding=p0, groups=c)
+        return F.conv2d(F.pad(out, [p0, p1, p0, p1]), kernel, bias, groups=c)
+
+    def forward(self, x, style):
+        """rosinality's batched ("fused") path: grouped conv over the batch (the literal reference)."""
+        batch, in_ch, height, width = x.shape
+        style = self.modulation(style).view(batch, 1, in_ch, 1, 1)
+        weight = self.scale * self.weight * style
+        if self.demodulate:
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
+            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+        k = self.kernel_size
+        if self.upsample:
+            x = x.reshape(1, batch * in_ch, height, width)
+            weight = weight.transpose(1, 2).reshape(batch * in_ch, self.out_channel, k, k)
+            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
+            out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+            return ops.upfirdn2d(out, self.blur.kernel, pad=self.blur.pad)
+        x = x.reshape(1, batch * in_ch, height, width)
+        out = F.conv2d(x, weight.view(batch * self.out_channel, in_ch, k, k), padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_channel, out_channel, kernel_size, style_dim, upsample=False, blur_kernel=BLUR_KERNEL,
+                 demodulate=True):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, demodulate=demodulate,
+                                    upsample=upsample, blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channel)
+
+    def forward_one(self, x, w, noise, gain=1.0):
+        """Fast path: returns ``leaky_relu(conv + noise + bias)`` WITHOUT the sqrt(2) gain (the caller
+        passes it on to the next layer as ``gain``)."""
+        out = self.conv.forward_one(x, w, gain, self.activate.bias)
+        out = out.add_(noise * self.noise.weight)
+        return F.leaky_relu_(out, 0.2)
+
+    def forward(self, x, style, noise):
+        out = self.conv(x, style)
+        out = out + self.noise.weight * noise
+        return self.activate(out)
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_channel, style_dim, upsample=True, blur_kernel=BLUR_KERNEL):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward_one(self, x, w, skip=None, gain=1.0):
+        out = F.conv2d(x, self.conv.modulated_weight(w, gain), self.bias.view(3))
+        if skip is not None:
+            out = out.add_(self.upsample(skip))
+        return out
+
+    def forward(self, x, style, skip=None):
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + ops.upfirdn2d(skip, self.upsample.kernel, up=self.upsample.factor, pad=self.upsample.pad)
+        return out
+
+
+# -------------------------------------------------------------------------------------- generator
+
+class Generator(nn.Module):
+    """rosinality ``Generator`` (mapping + synthesis). ``max_channels`` (default 512 = rosinality) caps
+    every layer's width so small test networks stay small.
+
+    ``mapping(z) -> w`` (N, style_dim); ``synthesize(ws) -> image`` (N, 3, size, size) from W+
+    (N, num_ws, style_dim) with the stored noise buffers; ``forward(ws)`` = ``synthesize(ws)``.
+    """
+
+    def __init__(self, size=1024, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=BLUR_KERNEL,
+                 lr_mlp=0.01, max_channels=512):
+        super().__init__()
+        log_size = int(math.log2(size))
+        if size < 8 or 2 ** log_size != size:
+            raise ValueError(f"size must be a power of two >= 8, got {size}")
+        self.size = size
+        self.style_dim = style_dim
+        self.n_mlp = n_mlp
+        self.channel_multiplier = channel_multiplier
+        self.max_channels = max_channels
+        self.style = nn.Sequential(
+            PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
+                           for _ in range(n_mlp)])
+        self.channels = {2 ** i: channel_count(2 ** i, channel_multiplier, max_channels)
+                         for i in range(2, log_size + 1)}
+        self.input = ConstantInput(self.channels[4])
+        self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel)
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+        self.log_size = log_size
+        self.num_layers = (log_size - 2) * 2 + 1
+        self.convs = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        for layer_idx in range(self.num_layers):
+            res = (layer_idx + 5) // 2
+            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, 2 ** res, 2 ** res))
+        in_channel = self.channels[4]
+        for i in range(3, log_size + 1):
+            out_channel = self.channels[2 ** i]
+            self.convs.append(StyledConv(in_channel, out_channel, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+            in_channel = out_channel
+        self.n_latent = log_size * 2 - 2
+        self.latent_avg: torch.Tensor | None = None  # set by load_generator when the file has one
+
+    # -- public API
+    @property
+    def num_ws(self) -> int:
+        return self.n_latent
+
+    @property
+    def resolution(self) -> int:
+        return self.size
+
+    def config(self) -> dict:
+        return dict(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
+                    channel_multiplier=self.channel_multiplier, max_channels=self.max_channels)
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """z (N, style_dim) -> w (N, style_dim)."""
+        return self.style(z)
+
+    def forward(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(ws)
+
+    def synthesize(self, ws: torch.Tensor, impl: str = "fast") -> torch.Tensor:
+        """W+ (N, num_ws, style_dim) -> images (N, 3, size, size), stored noise, truncation 1.
+
+        A (N, style_dim) input is broadcast to all layers (rosinality's single-style case).
+        """
+        if ws.ndim == 2:
+            ws = ws[:, None, :].expand(-1, self.n_latent, -1)
+        if ws.ndim != 3 or ws.shape[1] != self.n_latent or ws.shape[2] != self.style_dim:
+            raise ValueError(f"ws must be (N, {self.n_latent}, {self.style_dim}), got {tuple(ws.shape)}")
+        if impl == "reference":
+            return self._synthesize_reference(ws)
+        if impl != "fast":
+            raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")
+        images = [self._synthesize_one(ws[i:i + 1]) for i in range(ws.shape[0])]
+        return images[0] if len(images) == 1 else torch.cat(images, 0)
+
+    def _noise(self, i: int) -> torch.Tensor:
+        return getattr(self.noises, f"noise_{i}")
+
+    def _synthesize_one(self, ws: torch.Tensor) -> torch.Tensor:
+        gain = ops.SQRT2  # the activation gain of the layer before, applied inside the next weights
+        x = self.input.input.contiguous(memory_format=torch.channels_last)
+        x = self.conv1.forward_one(x, ws[:, 0], self._noise(0))
+        skip = self.to_rgb1.forward_one(x, ws[:, 1], gain=gain)
+        i = 1
+        for j, to_rgb in enumerate(self.to_rgbs):
+            conv_up, conv = self.convs[2 * j], self.convs[2 * j + 1]
+            x = conv_up.forward_one(x, ws[:, i], self._noise(2 * j + 1), gain)
+            x = conv.forward_one(x, ws[:, i + 1], self._noise(2 * j + 2), gain)
+            skip = to_rgb.forward_one(x, ws[:, i + 2], skip, gain)
+            i += 2
+        return skip.contiguous()
+
+    def _synthesize_reference(self, ws: torch.Tensor) -> torch.Tensor:
+        out = self.input(ws.shape[0])
+        out = self.conv1(out, ws[:, 0], self._noise(0))
+        skip = self.to_rgb1(out, ws[:, 1])
+        i = 1
+        for j, to_rgb in enumerate(self.to_rgbs):
+            out = self.convs[2 * j](out, ws[:, i], self._noise(2 * j + 1))
+            out = self.convs[2 * j + 1](out, ws[:, i + 1], self._noise(2 * j + 2))
+            skip = to_rgb(out, ws[:, i + 2], skip)
+            i += 2
+        return skip
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+_STYLE_RE = re.compile(r"^style\.(\d+)\.weight$")
+_NOISE_RE = re.compile(r"^noises\.noise_(\d+)$")
+
+
+def _meta_generator(**cfg) -> Generator:
+    with torch.device("meta"):
+        return Generator(**cfg)
+
+
+def infer_config(sd: Mapping[str, torch.Tensor]) -> dict:
+    """Constructor arguments that best explain a generator state dict.
+
+    Size comes from the number of noise buffers / ToRGB layers, ``style_dim`` and ``n_mlp`` from the
+    mapping layers, ``max_channels`` from the constant input; the channel multiplier is the candidate
+    whose key/shape set matches the most entries (so a single damaged tensor is reported by name
+    instead of changing the architecture). Falls back to the FFHQ-1024 configuration.
+    """
+    cfg = dict(FFHQ_CONFIG)
+
+    def shape(k):
+        v = sd.get(k)
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else None
+
+    n_mlp = sum(1 for k in sd if _STYLE_RE.match(k))
+    if n_mlp and shape("style.1.weight") and len(shape("style.1.weight")) == 2:
+        cfg["n_mlp"] = n_mlp
+        cfg["style_dim"] = shape("style.1.weight")[1]
+    n_noise = sum(1 for k in sd if _NOISE_RE.match(k))
+    n_rgb = sum(1 for k in sd if re.match(r"^to_rgbs\.\d+\.bias$", k))
+    if n_noise >= 3 and n_noise % 2 == 1:
+        cfg["size"] = 2 ** ((n_noise - 1) // 2 + 2)
+    elif n_rgb:
+        cfg["size"] = 2 ** (n_rgb + 2)
+    s = shape("input.input")
+    if s and len(s) == 4 and 0 < s[1] < 512:
+        cfg["max_channels"] = s[1]
+    best, best_score = cfg, -1
+    for cm in (2, 1, 4, 8):
+        cand = dict(cfg, channel_multiplier=cm)
+        try:
+            own = _meta_generator(**cand).state_dict()
+        except (ValueError, RuntimeError):
+            continue
+        score = sum(1 for k, v in own.items() if shape(k) == tuple(v.shape))
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
+def _generator_state(ckpt, path, prefix):
+    """(state dict, latent_avg or None, what) from a loaded checkpoint object."""
+    checkpoints.require_mapping(ckpt, path, "StyleGAN2 checkpoint")
+    latent_avg = ckpt.get("latent_avg")
+    if prefix is not None:
+        sd = checkpoints.require_mapping(ckpt.get("state_dict", ckpt), path, "state dict")
+        return checkpoints.strip_prefix(sd, prefix), latent_avg, f"StyleGAN2 generator (prefix {prefix!r})"
+    if "g_ema" in ckpt:
+        sd = checkpoints.require_mapping(ckpt["g_ema"], path, "rosinality g_ema state dict")
+        return sd, latent_avg, "StyleGAN2 generator ('g_ema')"
+    if "state_dict" in ckpt:
+        sd = checkpoints.require_mapping(ckpt["state_dict"], path, "e4e/pSp state dict")
+        if any(str(k).startswith("decoder.") for k in sd):
+            return checkpoints.strip_prefix(sd, "decoder."), latent_avg, "StyleGAN2 generator (e4e 'decoder.')"
+        first = ", ".join(list(map(str, sd))[:5])
+        raise checkpoints.WeightsError(
+            f"{path}: not a StyleGAN2 checkpoint: its 'state_dict' has no 'decoder.*' keys (first keys: {first})")
+    if "style.1.weight" in ckpt:  # a bare generator state dict
+        return dict(ckpt), None, "StyleGAN2 generator state dict"
+    first = ", ".join(list(map(str, ckpt))[:5])
+    raise checkpoints.WeightsError(
+        f"{path}: not a StyleGAN2 checkpoint: expected top-level 'g_ema' (rosinality) or 'state_dict' with "
+        f"'decoder.*' keys (e4e/pSp); first keys: {first}")
+
+
+def load_generator(path, device="cpu", prefix: str | None = None, **config) -> Generator:
+    """Load a StyleGAN2 :class:`Generator` (eval mode, on ``device``) from a checkpoint file.
+
+    Accepts rosinality files ``{'g_ema': sd, 'latent_avg': (512,), ['g', 'd']}`` (only ``g_ema`` and
+    ``latent_avg`` are read), e4e/pSp files ``{'state_dict': {'encoder.*', 'decoder.*'}, 'opts',
+    'latent_avg'}`` (the ``decoder.`` part), a bare generator state dict, or any file with ``prefix``.
+    The architecture is inferred from the tensors unless given in ``config``. ``latent_avg`` (if the
+    file has one) is attached as ``module.latent_avg``. Errors are :class:`counterface.WeightsError`
+    naming the file and the first offending keys; nothing in the file is executed.
+    """
+    ckpt = checkpoints.safe_load(path, what="StyleGAN2 checkpoint")
+    sd, latent_avg, what = _generator_state(ckpt, path, prefix)
+    cfg = infer_config(sd)
+    cfg.update(config)
+    try:
+        gen = _meta_generator(**cfg)
+    except ValueError as exc:
+        raise checkpoints.WeightsError(f"{path}: cannot build a StyleGAN2 generator for it ({exc})") from None
+    gen = gen.to_empty(device="cpu")
+    checkpoints.load_strict(gen, sd, path=path, what=what)
+    if latent_avg is not None:
+        if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1] != gen.style_dim:
+            raise checkpoints.WeightsError(f"{path}: 'latent_avg' is not a (..., {gen.style_dim}) tensor")
+        gen.latent_avg = latent_avg.detach().to(device=device, dtype=torch.float32)
+    return gen.to(device).eval()
+
+
+def random_generator(seed: int = 0, device="cpu", **config) -> Generator:
+    """A generator with rosinality's random initialisation drawn from ``seed`` (for tests/tiny presets).
+
+    Noise strengths are set to 0.1 (rosinality starts them at 0) so the noise path is exercised, and
+    the ToRGB weights are scaled by 0.25 so images stay roughly in [-1, 1].
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        gen = Generator(**config)
+    with torch.no_grad():
+        for name, p in gen.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.1)
+            elif name.startswith("to_rgb") and name.endswith("conv.weight"):
+                p.mul_(0.25)
+    return gen.to(device).eval()
+
+
+__all__ = ["Generator", "load_generator", "random_generator", "infer_config", "channel_count", "FFHQ_CONFIG"]
