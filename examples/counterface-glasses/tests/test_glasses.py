@@ -34,7 +34,7 @@ def _install(site: Path) -> dict:
 
 
 def _run(env, *args):
-    return subprocess.run(["counterface", *args],
+    return subprocess.run([sys.executable, "-m", "counterface", *args],
                           env=env, capture_output=True, text=True, timeout=300)
 
 
