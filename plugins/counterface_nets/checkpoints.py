@@ -48,6 +48,17 @@ def safe_load(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
         raise WeightsError(f"{p}: corrupt or truncated {what} ({_short(exc)})") from None
 
 
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """A local file for ``weights``: an existing path as is, else a registry name through
+    :func:`counterface.weights.fetch` (cache, ``locate_weights`` hook, download)."""
+    p = Path(weights).expanduser()
+    if p.is_file():
+        return p
+    from counterface import weights as W
+
+    return W.fetch(str(weights))
+
+
 def _short(exc: BaseException, limit: int = 160) -> str:
     s = " ".join(str(exc).split()) or type(exc).__name__
     return s if len(s) <= limit else s[: limit - 3] + "..."

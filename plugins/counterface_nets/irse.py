@@ -219,8 +219,8 @@ class Backbone(nn.Module):
         self.units = resolve_units(num_layers, units)
         self.depths = stage_depths(width)
         self.embedding_size = embedding_size
+        # Registration order = checkpoint key order: input_layer, output_layer, body (as upstream).
         self.input_layer = make_input_layer(self.depths[0])
-        self.body = make_body(self.units, self.depths)
         grid = input_size // 16
         self.output_layer = nn.Sequential(
             nn.BatchNorm2d(self.depths[3]),
@@ -229,6 +229,7 @@ class Backbone(nn.Module):
             nn.Linear(self.depths[3] * grid * grid, embedding_size),
             nn.BatchNorm1d(embedding_size),
         )
+        self.body = make_body(self.units, self.depths)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the body: (N, 512, S/16, S/16)."""
@@ -240,6 +241,39 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return l2_norm(self.forward_prenorm(x))
+
+
+# -- face preprocessing ---------------------------------------------------------------------------
+#: pSp/e4e ``IDLoss.extract_feats``: the face region of a 256 px FFHQ-aligned crop, pooled to 112
+ID_CROP_SIZE = 256
+ID_CROP_ROWS = (35, 223)
+ID_CROP_COLS = (32, 220)
+ID_INPUT_SIZE = 112
+
+
+def resize_square(faces: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, S, S) -> (N, C, size, size), differentiably; a no-op when S == size.
+
+    Integer downscales use the exact box average (pSp's ``AdaptiveAvgPool2d`` face pool), other
+    sizes antialiased bilinear (close to PIL's resize, which e4e's data transforms use).
+    """
+    s = faces.shape[-1]
+    if tuple(faces.shape[-2:]) == (size, size):
+        return faces
+    if faces.shape[-2] == s and s > size and s % size == 0:
+        return F.adaptive_avg_pool2d(faces, size)
+    return F.interpolate(faces, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def identity_crop(faces: torch.Tensor) -> torch.Tensor:
+    """FFHQ-aligned faces (N, 3, S, S) -> the (N, 3, 112, 112) ArcFace input of pSp/e4e's ID loss.
+
+    Resize to 256 (:func:`resize_square`), keep rows 35:223 and columns 32:220 (188 x 188), then
+    ``AdaptiveAvgPool2d(112)`` (uneven windows, as in ``IDLoss.extract_feats``). Differentiable.
+    """
+    x = resize_square(faces, ID_CROP_SIZE)
+    x = x[:, :, ID_CROP_ROWS[0]:ID_CROP_ROWS[1], ID_CROP_COLS[0]:ID_CROP_COLS[1]]
+    return F.adaptive_avg_pool2d(x, ID_INPUT_SIZE)
 
 
 def load_arcface(path, device="cpu", **arch) -> Backbone:
@@ -262,6 +296,6 @@ def load_arcface(path, device="cpu", **arch) -> Backbone:
 
 
 __all__ = [
-    "Backbone", "IRSEUnit", "SEModule", "UNITS_BY_LAYERS", "l2_norm", "load_arcface", "make_body",
+    "Backbone", "IRSEUnit", "identity_crop", "resize_square", "SEModule", "UNITS_BY_LAYERS", "l2_norm", "load_arcface", "make_body",
     "make_input_layer", "resolve_units", "stage_depths", "stage_ends", "unit_specs",
 ]
