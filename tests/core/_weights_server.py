@@ -84,6 +84,18 @@ class FileServer:
         self.httpd.server_close()
 
 
+def local_only(monkeypatch) -> None:
+    """Make every host name except 127.0.0.1/localhost unresolvable: the tests never reach the network."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost", b"127.0.0.1", b"localhost"):
+            raise socket.gaierror(f"network disabled in tests: {host!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (connections are refused at once)."""
     s = socket.socket()

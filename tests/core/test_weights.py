@@ -17,7 +17,7 @@ import counterface
 from counterface import plugins, weights
 from counterface.errors import PluginError, WeightsError
 
-from ._weights_server import FileServer, closed_port
+from ._weights_server import FileServer, closed_port, local_only
 
 DATA = bytes(range(256)) * 40 + b"tail"  # 10 244 bytes
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -34,6 +34,7 @@ def _fresh(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
+    local_only(monkeypatch)
     weights.reset()
     yield
     weights.reset()
