@@ -1,0 +1,65 @@
+"""Regenerate docs/cli.md from the click commands: ``python docs/gen_cli.py``.
+
+tests/core/test_docs.py fails when docs/cli.md is out of date, so the CLI reference never drifts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+HEADER = """# CLI reference
+
+Generated from the commands themselves by `python docs/gen_cli.py` (a test keeps it current).
+Every command composes the Python API; components are chosen by name (`--aligner`, `--tuner`, ...)
+and parameters by `--set kind.param=value` or a TOML `--config` file with the same keys
+(see docs/architecture.md). Exit codes: 0 success, 1 internal error, 2 usage or configuration
+error, 3 no face found, 4 weights missing or invalid, 130 interrupted.
+
+## TOML configuration
+
+```toml
+preset = "smilegan-pti"      # optional; default smilegan-pti
+
+[aligner]
+name = "dlib"                # same as --aligner dlib
+
+[tuner]
+steps = 100                  # same as --set tuner.steps=100
+lambda_mouth = 0.5
+
+[edit]
+alpha = 1.5                  # pipeline settings: alpha, layers, face, min_face, seed, device
+layers = "4-6"
+```
+
+Precedence, lowest first: preset, `--config` file, `--<kind> NAME`, `--set`. Choosing another
+component name drops the parameters given for the old one.
+"""
+
+
+def _walk(cmd: click.Command, path: list[str]):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd, info_name=path[-1])
+        for name in cmd.list_commands(ctx):
+            yield from _walk(cmd.get_command(ctx, name), path + [name])
+
+
+def render() -> str:
+    from counterface.cli import cli
+
+    out = [HEADER]
+    for path, cmd in _walk(cli, ["counterface"]):
+        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+        title = " ".join(path)
+        out.append(f"\n## `{title}`\n\n```\n{cmd.get_help(ctx).rstrip()}\n```\n")
+    return "".join(out)
+
+
+if __name__ == "__main__":
+    target = Path(__file__).with_name("cli.md")
+    target.write_text(render())
+    print(f"wrote {target}", file=sys.stderr)
