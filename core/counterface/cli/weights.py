@@ -37,9 +37,9 @@ def weights_cmd() -> None:
 @weights_cmd.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def _list(as_json: bool) -> None:
-    """Every known file: state (missing/present/verified/differs/hash-mismatch), size, licence, path.
+    """List every known file: state, size, licence, path.
 
-    Uses hashes memoised by earlier checks; run `counterface weights verify` to hash new files.
+    States: missing, present, verified, differs (an unverified hash differs), hash-mismatch. Uses hashes memoised by earlier checks; run `counterface weights verify` to hash new files.
     """
     rows = [st.to_dict() for st in w.iter_status()]
     if as_json:
@@ -60,9 +60,9 @@ def _list(as_json: bool) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...|all")
 @click.option("--force", is_flag=True, help="Download again even if a copy is present.")
 def _download(names: tuple[str, ...], force: bool) -> None:
-    """Download files (or `all`) with resume and hash checks; prints each file's path.
+    """Download files (or `all`), with resume and hash checks.
 
-    Progress bars go to stderr (COUNTERFACE_PROGRESS=0 turns them off). Exit 4 if any file fails.
+    Prints each file's path. Progress bars go to stderr (COUNTERFACE_PROGRESS=0 turns them off). Exit 4 if any file fails.
     """
     failed = 0
     for name in _names(names):
@@ -83,7 +83,11 @@ def _download(names: tuple[str, ...], force: bool) -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
 def _import(name: str, file: str) -> None:
-    """Adopt FILE (fetched by hand, from a mirror...) as NAME: copied, size/hash checked."""
+    """Adopt a FILE you downloaded yourself as NAME.
+
+    The file is copied (never moved or modified) after its size and sha256 are checked; the real
+    sha256 is printed.
+    """
     st = w.import_file(name, file)
     click.echo(f"imported {name} -> {st.path}")
     spec = st.spec
@@ -98,9 +102,9 @@ def _import(name: str, file: str) -> None:
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def _verify(names: tuple[str, ...], as_json: bool) -> None:
-    """Hash files and compare them with the registry. Without NAME, every present file.
+    """Hash files and compare them with the registry.
 
-    Exit 4 if a file fails a trusted size/hash check, or if a named file is missing.
+    Without NAME, every present file. Exit 4 if a file fails a trusted size/hash check, or if a named file is missing.
     """
     explicit = bool(names)
     results = [w.verify(n) for n in _names(names)]
@@ -121,7 +125,10 @@ def _verify(names: tuple[str, ...], as_json: bool) -> None:
 @weights_cmd.command("path")
 @click.argument("name")
 def _path(name: str) -> None:
-    """Print where NAME is (exit 4, with where to put it, if it is missing). Never downloads."""
+    """Print the path of NAME (exit 4 if missing).
+
+    When it is missing, the error says where to put it. Never downloads.
+    """
     p = w.path(name)
     if not p.is_file():
         spec = w.get_spec(name)
