@@ -103,13 +103,19 @@ class Pipeline:
         """The component of ``kind``, built on first use from the configuration."""
         if kind not in self._components:
             name, params = config_mod.component_params(self.config, kind)
-            if kind in ("generator", "inverter", "identity", "tuner") and "device" not in params:
-                params = dict(params)
+            injected = {}
+            if kind in ("generator", "inverter", "identity", "tuner"):
+                injected["device"] = self.device
+            if kind == "tuner":  # edit.seed governs the tuner unless its own seed is set
+                injected["seed"] = int(self.edit["seed"])
+            for key, value in injected.items():
+                if key in params:
+                    continue
                 try:
                     from .registry import check_params, entry
 
-                    check_params(entry(kind, name).factory, {"device": self.device}, "")
-                    params["device"] = self.device
+                    check_params(entry(kind, name).factory, {key: value}, "")
+                    params = {**params, key: value}
                 except ConfigError:
                     pass
             self._components[kind] = create(kind, name, **params)
@@ -168,7 +174,8 @@ class Pipeline:
         return {"name": g.name, "family": getattr(g, "family", ""), "params": g.describe()}
 
     def check_pivot(self, pivot: Pivot) -> None:
-        """A pivot may only be applied to the generator it was tuned on."""
+        """A pivot may only be applied to the generator it was tuned on (name, family, parameters
+        other than the device, latent and tensor shapes); ConfigError otherwise."""
         mine = self.generator_record()
         theirs = pivot.generator or {}
         if theirs and (theirs.get("name"), theirs.get("family")) != (mine["name"], mine["family"]):
@@ -176,6 +183,18 @@ class Pipeline:
                 f"pivot was tuned on generator {theirs.get('name')!r} ({theirs.get('family')}), "
                 f"not {mine['name']!r} ({mine['family']})"
             )
+        a = {k: v for k, v in (theirs.get("params") or {}).items() if k != "device"}
+        b = {k: v for k, v in (mine.get("params") or {}).items() if k != "device"}
+        if theirs and a != b:
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            raise ConfigError(f"pivot was tuned on a generator with other parameters ({', '.join(diff[:4])})")
+        g = self.generator
+        if tuple(pivot.w.shape) != (g.num_ws, g.w_dim):
+            raise ConfigError(f"pivot latent has shape {tuple(pivot.w.shape)}, the generator needs ({g.num_ws}, {g.w_dim})")
+        params = dict(g.module.named_parameters())
+        for k, v in pivot.tensors.items():
+            if k not in params or tuple(params[k].shape) != tuple(v.shape):
+                raise ConfigError(f"pivot tensor {k!r} does not fit the generator")
 
     def edit_latent(self, w, alpha: float):
         """Step 5: w+ + alpha * v on the configured layers."""
@@ -189,8 +208,10 @@ class Pipeline:
         import torch
 
         g = self.generator
+        dev = next(iter(g.module.parameters())).device
+        w = (w.unsqueeze(0) if w.dim() == 2 else w).to(dev, torch.float32)
         with torch.no_grad(), g.load_tensors(pivot.tensors):
-            img = g.synthesize(w.unsqueeze(0) if w.dim() == 2 else w)
+            img = g.synthesize(w)
         return to_image(img)
 
     def render(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: float) -> EditResult:
@@ -213,6 +234,10 @@ class Pipeline:
         alpha = float(self.edit["alpha"] if alpha is None else alpha)
         baseline = self.component("pi0")
         return baseline.make(photo, lambda a: self.render(photo, face, pivot, a).image, alpha)
+
+    def mask(self, photo: np.ndarray, face: AlignedFace) -> np.ndarray:
+        """The blender's weight m (H, W) float32 in [0, 1]: pixels where m == 0 keep the photo's values."""
+        return self.component("blender").mask(photo.shape[:2], face)
 
     def pivot(self, face: AlignedFace, progress=None) -> tuple[Pivot, dict[str, float]]:
         """Steps 2-4 for one face, with per-stage seconds."""
@@ -247,8 +272,10 @@ class Pipeline:
         }
         if face is not None:
             rec["face"] = face.to_json()
+        rec["seed"] = self.edit.get("seed")
         if pivot is not None:
             rec["pivot"] = {"generator": pivot.generator, "meta": pivot.meta}
+            rec["losses"] = pivot.meta.get("losses", {})
         if extra:
             rec.update(extra)
         return rec

@@ -1,0 +1,221 @@
+"""Latent directions: InterFaceGAN directions for the FFHQ StyleGAN2 and arbitrary vectors.
+
+A direction ``v`` is stored per W+ row as a (num_ws or 1, w_dim) tensor; applying it adds
+``alpha * v[l]`` to every row ``l`` in the chosen layers and returns the other rows bit-identical.
+
+Accepted file shapes (``.pt`` loaded with ``weights_only=True``, ``.npy`` with ``allow_pickle=False``):
+(w_dim,), (1, w_dim), (num_ws, w_dim) or (1, num_ws, w_dim). Files whose rows are all identical
+(the published ``pose.pt`` is 18 copies of one unit vector) collapse to a single row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from counterface import AttributeDirection, ConfigError, WeightsError
+from counterface.config import parse_layers
+
+#: the generator family the published InterFaceGAN files were fitted on
+FFHQ_FAMILY = "stylegan2-ffhq-1024"
+
+#: published directions: attribute -> (weights registry name, default W+ layers or None = all).
+#: smile: rows 4-6 as in the seed (SmileGAN-PTI); age/pose: all 18 rows, as e4e/PTI/HyperStyle apply
+#: them (age and pose are global changes: head shape, hair, rotation live in the coarse rows too).
+INTERFACEGAN: dict[str, tuple[str, str | None]] = {
+    "smile": ("smile.pt", "4-6"),
+    "age": ("age.pt", None),
+    "pose": ("pose.pt", None),
+}
+
+
+def resolve_file(name_or_path: str | Path) -> Path:
+    """A local path for a registry name or a path (through :mod:`counterface.weights` when present)."""
+    p = Path(str(name_or_path)).expanduser()
+    if p.is_file():
+        return p
+    try:
+        from counterface import weights
+    except ImportError:  # weights manager not installed in this core
+        raise WeightsError(f"direction file not found: {name_or_path}") from None
+    return Path(weights.resolve(str(name_or_path)))
+
+
+def load_vector(path: str | Path, *, what: str = "direction"):
+    """Load a direction file as a float32 CPU tensor of shape (rows, w_dim)."""
+    import numpy as np
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{what} file not found: {p}")
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise WeightsError(f"{p}: not a readable .npy {what} ({' '.join(str(exc).split())[:120]})") from None
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        from counterface_nets.checkpoints import safe_load
+
+        t = safe_load(p, what=what)
+        if isinstance(t, dict):
+            tensors = [v for v in t.values() if isinstance(v, torch.Tensor)]
+            if len(tensors) != 1:
+                raise WeightsError(f"{p}: expected one tensor, found a dict with keys {sorted(map(str, t))[:5]}")
+            t = tensors[0]
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise WeightsError(f"{p}: a {what} must hold a floating-point tensor, found {type(t).__name__}")
+    return normalise_shape(t.detach().to("cpu", torch.float32), source=str(p))
+
+
+def normalise_shape(t, *, source: str = "direction"):
+    """(w_dim,) | (1, w_dim) | (R, w_dim) | (1, R, w_dim) -> (rows, w_dim); identical rows collapse."""
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 1:
+        t = t[None]
+    if t.dim() != 2 or t.shape[1] == 0 or t.shape[0] == 0:
+        raise WeightsError(f"{source}: direction of shape {tuple(t.shape)}; expected (w_dim,), (1, w_dim) or (num_ws, w_dim)")
+    if not bool(t.isfinite().all()):
+        raise WeightsError(f"{source}: direction holds NaN or infinite values")
+    if t.shape[0] > 1 and bool((t == t[:1]).all()):
+        t = t[:1]
+    return t.contiguous()
+
+
+class LatentDirection(AttributeDirection):
+    """Shared implementation: ``w + alpha * v`` on the chosen W+ rows, exact elsewhere."""
+
+    vector: Any = None  # (rows, w_dim) tensor, set by subclasses (lazily)
+
+    def _vector(self):
+        raise NotImplementedError
+
+    def _layers(self, layers, num_ws: int) -> list[int]:
+        spec = layers if layers is not None else self.default_layers
+        chosen = parse_layers(spec, num_ws)
+        return list(range(num_ws)) if chosen is None else chosen
+
+    def apply(self, w, alpha: float, layers: Sequence[int] | str | None = None):
+        import torch
+
+        v = self._vector()
+        if w.dim() < 2:
+            raise ConfigError(f"expected a W+ latent (..., num_ws, w_dim), got shape {tuple(w.shape)}")
+        num_ws, w_dim = int(w.shape[-2]), int(w.shape[-1])
+        if v.shape[1] != w_dim:
+            raise ConfigError(
+                f"direction {self.name or self.attribute!r} has {v.shape[1]} dimensions but the latent has {w_dim} "
+                f"(a direction for another generator family: {self.family!r})"
+            )
+        if v.shape[0] not in (1, num_ws):
+            raise ConfigError(f"direction {self.name!r} has {v.shape[0]} rows but the latent has {num_ws}")
+        rows = self._layers(layers, num_ws)
+        out = w.clone()
+        if alpha == 0 or not rows:
+            return out
+        v = v.to(w.device, w.dtype)
+        idx = torch.tensor(rows, dtype=torch.long, device=w.device)
+        delta = v[idx] if v.shape[0] == num_ws else v.expand(len(rows), w_dim)
+        out[..., idx, :] = w[..., idx, :] + float(alpha) * delta
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.pop("vector", None)
+        d["attribute"] = self.attribute
+        d["family"] = self.family
+        d["default_layers"] = None if self.default_layers is None else list(self.default_layers)
+        return d
+
+
+class InterFaceGANDirection(LatentDirection):
+    """A published InterFaceGAN direction (e4e's ``editings/interfacegan_directions``) for the FFHQ StyleGAN2.
+
+    Parameters: ``weights`` (registry name such as ``smile.pt``, or a path to the file), ``layers``
+    (default W+ rows: ``'4-6'``, ``'all'``, ``'0,2,5-7'``; ``None`` = this attribute's default),
+    ``normalize`` (rescale to unit norm; the published files already are).
+    """
+
+    family = FFHQ_FAMILY
+
+    def __init__(self, *, attribute: str = "smile", weights: str | None = None, layers: Any = None,
+                 normalize: bool = False):
+        if attribute not in INTERFACEGAN:
+            raise ConfigError(f"unknown InterFaceGAN attribute {attribute!r}; valid: {', '.join(INTERFACEGAN)}")
+        default_file, default_layers = INTERFACEGAN[attribute]
+        self.attribute = attribute
+        self.weights = weights or default_file
+        self.layers = layers if layers is not None else default_layers
+        self.default_layers = parse_layers(self.layers, None) if self.layers not in (None, "all") else None
+        self.normalize = bool(normalize)
+        self._v = None
+
+    def _vector(self):
+        if self._v is None:
+            v = load_vector(resolve_file(self.weights), what=f"{self.attribute} direction")
+            if self.normalize:
+                v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            self._v = v
+        return self._v
+
+
+class SmileDirection(InterFaceGANDirection):
+    """InterFaceGAN smile direction for the FFHQ StyleGAN2 (default W+ rows 4-6, as the seed)."""
+
+    def __init__(self, *, weights: str | None = None, layers: Any = None, normalize: bool = False):
+        super().__init__(attribute="smile", weights=weights, layers=layers, normalize=normalize)
+
+
+class AgeDirection(InterFaceGANDirection):
+    """InterFaceGAN age direction for the FFHQ StyleGAN2 (default: all W+ rows, as e4e/PTI)."""
+
+    def __init__(self, *, weights: str | None = None, layers: Any = None, normalize: bool = False):
+        super().__init__(attribute="age", weights=weights, layers=layers, normalize=normalize)
+
+
+class PoseDirection(InterFaceGANDirection):
+    """InterFaceGAN pose (yaw) direction for the FFHQ StyleGAN2 (default: all W+ rows, as e4e/PTI)."""
+
+    def __init__(self, *, weights: str | None = None, layers: Any = None, normalize: bool = False):
+        super().__init__(attribute="pose", weights=weights, layers=layers, normalize=normalize)
+
+
+class VectorDirection(LatentDirection):
+    """Any direction: from a ``.pt``/``.npy`` file (``path``), or a seeded random unit vector.
+
+    Parameters: ``path`` (file; ``None`` = a deterministic random unit vector of ``dim`` dimensions
+    from ``seed``, for tests and the tiny preset), ``layers`` (default rows; ``None`` = all),
+    ``attribute`` (a label for sidecars), ``family`` (the generator family the vector belongs to;
+    ``'any'`` skips the check), ``normalize`` (rescale rows to unit norm).
+    """
+
+    def __init__(self, *, path: str | None = None, layers: Any = None, attribute: str = "vector",
+                 family: str = "any", dim: int = 512, seed: int = 0, normalize: bool = False):
+        self.path = None if path is None else str(path)
+        self.layers = layers
+        self.default_layers = None if layers in (None, "all") else parse_layers(layers, None)
+        self.attribute = attribute
+        self.family = family
+        self.dim = int(dim)
+        self.seed = int(seed)
+        self.normalize = bool(normalize)
+        self._v = None
+        if self.dim <= 0:
+            raise ConfigError(f"direction dim must be positive, got {dim}")
+
+    def _vector(self):
+        import torch
+
+        if self._v is None:
+            if self.path is None:
+                g = torch.Generator().manual_seed(self.seed)
+                v = torch.randn(1, self.dim, generator=g, dtype=torch.float32)
+                v = v / v.norm()
+            else:
+                v = load_vector(resolve_file(self.path))
+            if self.normalize:
+                v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            self._v = v
+        return self._v

@@ -1,0 +1,312 @@
+"""Pivotal tuning (steps 3 and 4 of SmileGAN-PTI).
+
+Step 3, latent refinement (generator frozen)::
+
+    w* = argmin_w  l2 * ||G(w) - Z||^2 + lpips * LPIPS(G(w), Z)            AdamW on w only
+
+starting from the inverter's W+ (``start='e4e'``, the seed) or, as the PTI repository does, from a
+single W vector initialised at ``w_avg`` and broadcast to every row (``start='w'``).
+
+Step 4, generator tuning at the pivot w* (w frozen)::
+
+    pixel * |G(w*) - Z|_1 + lpips * LPIPS + mouth * |M . (G(w*) - Z)|_1 + id * (1 - cos(ArcFace(G), ArcFace(Z)))
+
+AdamW on the selected generator parameters only (see :mod:`.selection`); stops early once LPIPS
+falls to ``lpips_threshold`` (PTI's ``LPIPS_value_threshold``). Losses are computed at a working
+``resolution`` (both images resized with antialiasing) for speed. The generator is restored
+bit-identically before returning; the tuned tensors go into the :class:`~counterface.Pivot`.
+
+Defaults and the PTI repository's (danielroich/PTI ``configs/hyperparameters.py``):
+
+=====================  ==================  ==========================================
+parameter              default here        PTI
+=====================  ==================  ==========================================
+start                  ``e4e`` (seed)      ``first_inv_type = 'w'``
+latent_steps           450                 ``first_inv_steps = 450``
+latent_lr              5e-3                ``first_inv_lr = 5e-3``
+tune_steps             350                 ``max_pti_steps = 350``
+tune_lr                3e-4                ``pti_learning_rate = 3e-4``
+tune_pixel             ``l1`` (seed)       L2 (``pt_l2_lambda = 1``)
+lambda_pixel, _lpips   1, 1                ``pt_l2_lambda = 1``, ``pt_lpips_lambda = 1``
+lpips_threshold        0.06                ``LPIPS_value_threshold = 0.06``
+lpips_net              ``alex``            ``lpips_type = 'alex'``
+lambda_mouth, lambda_id 1.0, 0.1           (not in PTI; the seed's extra terms)
+tuned parameters       synthesis >= 64 px  all of G
+resolution             256                 full resolution (1024)
+=====================  ==================  ==========================================
+
+PTI uses Adam; AdamW with ``weight_decay=0`` (the default) is the same update.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from counterface import ConfigError, Pivot, Tuner
+
+from . import perceptual, selection
+
+_STARTS = {"e4e": "e4e", "inverter": "e4e", "w+": "e4e", "w": "w"}
+
+
+def resize(x, size: int):
+    """Antialiased bilinear resize of an NCHW tensor to ``size`` x ``size`` (identity if already)."""
+    from torch.nn import functional as F
+
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _module_device(module):
+    import torch
+
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+class PTITuner(Tuner):
+    """Pivotal Tuning Inversion: refine the latent, then tune a part of the generator around it.
+
+    See the module docstring for every parameter and its PTI default.
+    """
+
+    def __init__(
+        self,
+        *,
+        start: str = "e4e",
+        latent_steps: int = 450,
+        latent_lr: float = 5e-3,
+        latent_lambda_l2: float = 1.0,
+        latent_lambda_lpips: float = 1.0,
+        tune_steps: int = 350,
+        tune_lr: float = 3e-4,
+        tune_pixel: str = "l1",
+        lambda_pixel: float = 1.0,
+        lambda_lpips: float = 1.0,
+        lambda_mouth: float = 1.0,
+        lambda_id: float = 0.1,
+        lpips_threshold: float = 0.06,
+        tune_min_resolution: int | None = 64,
+        tune_max_resolution: int | None = None,
+        tune_params: Any = None,
+        lpips_net: str = "alex",
+        lpips_pretrained: bool = True,
+        resolution: int | None = 256,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        device: str = "auto",
+    ):
+        if start not in _STARTS:
+            raise ConfigError(f"tuner.start must be one of {', '.join(_STARTS)}, got {start!r}")
+        if tune_pixel not in ("l1", "l2"):
+            raise ConfigError(f"tuner.tune_pixel must be 'l1' or 'l2', got {tune_pixel!r}")
+        if lpips_net not in perceptual.BACKBONE_FILES:
+            raise ConfigError(f"tuner.lpips_net must be one of {', '.join(perceptual.BACKBONE_FILES)}, got {lpips_net!r}")
+        for name, v in (("latent_steps", latent_steps), ("tune_steps", tune_steps)):
+            if int(v) < 0:
+                raise ConfigError(f"tuner.{name} must be >= 0, got {v}")
+        if resolution is not None and int(resolution) < 16:
+            raise ConfigError(f"tuner.resolution must be >= 16 (or none for full size), got {resolution}")
+        self.start = _STARTS[start]
+        self.latent_steps = int(latent_steps)
+        self.latent_lr = float(latent_lr)
+        self.latent_lambda_l2 = float(latent_lambda_l2)
+        self.latent_lambda_lpips = float(latent_lambda_lpips)
+        self.tune_steps = int(tune_steps)
+        self.tune_lr = float(tune_lr)
+        self.tune_pixel = tune_pixel
+        self.lambda_pixel = float(lambda_pixel)
+        self.lambda_lpips = float(lambda_lpips)
+        self.lambda_mouth = float(lambda_mouth)
+        self.lambda_id = float(lambda_id)
+        self.lpips_threshold = float(lpips_threshold)
+        self.tune_min_resolution = None if tune_min_resolution is None else int(tune_min_resolution)
+        self.tune_max_resolution = None if tune_max_resolution is None else int(tune_max_resolution)
+        if isinstance(tune_params, str):
+            tune_params = [p for p in tune_params.replace(" ", "").split(",") if p]
+        self.tune_params = None if tune_params is None else [str(p) for p in tune_params]
+        self.lpips_net = lpips_net
+        self.lpips_pretrained = bool(lpips_pretrained)
+        self.resolution = None if resolution in (None, 0) else int(resolution)
+        self.weight_decay = float(weight_decay)
+        self.seed = int(seed)
+        self.device = device
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def selected(self, generator) -> list[str]:
+        """Names of the generator parameters this tuner changes."""
+        use_res = self.tune_params is None or self.tune_min_resolution is not None or self.tune_max_resolution is not None
+        return selection.select_parameters(
+            [n for n, _ in generator.module.named_parameters()],
+            min_resolution=self.tune_min_resolution if use_res else None,
+            max_resolution=self.tune_max_resolution if use_res else None,
+            patterns=self.tune_params,
+        )
+
+    def _device(self, generator):
+        dev = _module_device(generator.module)
+        if self.device not in (None, "auto"):
+            import torch
+
+            if torch.device(self.device).type != dev.type:
+                raise ConfigError(f"tuner.device is {self.device!r} but the generator lives on {dev}; "
+                                  "set the generator's device (or edit.device) instead")
+        return dev
+
+    def _lpips(self, dev):
+        return perceptual.build_lpips(self.lpips_net, self.lpips_pretrained, self.seed, str(dev))
+
+    # -- the two stages --------------------------------------------------------------------------
+    def refine(self, generator, w_init, target, lp, work: int, progress=None):
+        """Step 3: returns (w (num_ws, w_dim) CPU, first-step losses, final losses, steps run)."""
+        import torch
+        from torch.nn import functional as F
+
+        dev = target.device
+        if self.start == "w":
+            var = generator.w_avg.detach().to(dev, torch.float32).reshape(1, -1).clone()
+        else:
+            var = w_init.detach().to(dev, torch.float32).clone()
+            if var.dim() != 2 or var.shape != (generator.num_ws, generator.w_dim):
+                raise ConfigError(f"initial latent has shape {tuple(var.shape)}, the generator needs "
+                                  f"({generator.num_ws}, {generator.w_dim})")
+        var.requires_grad_(True)
+
+        def wplus(v):
+            return v.expand(generator.num_ws, -1) if v.shape[0] == 1 else v
+
+        def losses(v):
+            img = resize(generator.synthesize(wplus(v)[None]), work)
+            l2 = F.mse_loss(img, target)
+            lpv = perceptual.distance(lp, img, target)
+            total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
+            return total, {"loss": total.item(), "l2": l2.item(), "lpips": lpv.item()}
+
+        opt = torch.optim.AdamW([var], lr=self.latent_lr, weight_decay=self.weight_decay)
+        first = None
+        for step in range(self.latent_steps):
+            total, rec = losses(var)
+            first = first or rec
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            if progress is not None:
+                progress({"stage": "refine", "step": step + 1, "steps": self.latent_steps, **rec})
+        with torch.no_grad():
+            _, final = losses(var)
+        return wplus(var.detach()).cpu().clone(), first or final, final, self.latent_steps
+
+    def tune_generator(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
+        """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""
+        import torch
+        from torch.nn import functional as F
+
+        params = dict(generator.module.named_parameters())
+        dev = target.device
+        wp = w.to(dev)[None]
+        use_id = identity is not None and self.lambda_id > 0
+        if use_id:
+            with torch.no_grad():
+                target_emb = identity.embed(target).to(dev)
+
+        def losses():
+            img = resize(generator.synthesize(wp), work)
+            diff = img - target
+            pix = diff.abs().mean() if self.tune_pixel == "l1" else diff.pow(2).mean()
+            lpv = perceptual.distance(lp, img, target)
+            total = self.lambda_pixel * pix + self.lambda_lpips * lpv
+            rec = {"pixel": pix, "lpips": lpv}
+            if mask is not None and self.lambda_mouth > 0:
+                rec["mouth"] = (mask * diff).abs().mean()
+                total = total + self.lambda_mouth * rec["mouth"]
+            if use_id:
+                emb = identity.embed(img).to(dev)
+                rec["id"] = 1.0 - F.cosine_similarity(emb, target_emb, dim=1).mean()
+                total = total + self.lambda_id * rec["id"]
+            return total, {"loss": total.item(), **{k: v.item() for k, v in rec.items()}}
+
+        opt = torch.optim.AdamW([params[n] for n in names], lr=self.tune_lr, weight_decay=self.weight_decay)
+        first, steps, early = None, 0, False
+        for step in range(self.tune_steps):
+            total, rec = losses()
+            first = first or rec
+            if rec["lpips"] <= self.lpips_threshold:
+                early = True
+                break
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            steps = step + 1
+            if progress is not None:
+                progress({"stage": "tune", "step": steps, "steps": self.tune_steps, **rec})
+        with torch.no_grad():
+            _, final = losses()
+        return first or final, final, steps, early
+
+    # -- Tuner -----------------------------------------------------------------------------------
+    def tune(self, generator, w_init, target, mouth_mask=None, identity=None,
+             progress: Callable[[dict[str, float]], None] | None = None) -> Pivot:
+        import torch
+
+        dev = self._device(generator)
+        module = generator.module
+        params = dict(module.named_parameters())
+        names = self.selected(generator)
+        res = int(generator.resolution)
+        work = res if self.resolution is None or self.resolution >= res else self.resolution
+        target = resize(target.detach().to(dev, torch.float32), work)
+        mask = None
+        if mouth_mask is not None:
+            mask = resize(mouth_mask.detach().to(dev, torch.float32), work).clamp(0, 1)
+        lp = self._lpips(dev)
+
+        flags = {n: p.requires_grad for n, p in params.items()}
+        id_module = getattr(identity, "module", None) if identity is not None else None
+        id_flags = {n: p.requires_grad for n, p in id_module.named_parameters()} if id_module is not None else {}
+        seconds: dict[str, float] = {}
+        torch.manual_seed(self.seed)
+        try:
+            module.requires_grad_(False)
+            if id_module is not None:
+                id_module.requires_grad_(False)
+            t0 = time.perf_counter()
+            w, r_first, r_final, r_steps = self.refine(generator, w_init, target, lp, work, progress)
+            seconds["refine"] = round(time.perf_counter() - t0, 4)
+            originals = {n: params[n].detach().clone() for n in names}
+            t0 = time.perf_counter()
+            try:
+                for n in names:
+                    params[n].requires_grad_(True)
+                t_first, t_final, t_steps, early = self.tune_generator(
+                    generator, w, target, mask, identity, lp, names, work, progress)
+                tuned = {n: params[n].detach().to("cpu").clone() for n in names}
+            finally:
+                with torch.no_grad():
+                    for n in names:
+                        params[n].copy_(originals[n])
+                        params[n].grad = None
+            seconds["tune"] = round(time.perf_counter() - t0, 4)
+        finally:
+            for n, p in params.items():
+                p.requires_grad_(flags[n])
+            if id_module is not None:
+                for n, p in id_module.named_parameters():
+                    p.requires_grad_(id_flags[n])
+
+        meta = {
+            "tuner": "pti",
+            "params": self.describe(),
+            "losses_start": {"refine": r_first, "tune": t_first},
+            "losses": {"refine": r_final, "tune": t_final},
+            "steps": {"refine": r_steps, "tune": t_steps},
+            "early_stop": early,
+            "working_resolution": work,
+            "tuned_parameters": names,
+            "tuned_numel": int(sum(params[n].numel() for n in names)),
+            "generator_numel": int(sum(p.numel() for p in params.values())),
+            "seconds": seconds,
+        }
+        return Pivot(w=w.float(), tensors=tuned, meta=meta)
