@@ -399,7 +399,8 @@ def _status_of(spec: WeightsSpec, p: Path, *, hash: bool) -> WeightsStatus:
     if not p.is_file():
         return WeightsStatus(spec.name, p, MISSING, f"missing; put it at {p}", spec=spec)
     size = p.stat().st_size
-    sha = sha256_file(p) if hash else _memo_get(p)
+    wrong_size = spec.size is not None and size != spec.size  # no need to hash it
+    sha = sha256_file(p) if hash and not wrong_size else _memo_get(p)
     state, msg = judge(spec, size, sha)
     return WeightsStatus(spec.name, p, state, msg, size=size, sha256=sha, spec=spec)
 
@@ -493,7 +494,7 @@ def download(name: str, *, force: bool = False) -> Path:
     spec = get_spec(name)
     if offline():
         raise WeightsError(missing_message(spec, "downloads are disabled (COUNTERFACE_OFFLINE=1)"))
-    return _download(spec, "")
+    return _download(spec, "", force=True)
 
 
 class _SourceError(Exception):
@@ -523,13 +524,16 @@ class _Lock:
             self._lock.release()
 
 
-def _download(spec: WeightsSpec, note: str) -> Path:
+def _download(spec: WeightsSpec, note: str, *, force: bool = False) -> Path:
     if not spec.urls:
         raise WeightsError(missing_message(spec, "no download source is known", note))
     t = target(spec)
     t.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with _Lock(spec.name):
+        if not force and t.is_file():  # another process finished it while we waited for the lock
+            _check_local(spec, t)
+            return t
         for url in spec.urls:
             label = source_label(url)
             try:

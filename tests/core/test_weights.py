@@ -483,3 +483,19 @@ def test_judge_states():
     assert weights.judge(p, 3, SHA)[0] == weights.VERIFIED
     assert weights.judge(p, 3, "0" * 64)[0] == weights.MISMATCH
     assert weights.judge(weights.WeightsSpec("a", "d"), 3, SHA)[0] == weights.PRESENT
+
+
+def test_wrong_size_is_a_mismatch_without_hashing(monkeypatch):
+    spec()
+    t = weights.target("tiny.bin")
+    t.parent.mkdir(parents=True)
+    t.write_bytes(DATA[:100])
+
+    class NoHashing:
+        @staticmethod
+        def sha256():
+            raise AssertionError("hashed a file whose size is already wrong")
+
+    monkeypatch.setattr(weights, "hashlib", NoHashing)
+    st = weights.verify("tiny.bin")
+    assert st.state == weights.MISMATCH and "size 100 bytes" in st.message
