@@ -171,7 +171,8 @@ def _opts_config(opts: Any, path) -> dict[str, Any]:
 def load_e4e(path, device="cpu", **arch) -> Encoder4Editing:
     """The e4e encoder from ``e4e_ffhq_encode.pt``, in eval mode with ``latent_avg`` attached.
 
-    ``opts`` decides ``style_count`` (from ``stylegan_size``) and ``start_from_latent_avg``; ``arch``
+    ``opts`` decides ``style_count`` (from ``stylegan_size``) and ``start_from_latent_avg``, the
+    ``styles.0.linear`` head the ``w_dim``; ``arch``
     are further :class:`Encoder4Editing` keyword arguments for small files (tests, tiny preset) and
     override ``opts``. Only the ``encoder.*`` keys are read; a wrong file raises
     :class:`~counterface.errors.WeightsError` naming the file and the first offending keys.
@@ -186,6 +187,9 @@ def load_e4e(path, device="cpu", **arch) -> Encoder4Editing:
         found = ", ".join(list(map(str, sd))[:5])
         raise WeightsError(f"{path}: not an e4e checkpoint: no 'encoder.*' keys in state_dict (has: {found})")
     cfg = _opts_config(ckpt.get("opts"), path)
+    head = enc_sd.get("styles.0.linear.weight")
+    if isinstance(head, torch.Tensor) and head.ndim == 2:
+        cfg["w_dim"] = int(head.shape[0])  # 512 for the released file; small test files differ
     cfg.update(arch)
     model = Encoder4Editing(**cfg)
     load_strict(model, enc_sd, path=path, what="e4e encoder")
