@@ -499,3 +499,24 @@ def test_wrong_size_is_a_mismatch_without_hashing(monkeypatch):
     monkeypatch.setattr(weights, "hashlib", NoHashing)
     st = weights.verify("tiny.bin")
     assert st.state == weights.MISMATCH and "size 100 bytes" in st.message
+
+
+def test_concurrent_fetches_download_once(server):
+    import threading
+
+    spec(urls=[server.url("/good.bin")])
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(weights.fetch("tiny.bin"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 3 and len(set(results)) == 1
+    assert results[0].read_bytes() == DATA and len(server.requests_for("/good.bin")) == 1
