@@ -48,6 +48,6 @@ def photos(shared) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Each test sees an empty weights cache and never touches the user's real one."""
-    home = tmp_path_factory.getbasetemp() / "counterface-home"
+    home = tmp_path_factory.mktemp("counterface-home")
     monkeypatch.setenv("COUNTERFACE_HOME", str(home))
     monkeypatch.setenv("COUNTERFACE_PROGRESS", "0")
