@@ -91,7 +91,7 @@ def scan_folder(folder: Path, exclude: Iterable[Path] = ()) -> list[Item]:
         rp = p.resolve()
         if any(rp == e or e in rp.parents for e in excluded):
             continue
-        items.append(Item(key=rel.as_posix(), path=p, meta={}))
+        items.append(Item(key=rel.as_posix(), path=p.absolute(), meta={}))
     return items
 
 
@@ -103,6 +103,7 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = base / path
+    path = path.absolute()
     key = str(row["id"]) if row.get("id") not in (None, "") else raw
     meta = {k: v for k, v in row.items() if k != col and k is not None}
     return Item(key=key, path=path, meta=meta)
@@ -268,7 +269,8 @@ def merged_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 def write_table(out_dir: Path) -> Path:
     """Regenerate ``results.csv`` from every results (and metrics) JSONL file."""
-    return write_csv(Path(out_dir) / "results.csv", merged_rows(out_dir), Path(out_dir))
+    out = Path(out_dir).resolve()
+    return write_csv(out / "results.csv", merged_rows(out), out)
 
 
 class Appender:
@@ -401,7 +403,7 @@ class Runner:
                  image_format: str = "png", retry_failures: bool = False, max_consecutive_errors: int = 20,
                  on_photo: Callable[[Item, str], None] | None = None):
         self.pipeline = pipeline
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).resolve()
         self.alphas = [float(a) for a in (alphas if alphas else [pipeline.edit["alpha"]])]
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError("--alpha values must be distinct")
@@ -685,3 +687,86 @@ class Runner:
 
 def _user_columns(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {(f"user_{k}" if k in RESERVED else k): v for k, v in meta.items()}
+
+
+# -- evaluating a finished output folder -----------------------------------------------------------------
+METRIC_MARKERS = ("psnr_outside", "identity", "smile_z1")
+
+
+def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
+    """The :class:`~counterface.types.AlignedFace` a sidecar describes (crop cut again from ``photo``
+    with the recorded matrix; the mouth mask is not stored and left empty)."""
+    from .metrics import transform_points, warp_to_crop
+    from .types import AlignedFace
+
+    f = record.get("face") or {}
+    try:
+        matrix = np.asarray(f["matrix"], dtype=np.float64)
+        landmarks = np.asarray(f["landmarks"], dtype=np.float64)
+        size = int(f["size"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("sidecar has no usable face record (matrix, landmarks, size)") from None
+    crop = warp_to_crop(photo, matrix, size)
+    return AlignedFace(landmarks=landmarks, matrix=matrix, crop=crop, crop_landmarks=transform_points(landmarks, matrix),
+                       mouth_mask=np.zeros((size, size), np.float32),
+                       box=None if f.get("box") is None else tuple(f["box"]), score=f.get("score"),
+                       index=int(f.get("index", 0)))
+
+
+def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: bool = False, size: int = 256,
+                    progress: bool = False) -> tuple[int, int, list[dict[str, Any]]]:
+    """Compute the metrics of every result row of a batch output folder from the files on disk and
+    append them to ``metrics.jsonl``; regenerate ``results.csv``. Rows that already carry metrics
+    (measured during the batch, or by an earlier ``evaluate``) are skipped unless ``force``.
+
+    Returns (rows evaluated, rows that failed, the merged rows). Reconstruction metrics need the
+    pivot and are only measured during the batch.
+    """
+    from . import metrics
+    from .pipeline import Pipeline
+
+    out = Path(out_dir).resolve()
+    rows = merged_rows(out)
+    if not rows:
+        raise ConfigError(f"{out}: no results*.jsonl rows; run `counterface batch` first")
+    todo = [r for r in rows if force or not any(r.get(m) is not None for m in METRIC_MARKERS)]
+    appender = Appender(out / "metrics.jsonl")
+    lp = metrics.lpips_model(lpips_net) if todo else None
+    pipelines: dict[str, Any] = {}
+    evaluated = failed = 0
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="face", desc="evaluate")
+    try:
+        for r in todo:
+            try:
+                side = json.loads((out / r["z1_sidecar"]).read_text(encoding="utf-8"))
+                job = r.get("job") or ""
+                if job not in pipelines:
+                    cfg = {**side.get("config", {}), "edit": side.get("edit", {}), "preset": side.get("preset")}
+                    pipelines[job] = Pipeline(cfg)
+                pipe = pipelines[job]
+                photo = read_image(r["path"])
+                z1 = read_image(out / r["z1"])
+                z0 = read_image(out / r["z0"]) if r.get("z0") else None
+                face = face_from_sidecar(side, photo)
+                ev = metrics.Evaluator(identity=pipe.component("identity") if pipe.has("identity") else None,
+                                       lpips=lp, aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net)
+                mask = pipe.component("blender").mask(photo.shape[:2], face)
+                values = ev.evaluate(photo, face, z1, z0, blend_mask=mask)
+            except (ImageError, ConfigError, OSError, KeyError, json.JSONDecodeError) as exc:
+                values = {"metrics_error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
+                failed += 1
+            else:
+                evaluated += 1
+            appender.append([{"key": r.get("key"), "sha256": r.get("sha256"), "job": r.get("job"),
+                              "face": r.get("face"), "alpha": r.get("alpha"), **values}])
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        write_table(out)
+    return evaluated, failed, merged_rows(out)

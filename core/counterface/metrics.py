@@ -373,6 +373,7 @@ class Evaluator:
     aligner: Any = None
     size: int = 256
     psnr_cap: float = 100.0
+    lpips_net: str = ""  # recorded in each row next to the LPIPS numbers
 
     def face_crops(self, images: Sequence[np.ndarray], face: "AlignedFace") -> list[np.ndarray]:
         m = scale_matrix(face.matrix, self.size / float(face.size))
@@ -418,4 +419,38 @@ class Evaluator:
                 out["unchanged_outside_blend_z0"] = unchanged_fraction(photo, z0, region)
         if recon_crop is not None:
             out.update(reconstruction(face.crop, recon_crop, self.lpips))
+        if self.lpips is not None and self.lpips_net:
+            out["lpips_net"] = self.lpips_net
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+
+
+# -- aggregates ----------------------------------------------------------------------------------------
+#: per-row metric columns summarised by :func:`summarize` (when present)
+SUMMARY_COLUMNS = ("identity", "identity_z0", "psnr_outside", "lpips_outside", "unchanged_outside_blend",
+                   "recon_mse", "recon_lpips", "smile_z", "smile_z1", "smile_z0", "smile_delta")
+
+
+def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
+              columns: Sequence[str] = SUMMARY_COLUMNS) -> list[dict[str, Any]]:
+    """Aggregate metric rows: one entry per group (``by`` columns), and for every metric column
+    present its count, mean, standard deviation, median, 5th and 95th percentiles (None values and
+    NaN are left out and counted in ``missing``)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(b) for b in by), []).append(r)
+    out = []
+    for gkey in sorted(groups, key=lambda k: tuple((v is None, str(v) if not isinstance(v, (int, float)) else v) for v in k)):
+        grp = groups[gkey]
+        entry: dict[str, Any] = {**dict(zip(by, gkey)), "rows": len(grp)}
+        for c in columns:
+            vals = [r.get(c) for r in grp if c in r]
+            if not vals:
+                continue
+            x = np.array([float(v) for v in vals if isinstance(v, (int, float)) and not math.isnan(float(v))])
+            stats: dict[str, Any] = {"n": int(x.size), "missing": len(vals) - int(x.size)}
+            if x.size:
+                stats.update(mean=float(x.mean()), std=float(x.std()), median=float(np.median(x)),
+                             p05=float(np.percentile(x, 5)), p95=float(np.percentile(x, 95)))
+            entry[c] = stats
+        out.append(entry)
+    return out

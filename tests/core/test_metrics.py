@@ -310,3 +310,14 @@ def test_evaluator_sees_a_change_outside_the_mouth_but_not_inside(encoder, lp):
     out_out = ev.evaluate(photo, face, outside)
     assert out_out["psnr_outside"] < 30 and out_out["lpips_outside"] > out_in["lpips_outside"]
     assert out_out["identity"] < 1.0
+
+
+def test_summarize_groups_and_skips_missing_values():
+    rows = [{"alpha": 1.0, "identity": 0.9, "smile_delta": 0.2}, {"alpha": 1.0, "identity": 0.7, "smile_delta": None},
+            {"alpha": 0.0, "identity": 1.0}]
+    s = metrics.summarize(rows)
+    assert [g["alpha"] for g in s] == [0.0, 1.0]
+    one = s[1]
+    assert one["rows"] == 2 and one["identity"]["mean"] == pytest.approx(0.8)
+    assert one["smile_delta"] == {"n": 1, "missing": 1, "mean": 0.2, "std": 0.0, "median": 0.2, "p05": 0.2, "p95": 0.2}
+    assert "smile_delta" not in s[0]

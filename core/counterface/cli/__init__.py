@@ -12,7 +12,7 @@ import click
 from ._common import CounterfaceGroup
 
 #: sub-command modules of core; each exposes click commands named ``*_cmd``
-_MODULES = ("info", "weights", "batch", "align")
+_MODULES = ("info", "weights", "batch", "align", "edit")
 
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})

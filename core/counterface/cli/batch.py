@@ -1,0 +1,150 @@
+"""`counterface batch`, `counterface evaluate` and `counterface figures`: research batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+from ._common import pipeline_options, progress_enabled, resolve_config
+
+LPIPS_CHOICES = ("alex", "vgg", "squeeze", "random", "none")
+
+
+def _alphas(values: tuple[str, ...]) -> list[float]:
+    out: list[float] = []
+    for v in values:
+        for part in str(v).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise ConfigError(f"--alpha expects numbers, got {part!r}") from None
+    return out
+
+
+@click.command("batch")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (pairs/, results.jsonl, results.csv, failures.jsonl).")
+@pipeline_options
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A[,A...]",
+              help="pi_1 strength; several values (repeat or comma-separate) make a sweep: one row per alpha.")
+@click.option("--face", default=None, help="Which faces: largest (default), all, or an index (largest first).")
+@click.option("--min-face", type=click.IntRange(min=0), default=None, metavar="PX",
+              help="Photos whose faces are all narrower than PX photo pixels fail with reason face_too_small.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Process only shard I of N (stable hash of each manifest key), e.g. $SLURM_ARRAY_TASK_ID/N.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes that read and align photos ahead of the GPU stages (0: in this process).")
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Measure identity, preservation, reconstruction and smile score for every row.")
+@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="alex", show_default=True,
+              help="LPIPS backbone for the metrics (random: offline, tests only; none: skip LPIPS).")
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Image format of the pairs (png and webp are lossless).")
+@click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
+def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, face, min_face, shard,
+              workers, metrics, lpips_net, image_format, retry_failures) -> None:
+    """Run pi_1 and pi_0 over a folder or a CSV/JSONL manifest of photos, resumably.
+
+    INPUT is a folder (every image below it) or a manifest with a `path` column; other columns
+    (politician, outlet, ...) are carried into every result row. Writes one Z1/Z0 pair with sidecars
+    per face, a row per face in results.jsonl/results.csv and a row per failed photo in failures.jsonl.
+    Rerunning the same command skips finished photos (by content hash and configuration); Ctrl-C or
+    SIGTERM loses at most the photo in flight. Exit status 0 even when some photos failed.
+    """
+    from .. import batch as b
+    from .. import metrics as m
+    from ..pipeline import Pipeline
+
+    alphas = _alphas(alpha_values)
+    edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None}
+    cfg = resolve_config(preset, config_file, components, sets, edit=edit)
+    index, count = b.parse_shard(shard)
+    items = b.read_manifest(input_path, exclude=[out_dir])
+    mine = b.select_shard(items, index, count)
+    pipeline = Pipeline.from_config(cfg)
+    evaluator = None
+    if metrics:
+        evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
+                                lpips=m.lpips_model(lpips_net), aligner=pipeline.component("aligner"),
+                                lpips_net=lpips_net)
+    runner = b.Runner(pipeline, out_dir, alphas=alphas or None, evaluator=evaluator, workers=workers,
+                      shard=(index, count), progress=progress_enabled(), image_format=image_format,
+                      retry_failures=retry_failures)
+    where = f" (shard {index}/{count} of {len(items)})" if count > 1 else ""
+    s = runner.run(mine)
+    click.echo(f"{s.total} photos{where}: {s.done} done ({s.faces} rows), {s.failed} failed, "
+               f"{s.skipped} already done; table: {out_dir / 'results.csv'}")
+    if s.failed:
+        click.echo(f"failures with reasons: {runner.failures.path}")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+@click.command("evaluate")
+@click.argument("out_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="alex", show_default=True,
+              help="LPIPS backbone (random: offline, tests only; none: skip LPIPS).")
+@click.option("--force", is_flag=True, help="Measure every row again, even those that already have metrics.")
+@click.option("--by", "group_by", multiple=True, metavar="COLUMN",
+              help="Group the summary by these columns (default: alpha), e.g. --by politician.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
+    """Measure every result row of a batch output folder and summarise.
+
+    Adds identity similarity, preservation outside the mouth (PSNR, LPIPS), the unchanged fraction
+    outside the blend mask and the landmark smile scores to rows that lack them (metrics.jsonl,
+    merged into results.csv), then writes summary.json: per group, mean/std/median/5th/95th
+    percentile of every metric.
+    """
+    from .. import batch as b
+    from .. import metrics as m
+    from ..imageio import write_json
+
+    n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled())
+    by = tuple(group_by) or ("alpha",)
+    summary = m.summarize(rows, by=by)
+    write_json(out_dir / "summary.json", {"group_by": list(by), "groups": summary}, out_dir=out_dir)
+    if as_json:
+        click.echo(json.dumps({"evaluated": n, "failed": failed, "groups": summary}, indent=2))
+        return
+    click.echo(f"evaluated {n} row(s), {failed} failed, {len(rows)} in the table; summary: {out_dir / 'summary.json'}")
+    for g in summary:
+        head = ", ".join(f"{k}={g[k]}" for k in by)
+        click.echo(f"{head} ({g['rows']} rows)")
+        for c in m.SUMMARY_COLUMNS:
+            st = g.get(c)
+            if st and st.get("n"):
+                click.echo(f"  {c:<24} median {_fmt(st['median'])}  mean {_fmt(st['mean'])}  "
+                           f"p05 {_fmt(st['p05'])}  p95 {_fmt(st['p95'])}  n={st['n']}")
+
+
+@click.command("figures")
+@click.argument("out_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--sweep", "sweep_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Batch folder with several alphas for Figure 3 (default: OUT itself).")
+@click.option("--label", default=None, metavar="COLUMN", help="Manifest column naming each face (default: the key).")
+@click.option("--max", "max_faces", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Faces shown in Figure 2.")
+@click.option("--alpha", "alpha", type=float, default=None, help="Which alpha Figure 2 shows (default: the largest).")
+@click.option("-o", "--output", "fig_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to save the PNGs (default: OUT/figures).")
+def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
+    """Draw Figure 2 (original vs edited, named from the manifest) and Figure 3 (smile score and
+    identity similarity against alpha, with the per-image spread) as PNGs. Needs matplotlib
+    (pip install 'counterface[figures]')."""
+    from .. import figures
+
+    fig_dir = fig_dir or out_dir / "figures"
+    made = figures.make_figures(out_dir, fig_dir, sweep_dir=sweep_dir, label=label, max_faces=max_faces, alpha=alpha,
+                                warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+    for p in made:
+        click.echo(str(p))

@@ -1,0 +1,183 @@
+"""The seed's figures, drawn from a batch output folder (matplotlib, imported only here).
+
+``figure2``: a grid of faces, each cell the original Z beside pi_1(Z) (and optionally pi_0(Z)),
+cut with the face's own alignment matrix and named from a manifest column.
+``figure3``: the landmark smile score and the identity similarity as functions of alpha, from a
+sweep (a batch run with several ``--alpha`` values): one thin line per face, the median in bold and
+the interquartile range shaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("figures need matplotlib: pip install 'counterface[figures]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _face_crops(out_dir: Path, row: Mapping[str, Any], size: int, roles: Sequence[str]) -> list[np.ndarray]:
+    from .batch import face_from_sidecar
+    from .imageio import read_image
+    from .metrics import scale_matrix, warp_to_crop
+
+    side = json.loads((out_dir / row["z1_sidecar"]).read_text(encoding="utf-8"))
+    photo = read_image(row["path"])
+    face = face_from_sidecar(side, photo)
+    m = scale_matrix(face.matrix, size / float(face.size))
+    images = {"z": photo, "z1": read_image(out_dir / row["z1"])}
+    if "z0" in roles:
+        images["z0"] = read_image(out_dir / row["z0"])
+    return [warp_to_crop(images[r], m, size) for r in roles]
+
+
+def _pick_rows(rows: Sequence[Mapping[str, Any]], alpha: float | None) -> list[Mapping[str, Any]]:
+    """One row per face: the requested alpha, or each face's largest alpha."""
+    best: dict[tuple, Mapping[str, Any]] = {}
+    for r in rows:
+        k = (r.get("key"), r.get("face"))
+        a = float(r.get("alpha") or 0.0)
+        if alpha is not None:
+            if math.isclose(a, alpha, abs_tol=1e-9):
+                best[k] = r
+        elif k not in best or a > float(best[k].get("alpha") or 0.0):
+            best[k] = r
+    return list(best.values())
+
+
+def figure2(out_dir: str | os.PathLike, path: str | os.PathLike, *, label: str | None = None, max_faces: int = 12,
+            alpha: float | None = None, with_z0: bool = False, size: int = 256, columns: int = 4) -> Path:
+    """Original vs edited faces, named by the manifest column ``label`` (default: the key)."""
+    from .batch import merged_rows
+
+    out_dir = Path(out_dir)
+    rows = _pick_rows(merged_rows(out_dir), alpha)[:max_faces]
+    if not rows:
+        raise ConfigError(f"{out_dir}: no result rows{'' if alpha is None else f' at alpha {alpha:g}'} for Figure 2")
+    if label is not None and not any(label in r for r in rows):
+        raise ConfigError(f"no column {label!r} in the results; columns: {', '.join(sorted(rows[0]))}")
+    plt = _pyplot()
+    roles = ("z", "z0", "z1") if with_z0 else ("z", "z1")
+    titles = {"z": "original", "z0": "pi_0", "z1": "pi_1"}
+    ncols = min(columns, len(rows))
+    nrows = math.ceil(len(rows) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * len(roles) * ncols / 2 + 0.4, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, rows):
+        crops = _face_crops(out_dir, r, size, roles)
+        gap = np.full((size, max(2, size // 32), 3), 255, np.uint8)
+        strip = np.concatenate([x for c in crops for x in (c, gap)][:-1], axis=1)
+        ax.imshow(strip)
+        name = str(r.get(label)) if label else str(r.get("key"))
+        sub = " | ".join(titles[x] for x in roles) + f"  (alpha {float(r.get('alpha') or 0):g})"
+        ax.set_title(f"{name}\n{sub}", fontsize=8)
+    fig.suptitle("Figure 2: original and edited faces", fontsize=10)
+    fig.tight_layout()
+    target = Path(path)
+    _save(fig, target)
+    plt.close(fig)
+    return target
+
+
+def sweep_series(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[np.ndarray, dict[tuple, dict[float, float]]]:
+    """(sorted alphas, {(key, face): {alpha: value}}) for one metric column, None values left out."""
+    series: dict[tuple, dict[float, float]] = {}
+    alphas = set()
+    for r in rows:
+        v = r.get(column)
+        if v is None or not isinstance(v, (int, float)) or math.isnan(float(v)):
+            continue
+        a = float(r.get("alpha") or 0.0)
+        alphas.add(a)
+        series.setdefault((r.get("key"), r.get("face")), {})[a] = float(v)
+    return np.array(sorted(alphas)), series
+
+
+def spread(alphas: np.ndarray, series: Mapping[tuple, Mapping[float, float]]) -> dict[str, np.ndarray]:
+    """Per alpha: median, 25th and 75th percentiles and count over the faces that have a value."""
+    med, lo, hi, n = [], [], [], []
+    for a in alphas:
+        vals = np.array([s[a] for s in series.values() if a in s])
+        n.append(vals.size)
+        med.append(np.median(vals) if vals.size else np.nan)
+        lo.append(np.percentile(vals, 25) if vals.size else np.nan)
+        hi.append(np.percentile(vals, 75) if vals.size else np.nan)
+    return {"median": np.array(med), "q25": np.array(lo), "q75": np.array(hi), "n": np.array(n)}
+
+
+def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
+            panels: Sequence[tuple[str, str]] = (("smile_z1", "smile score (landmarks, pi_1)"),
+                                                 ("identity", "identity similarity (cosine)"))) -> Path:
+    """Metrics against alpha from a sweep: thin line per face, bold median, shaded IQR."""
+    from .batch import merged_rows
+
+    rows = merged_rows(Path(sweep_dir))
+    alphas = sorted({float(r.get("alpha") or 0.0) for r in rows})
+    if len(alphas) < 2:
+        raise ConfigError(f"{sweep_dir}: Figure 3 needs a sweep (rows at two or more alphas); "
+                          "run `counterface batch ... --alpha -2,-1,0,1,2`")
+    if not any(r.get(c) is not None for r in rows for c, _ in panels):
+        raise ConfigError(f"{sweep_dir}: the rows have no metrics; run `counterface evaluate {sweep_dir}` first")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
+    for ax, (column, title) in zip(axes[0], panels):
+        xs, series = sweep_series(rows, column)
+        for s in series.values():
+            pts = sorted(s.items())
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color="0.6", lw=0.7, alpha=0.5)
+        if xs.size:
+            sp = spread(xs, series)
+            ax.fill_between(xs, sp["q25"], sp["q75"], color="C0", alpha=0.25, label="interquartile range")
+            ax.plot(xs, sp["median"], color="C0", lw=2.2, marker="o", label=f"median of {len(series)} faces")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("alpha (edit strength)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Figure 3: attribute and identity against edit strength", fontsize=10)
+    fig.tight_layout()
+    target = Path(path)
+    _save(fig, target)
+    plt.close(fig)
+    return target
+
+
+def _save(fig, target: Path) -> None:
+    """Save a figure atomically (PNG)."""
+    import io
+
+    from .imageio import write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes(target, buf.getvalue())
+
+
+def make_figures(out_dir: str | os.PathLike, fig_dir: str | os.PathLike, *, sweep_dir=None, label: str | None = None,
+                 max_faces: int = 12, alpha: float | None = None, warn=None) -> list[Path]:
+    """Figure 2 from ``out_dir`` and Figure 3 from ``sweep_dir``. Without ``sweep_dir``, Figure 3 is
+    drawn from ``out_dir`` when it holds a sweep and skipped (``warn`` is told why) when it does not."""
+    fig_dir = Path(fig_dir)
+    made = [figure2(out_dir, fig_dir / "figure2.png", label=label, max_faces=max_faces, alpha=alpha)]
+    try:
+        made.append(figure3(sweep_dir or out_dir, fig_dir / "figure3.png"))
+    except ConfigError as exc:
+        if sweep_dir is not None or warn is None:
+            raise
+        warn(f"figure 3 skipped: {exc}")
+    return made
