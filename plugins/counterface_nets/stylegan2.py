@@ -138,30 +138,59 @@ class ModulatedConv2d(nn.Module):
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate = demodulate
 
+    def _static(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight in the memory order the conv wants for channels-last activations, and the
+        per-(out, in) sum of its squares over the kernel taps.
+
+        Plain convs get (out, kh, kw, in), transposed (up-sampling) convs (in, kh, kw, out): the
+        per-(out, in) modulation is then a vectorised multiply and the conv needs no reorder copy.
+        Cached while no gradient is needed; the cache key is the parameter's version counter, so
+        in-place updates (a tuner's optimizer step, ``load_tensors``) invalidate it.
+        """
+        order = (1, 2, 3, 0) if self.upsample else (0, 2, 3, 1)
+        weight = self.weight[0]
+        if (weight.requires_grad and torch.is_grad_enabled()) or self.weight.is_inference():
+            # (inference tensors, from a module built under inference_mode, track no versions)
+            return self._static_compute(weight, order)
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
+        cache = self.__dict__.get("_weight_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, *self._static_compute(weight.detach(), order))
+            self.__dict__["_weight_cache"] = cache
+        return cache[1], cache[2]
+
+    def _static_compute(self, weight, order):
+        w = weight.permute(*order).contiguous()
+        wsq = torch.sum(w * w, dim=(1, 2))
+        return w, (wsq.t() if self.upsample else wsq)
+
     def modulated_weight(self, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        """(out, in, k, k) weight for ONE latent ``w`` (1, style_dim).
+        """Weight for ONE latent ``w`` (1, style_dim): (out, in, k, k), or for an up-sampling conv the
+        (in, out, k, k) ``conv_transpose2d`` weight; channels-last strides either way.
 
         ``scale * weight * style`` demodulated per output channel, times ``gain`` (the previous
         layer's activation gain, which is linear in the input and so can live in the weight).
         """
         style = self.modulation(w)[0]  # (in,)
-        weight = self.weight[0]
+        wst, wsq = self._static()
         coef = (self.scale * gain) * style  # (in,)
         if self.demodulate:
-            # sum over (in, kh, kw) of (scale * W * style)^2, without building the modulated weight twice
-            wsq = torch.sum(weight * weight, dim=(2, 3))  # (out, in)
+            # sum over (in, kh, kw) of (scale * W * style)^2 = scale^2 * sum_in style^2 * sum_k W^2
             demod = torch.rsqrt(torch.mv(wsq, style * style) * (self.scale ** 2) + self.eps)  # (out,)
             coef = demod[:, None] * coef[None, :]
         else:
             coef = coef[None, :]
-        return weight * coef[:, :, None, None]
+        if self.upsample:
+            coef = coef.t()  # (in, out)
+        return (wst * coef[:, None, None, :]).permute(0, 3, 1, 2)
 
     def forward_one(self, x, w, gain=1.0, bias=None):
         """Fast path for one sample: x (1, in, H, W), w (1, style_dim); ``bias`` is added at the end."""
         weight = self.modulated_weight(w, gain)
         if not self.upsample:
             return F.conv2d(x, weight, bias, padding=self.padding)
-        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        out = F.conv_transpose2d(x, weight, stride=2)
         c = out.shape[1]
         kernel = ops._depthwise(torch.flip(self.blur.kernel, [0, 1]), c, out)
         p0, p1 = self.blur.pad
@@ -220,7 +249,14 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward_one(self, x, w, skip=None, gain=1.0):
-        out = F.conv2d(x, self.conv.modulated_weight(w, gain), self.bias.view(3))
+        weight = self.conv.modulated_weight(w, gain)  # (3, in, 1, 1)
+        if x.shape[0] == 1 and x.is_contiguous(memory_format=torch.channels_last):
+            # a 1x1 conv on channels-last memory is a (H*W, in) @ (in, 3) matrix product
+            _, c, h, wd = x.shape
+            out = torch.addmm(self.bias.view(1, 3), x.permute(0, 2, 3, 1).reshape(h * wd, c), weight.view(3, c).t())
+            out = out.view(1, h, wd, 3).permute(0, 3, 1, 2)
+        else:
+            out = F.conv2d(x, weight, self.bias.view(3))
         if skip is not None:
             out = out.add_(self.upsample(skip))
         return out
@@ -432,6 +468,11 @@ def load_generator(path, device="cpu", prefix: str | None = None, **config) -> G
     file has one) is attached as ``module.latent_avg``. Errors are :class:`counterface.WeightsError`
     naming the file and the first offending keys; nothing in the file is executed.
     """
+    with torch.inference_mode(False):  # normal tensors even when called under inference_mode (tuners need them)
+        return _load_generator(path, device, prefix, config)
+
+
+def _load_generator(path, device, prefix, config) -> Generator:
     ckpt = checkpoints.safe_load(path, what="StyleGAN2 checkpoint")
     sd, latent_avg, what = _generator_state(ckpt, path, prefix)
     cfg = infer_config(sd)
@@ -455,16 +496,16 @@ def random_generator(seed: int = 0, device="cpu", **config) -> Generator:
     Noise strengths are set to 0.1 (rosinality starts them at 0) so the noise path is exercised, and
     the ToRGB weights are scaled by 0.25 so images stay roughly in [-1, 1].
     """
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         torch.manual_seed(int(seed))
         gen = Generator(**config)
-    with torch.no_grad():
-        for name, p in gen.named_parameters():
-            if name.endswith("noise.weight"):
-                p.fill_(0.1)
-            elif name.startswith("to_rgb") and name.endswith("conv.weight"):
-                p.mul_(0.25)
-    return gen.to(device).eval()
+        with torch.no_grad():
+            for name, p in gen.named_parameters():
+                if name.endswith("noise.weight"):
+                    p.fill_(0.1)
+                elif name.startswith("to_rgb") and name.endswith("conv.weight"):
+                    p.mul_(0.25)
+        return gen.to(device).eval()
 
 
 __all__ = ["Generator", "load_generator", "random_generator", "infer_config", "channel_count", "FFHQ_CONFIG"]

@@ -255,3 +255,19 @@ def test_tiny_network_is_small():
     g = _tiny()
     assert sum(p.numel() for p in g.module.parameters()) < 200_000
     assert max(m.conv.weight.shape[1] for m in g.module.convs) == 32
+
+
+def test_first_use_under_inference_mode_still_allows_tuning():
+    """The network is built lazily; building it inside inference_mode must not create inference
+    tensors (a tuner later needs gradients through the same module)."""
+    g = _tiny()
+    ws = _ws(g, 1)
+    h = _tiny()
+    with torch.inference_mode():
+        a = h.synthesize(ws)
+    assert not next(h.module.parameters()).is_inference()
+    w = ws.clone().requires_grad_(True)
+    b = h.synthesize(w)
+    b.mean().backward()
+    assert w.grad is not None
+    torch.testing.assert_close(a, b.detach(), atol=0, rtol=0)
