@@ -6,5 +6,7 @@ import counterface
 @counterface.hookimpl
 def register_aligners(register):
     from .dlib_aligner import DlibAligner
+    from .fan_aligner import FanAligner
 
     register("dlib", DlibAligner, description="dlib HOG detector + 68 landmarks (offline); FFHQ crops")
+    register("fan", FanAligner, description="face-alignment 2D FAN 68 landmarks + S3FD/dlib detector; FFHQ crops")
