@@ -57,9 +57,14 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> Pivot:
 
 def save_pivot(pivot: Pivot, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Atomically write ``pivot`` to ``path`` (refuses to overwrite any of ``inputs``)."""
+    from .errors import OutputError
     from .imageio import write_bytes
 
-    return write_bytes(path, to_bytes(pivot), inputs=inputs)
+    target = Path(path).resolve()
+    for inp in inputs:
+        if Path(inp).resolve() == target:
+            raise OutputError(f"refusing to overwrite an input file: {target}")
+    return write_bytes(target, to_bytes(pivot))
 
 
 def load_pivot(path: str | os.PathLike) -> Pivot:

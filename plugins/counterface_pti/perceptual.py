@@ -10,6 +10,7 @@ tiny preset only: the loss is then not perceptual).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
@@ -18,6 +19,55 @@ from counterface import ConfigError, WeightsError
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 _cache: dict[tuple, object] = {}
 _lock = threading.Lock()
+
+
+class _FeaturesOnly:
+    """Stands in for ``torchvision.models`` inside ``lpips.pretrained_networks`` while building: its
+    ``alexnet``/``vgg16`` return only the convolutional ``features`` (what LPIPS uses), skipping the
+    ImageNet classifier heads whose random initialisation (60-120 M parameters) took seconds."""
+
+    def __init__(self, tv):
+        self._tv = tv
+
+    def __getattr__(self, name):
+        return getattr(self._tv, name)
+
+    def alexnet(self, *args, **kwargs):
+        from torch import nn
+
+        features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        return _Trunk(features)
+
+    def vgg16(self, *args, **kwargs):
+        from torchvision.models import vgg
+
+        return _Trunk(vgg.make_layers(vgg.cfgs["D"], batch_norm=False))
+
+
+class _Trunk:
+    def __init__(self, features):
+        self.features = features
+
+
+@contextlib.contextmanager
+def _trunk_features_only():
+    import lpips.pretrained_networks as pn
+
+    original = pn.tv
+    pn.tv = _FeaturesOnly(original)
+    try:
+        yield
+    finally:
+        pn.tv = original
 
 
 def load_backbone(model, path) -> None:
@@ -53,7 +103,8 @@ def build_lpips(net: str = "alex", pretrained: bool = True, seed: int = 0, devic
             torch.manual_seed(int(seed))
             # Always build offline (random trunk), then load the ImageNet trunk ourselves from the file
             # the weights manager found: a lab mirror works, and nothing is unpickled beyond tensors.
-            model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+            with _trunk_features_only():
+                model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         if pretrained:
             from counterface import weights
 
