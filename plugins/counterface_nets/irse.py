@@ -78,6 +78,20 @@ def stage_ends(units: Sequence[int]) -> list[int]:
     return out
 
 
+def use_fast(module: nn.Module) -> bool:
+    """Whether ``module`` runs its folded inference path: eval mode, no autograd recording, and its
+    ``fast`` flag (default on; :func:`set_fast` turns it off for the plain reference path)."""
+    return not module.training and not torch.is_grad_enabled() and getattr(module, "fast", True)
+
+
+def set_fast(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Enable or disable the folded inference path of every IR-SE block in ``model`` (benchmarks,
+    tests); returns ``model``."""
+    for m in model.modules():
+        m.fast = bool(enabled)
+    return model
+
+
 def _bn_affine(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode BatchNorm as ``x * scale + shift``."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -93,6 +107,10 @@ class SEModule(nn.Module):
         self.fc2 = nn.Conv2d(channels // reduction, channels, 1, bias=False)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast(self):  # 1x1 convs on a 1x1 map are matrix products
+            s = x.mean(dim=(2, 3))
+            s = F.linear(F.relu(F.linear(s, self.fc1.weight.flatten(1))), self.fc2.weight.flatten(1))
+            return torch.sigmoid(s)[:, :, None, None]
         s = x.mean(dim=(2, 3), keepdim=True)
         return torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
 
@@ -169,7 +187,7 @@ class IRSEUnit(nn.Module):
         return r.add_(sc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled():
+        if not use_fast(self):
             return self.forward_reference(x)
         return self.forward_folded(x)
 
@@ -182,7 +200,7 @@ def make_input_layer(out_channels: int = 64) -> nn.Sequential:
 
 def input_layer_forward(layer: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)``, with the BN folded into the conv when no gradient is recorded."""
-    if layer.training or torch.is_grad_enabled():
+    if not use_fast(layer):
         return layer(x)
     conv, bn, prelu = layer
     s, t = _bn_affine(bn)
@@ -297,5 +315,5 @@ def load_arcface(path, device="cpu", **arch) -> Backbone:
 
 __all__ = [
     "Backbone", "IRSEUnit", "identity_crop", "resize_square", "SEModule", "UNITS_BY_LAYERS", "l2_norm", "load_arcface", "make_body",
-    "make_input_layer", "resolve_units", "stage_depths", "stage_ends", "unit_specs",
+    "make_input_layer", "resolve_units", "set_fast", "use_fast", "stage_depths", "stage_ends", "unit_specs",
 ]

@@ -172,3 +172,24 @@ def test_tiny_arcface_file_through_the_plugin(tmp_path):
     x = _faces(2, 256)
     with torch.no_grad():
         torch.testing.assert_close(ident.embed(x), net(irse.identity_crop(x)), atol=1e-5, rtol=0)
+
+
+def test_e4e_inference_path_equals_the_reference_path():
+    """Folded BatchNorm, matrix SE gates and matrix upsampling change only float rounding."""
+    from counterface_nets import e4e, irse
+
+    torch.manual_seed(0)
+    enc = e4e.Encoder4Editing(style_count=10, w_dim=32, units=(1, 2, 2, 1), width=0.25, input_size=64).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding matters
+        for m in enc.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = _faces(2, 64)
+    with torch.inference_mode():
+        fast = enc(x)
+        ref = irse.set_fast(enc, False)(x)
+    assert not torch.equal(fast, ref)  # the two paths really differ in their arithmetic
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
