@@ -70,11 +70,19 @@ class GaussianBlender(Blender):
         grow = 1.0 + self.margin * face.face_width / max(np.linalg.norm(lm - centre, axis=1).max(), 1e-9)
         return centre + (lm - centre) * max(grow, 0.0)
 
-    def _crop_square(self, face) -> np.ndarray:
-        S = face.size
-        inset = 0.5  # one pixel inside: bilinear samples there read only crop pixels
-        lo, hi = -0.5 + inset, S - 0.5 - inset
-        return geometry.apply(geometry.invert(face.matrix), np.array([[lo, lo], [lo, hi], [hi, hi], [hi, lo]]))
+    @staticmethod
+    def _in_crop(face, shape: tuple[int, int], offset) -> np.ndarray:
+        """(h, w) uint8: window pixels whose centres map inside the crop, between its outer pixel
+        centres (where bilinear sampling reads only crop pixels). Exact, unlike polygon rasterising."""
+        h, w = shape
+        x0, y0 = offset
+        M = face.matrix
+        xs = np.arange(w, dtype=np.float64) + x0
+        ys = np.arange(h, dtype=np.float64) + y0
+        u = M[0, 0] * xs[None, :] + M[0, 1] * ys[:, None] + M[0, 2]
+        v = M[1, 0] * xs[None, :] + M[1, 1] * ys[:, None] + M[1, 2]
+        hi = face.size - 1.0
+        return ((u >= 0) & (u <= hi) & (v >= 0) & (v <= hi)).astype(np.uint8)
 
     def sigma(self, face) -> float:
         return self.feather * max(face.face_width, 1.0)
@@ -94,7 +102,7 @@ class GaussianBlender(Blender):
         if x1 <= x0 or y1 <= y0:
             return (0, 0, 0, 0), np.zeros((0, 0), np.float32)
         win = (y1 - y0, x1 - x0)
-        region = _fill(win, poly, (x0, y0)) & _fill(win, self._crop_square(face), (x0, y0))
+        region = _fill(win, poly, (x0, y0)) & self._in_crop(face, win, (x0, y0))
         sigma = self.sigma(face)
         if sigma > 0.3:
             r = int(round(self.erode * sigma))
