@@ -118,9 +118,13 @@ def resolve(
     for k, v in (edit or {}).items():
         if v is not None:
             cfg[EDIT][k] = v
-    for kind in _sections() - {EDIT}:
+    from .registry import entry
+
+    for kind in sorted(_sections() - {EDIT}):
         if kind in cfg and "name" not in cfg[kind]:
             raise ConfigError(f"no {kind} named: the parameters given for {kind!r} need a name (--{kind} NAME)")
+        if kind in cfg:
+            entry(kind, cfg[kind]["name"])  # unknown names fail here, listing the valid ones
     return cfg
 
 

@@ -132,6 +132,7 @@ def _atomic_write(target: Path, writer) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get ordinary permissions
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
@@ -144,6 +145,12 @@ def _atomic_write(target: Path, writer) -> Path:
             pass
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def encode_image(image: np.ndarray, suffix: str, quality: int = 95) -> bytes:

@@ -84,6 +84,15 @@ def register_presets(register):
 '''
 
 
+OTHER_TUNER = '''
+import counterface
+
+@counterface.hookimpl
+def register_tuners(register):
+    register("other", lambda: None)
+'''
+
+
 @pytest.fixture
 def base_preset(plugin_env):
     plugin_env("cf-presets-test", "0.1", {"p": "cfplug_presets"}, {"cfplug_presets": PRESET_PLUGIN})
@@ -99,9 +108,12 @@ def test_precedence_preset_file_option_set(base_preset, tmp_path):
     assert cfg["tuner"]["steps"] == 7
 
 
-def test_changing_a_component_drops_the_old_ones_params(base_preset):
+def test_changing_a_component_drops_the_old_ones_params(base_preset, plugin_env):
+    plugin_env("cf-other", "0.1", {"o": "cfplug_other"}, {"cfplug_other": OTHER_TUNER})
     cfg = config.resolve(preset="base", components={"tuner": "other"})
     assert cfg["tuner"] == {"name": "other"}
+    with pytest.raises(counterface.UnknownComponentError, match="unknown tuner 'nope'"):
+        config.resolve(preset="base", components={"tuner": "nope"})
     cfg = config.resolve(preset="base", components={"tuner": "pti"})
     assert cfg["tuner"]["steps"] == 350
 
