@@ -18,8 +18,10 @@ Configurations:
 
 Every configuration runs in a fresh process, so ``peak_rss_mb`` (the process's maximum resident set,
 imports and all) belongs to it alone; on CUDA ``peak_cuda_mb`` is ``torch.cuda.max_memory_allocated``.
-Stage times are wall seconds of the first (cold) call, what one photo costs; ``refine_per_step`` and
-``tune_per_step`` exclude the final loss evaluation. Compare only numbers from one run on one machine.
+Stage times are wall seconds of the first (cold) call, what one photo costs; ``refine`` and ``tune``
+are the tuner's own timings (each includes one extra forward pass for the final losses, so the
+per-step columns slightly overstate a step); ``tune setup`` is building the tuner, LPIPS (importing
+``lpips`` imports torchvision) and the identity network. Compare only numbers from one run on one machine.
 """
 
 from __future__ import annotations
