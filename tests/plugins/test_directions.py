@@ -152,3 +152,22 @@ def test_non_finite_vector_rejected(tmp_path):
 def test_unknown_parameter_is_rejected():
     with pytest.raises(ConfigError, match="unknown parameter"):
         counterface.create("direction", "smile", strength=2)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.sets(st.integers(0, 9), min_size=1), alpha=st.floats(-5, 5, allow_nan=False),
+       seed=st.integers(0, 1000))
+def test_property_only_chosen_rows_move_by_alpha_v(rows, alpha, seed):
+    direction = counterface.create("direction", "vector", dim=8, seed=seed)
+    w = torch.randn(3, 10, 8, generator=torch.Generator().manual_seed(seed))
+    out = direction.apply(w, alpha, sorted(rows))
+    v = direction._vector()[0]
+    for i in range(10):
+        if i in rows:
+            assert torch.equal(out[:, i], w[:, i] + alpha * v)
+        else:
+            assert torch.equal(out[:, i], w[:, i])
