@@ -9,6 +9,9 @@ Output folder::
 
     OUT/pairs/<name>_z1.png + .json     pi_1(Z) and its sidecar, one per face (and alpha)
     OUT/pairs/<name>_z0.png + .json     pi_0(Z), the baseline variant chosen by the pi0 component
+
+    <name> = <file stem>-<8 hex of the manifest key>_face<i>[_a<alpha>] (the alpha tag only in sweeps,
+    written like ``counterface sweep`` does: a+1, a-0.5)
     OUT/results.jsonl                   one row per face (per alpha): keys, paths, timings, metrics
     OUT/failures.jsonl                  one row per photo that failed, with ``reason`` and ``message``
     OUT/results.csv                     the table, regenerated from every results*.jsonl
@@ -373,7 +376,8 @@ def output_stem(key: str) -> str:
 
 
 def alpha_tag(alpha: float) -> str:
-    return "a" + (f"{alpha:+g}".replace(".", "p"))
+    """File-name tag of an alpha, as ``counterface sweep`` writes it: ``a+1``, ``a-0.5``."""
+    return f"a{alpha:+g}"
 
 
 @dataclass
@@ -656,7 +660,7 @@ class Runner:
                 z1 = render(alpha).image
             with t("pi0"):  # what Pipeline.pi0 does, with the renders shared between pi_1 and pi_0
                 z0 = baseline.make(photo, lambda a: render(a).image, float(alpha))
-            name = f"{stem}_f{index}" + (f"_{alpha_tag(alpha)}" if len(self.alphas) > 1 else "")
+            name = f"{stem}_face{index}" + (f"_{alpha_tag(alpha)}" if len(self.alphas) > 1 else "")
             seconds = {**prep.seconds, **pivot_seconds, **t.seconds}
             files = {}
             for role, img in (("z1", z1), ("z0", z0)):
@@ -664,7 +668,7 @@ class Runner:
                 write_image(self.out_dir / rel, img, out_dir=self.out_dir, inputs=[item.path])
                 side = pipe.sidecar(input_path=item.path, input_sha256=sha, face=face, alpha=float(alpha), role=role,
                                     pivot=pivot, seconds=seconds,
-                                    extra={"batch": {"key": item.key, "job": self.job, "pi0": baseline.name,
+                                    extra={"output": Path(rel).name, "batch": {"key": item.key, "job": self.job, "pi0": baseline.name,
                                                      "pair": f"pairs/{name}_{'z0' if role == 'z1' else 'z1'}{self.suffix}",
                                                      "meta": dict(item.meta)}})
                 write_json(self.out_dir / f"pairs/{name}_{role}.json", side, out_dir=self.out_dir, inputs=[item.path])

@@ -1,0 +1,122 @@
+"""`counterface figures`: Figure 2 (pairs) and Figure 3 (metrics against alpha) as PNGs."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from counterface import figures, testing
+from counterface.cli import cli
+from counterface.errors import ConfigError
+
+
+@pytest.fixture()
+def fakes():
+    testing.install()
+    yield
+    testing.uninstall()
+    from counterface import registry
+
+    registry.reset()
+
+
+def _photos(folder, n):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        p = folder / f"p{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((60, 80, 3)) * 255).astype(np.uint8)).save(p)
+        rows.append((str(p), f"Politician {i}"))
+    with open(folder / "m.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "politician"])
+        w.writerows(rows)
+    return folder / "m.csv"
+
+
+def _png(path):
+    img = Image.open(path)
+    img.load()
+    assert img.format == "PNG"
+    a = np.asarray(img.convert("RGB"))
+    assert a.shape[0] > 200 and a.shape[1] > 300 and a.std() > 5  # a real drawing, not a blank canvas
+    return a
+
+
+def test_spread_is_the_per_alpha_median_and_quartiles():
+    series = {("a", 0): {0.0: 1.0, 1.0: 2.0}, ("b", 0): {0.0: 3.0, 1.0: 4.0}, ("c", 0): {0.0: 5.0}}
+    sp = figures.spread(np.array([0.0, 1.0]), series)
+    assert sp["median"].tolist() == [3.0, 3.0] and sp["n"].tolist() == [3, 2]
+    assert sp["q25"][0] == 2.0 and sp["q75"][0] == 4.0
+
+
+def test_sweep_series_skips_missing_values():
+    rows = [{"key": "a", "face": 0, "alpha": 1.0, "identity": 0.9}, {"key": "a", "face": 0, "alpha": 0.0, "identity": None},
+            {"key": "b", "face": 0, "alpha": 0.0, "identity": 1.0}]
+    xs, s = figures.sweep_series(rows, "identity")
+    assert xs.tolist() == [0.0, 1.0] and s == {("a", 0): {1.0: 0.9}, ("b", 0): {0.0: 1.0}}
+
+
+def test_figures_from_a_sweep_with_names(fakes, tmp_path):
+    manifest = _photos(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(out), "--preset", "fake", "--lpips", "none",
+                                 "--alpha", "-1,0,1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["figures", str(out), "--label", "politician"])
+    assert r.exit_code == 0, r.output
+    made = r.output.strip().splitlines()
+    assert [p.rsplit("/", 1)[-1] for p in made] == ["figure2.png", "figure3.png"]
+    f2, f3 = _png(out / "figures" / "figure2.png"), _png(out / "figures" / "figure3.png")
+    assert f2.shape != f3.shape
+    with pytest.raises(ConfigError, match="no column 'outlet'"):
+        figures.figure2(out, tmp_path / "x.png", label="outlet")
+
+
+def test_figure3_needs_a_sweep_and_metrics(fakes, tmp_path):
+    manifest = _photos(tmp_path / "in", 1)
+    single, nometrics = tmp_path / "single", tmp_path / "nometrics"
+    assert CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(single), "--preset", "fake", "--lpips", "none"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(nometrics), "--preset", "fake", "--no-metrics",
+                                    "--alpha", "0,1"]).exit_code == 0
+    r = CliRunner().invoke(cli, ["figures", str(single)])  # Figure 2 made, Figure 3 skipped with a warning
+    assert r.exit_code == 0 and "figure 3 skipped" in r.output and (single / "figures" / "figure2.png").exists()
+    assert not (single / "figures" / "figure3.png").exists()
+    r = CliRunner().invoke(cli, ["figures", str(single), "--sweep", str(nometrics)])
+    assert r.exit_code == 2 and "counterface evaluate" in r.output
+
+
+def test_missing_matplotlib_is_a_one_line_error(fakes, tmp_path, monkeypatch):
+    manifest = _photos(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(out), "--preset", "fake", "--lpips", "none"]).exit_code == 0
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    r = CliRunner().invoke(cli, ["figures", str(out)])
+    assert r.exit_code == 2 and r.output.strip() == (
+        "error: figures need matplotlib: pip install 'counterface[figures]' (or pip install matplotlib)")
+
+
+@pytest.mark.slow
+def test_figures_from_a_tiny_preset_sweep_and_batch(photos, tmp_path):
+    """The issue's check: both PNGs from a tiny-preset sweep and batch (real photos, subprocesses)."""
+    with open(tmp_path / "m.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "politician"])
+        w.writerow([str(photos / "obama_small.jpg"), "Obama"])
+        w.writerow([str(photos / "lin-manuel-miranda.png"), "Miranda"])
+    tiny = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2", "--lpips", "random"]
+    run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *a], capture_output=True, text=True, timeout=1200)
+    b = run("batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "batch"), *tiny)
+    assert b.returncode == 0, b.stderr
+    s = run("batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "sweep"), *tiny, "--alpha=-2,0,2")
+    assert s.returncode == 0, s.stderr
+    f = run("figures", str(tmp_path / "batch"), "--sweep", str(tmp_path / "sweep"), "--label", "politician")
+    assert f.returncode == 0, f.stderr
+    _png(tmp_path / "batch" / "figures" / "figure2.png")
+    _png(tmp_path / "batch" / "figures" / "figure3.png")
