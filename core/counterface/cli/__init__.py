@@ -17,8 +17,33 @@ _MODULES = ("info", "weights", "batch", "align", "edit")
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="counterface")
-def cli() -> None:
+@click.option("--threads", envvar="COUNTERFACE_THREADS", default="auto", show_default=True, metavar="N|auto",
+              help="CPU threads for torch. auto: 1 on machines with 2 cores or fewer (measured faster there), "
+                   "else torch's default. Env: COUNTERFACE_THREADS.")
+def cli(threads: str) -> None:
     """Counterfactual face-attribute editing (SmileGAN-PTI and plugins)."""
+    _set_threads(threads)
+
+
+def _set_threads(spec: str) -> None:
+    """Apply ``--threads`` before any torch work (torch is imported only if it is needed)."""
+    import os
+
+    from ..errors import ConfigError
+
+    if spec in (None, "", "auto"):
+        n = 1 if (os.cpu_count() or 1) <= 2 else None
+    else:
+        try:
+            n = int(spec)
+        except ValueError:
+            raise ConfigError(f"--threads expects a positive integer or auto, got {spec!r}") from None
+        if n < 1:
+            raise ConfigError(f"--threads expects a positive integer or auto, got {spec!r}")
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
 
 
 for _mod_name in _MODULES:
