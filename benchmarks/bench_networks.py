@@ -159,7 +159,6 @@ def peak_child(path: str, mode: str, threads: int) -> None:
     torch.set_num_threads(threads)
     import counterface_nets
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gen = counterface_nets.load_generator(path)
     after_load = _rss_now()
     ws = gen.latent_avg.expand(1, gen.num_ws, -1).clone()
@@ -169,16 +168,33 @@ def peak_child(path: str, mode: str, threads: int) -> None:
     else:
         with torch.inference_mode():
             gen.synthesize(ws)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"import_peak_mb": base / 1024, "after_load_mb": after_load, "peak_mb": peak / 1024}))
+    print(json.dumps({"after_load_mb": after_load, "peak_mb": _peak_rss()}))
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _rss_now() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-    except OSError:  # not Linux
-        return float("nan")
+    v = _status_mb("VmRSS")
+    return float("nan") if v is None else v
+
+
+def _peak_rss() -> float:
+    """Peak resident set of this process (VmHWM; ru_maxrss would include the parent's size, since
+    Linux carries it across fork + exec)."""
+    v = _status_mb("VmHWM")
+    if v is None:  # not Linux: ru_maxrss is KB on Linux, bytes on macOS
+        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return r / 2 ** 20 if sys.platform == "darwin" else r / 1024
+    return v
 
 
 def peaks(path: Path, threads: int) -> dict[str, dict]:

@@ -35,7 +35,10 @@ def safe_load(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types
             raise WeightsError(f"{p}: not a readable safetensors {what} ({_short(exc)})") from None
     try:
-        return torch.load(str(p), map_location="cpu", weights_only=True)
+        # Zip-format files (torch >= 1.6) are memory-mapped: only the tensors a loader copies out are
+        # read from disk (the generator inside the 1.2 GB e4e file costs ~130 MB, not 1.2 GB).
+        mmap = zipfile.is_zipfile(p)
+        return torch.load(str(p), map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         msg = _short(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg:

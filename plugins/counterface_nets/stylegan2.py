@@ -191,12 +191,7 @@ class ModulatedConv2d(nn.Module):
         if not self.upsample:
             return F.conv2d(x, weight, bias, padding=self.padding)
         out = F.conv_transpose2d(x, weight, stride=2)
-        c = out.shape[1]
-        kernel = ops._depthwise(torch.flip(self.blur.kernel, [0, 1]), c, out)
-        p0, p1 = self.blur.pad
-        if p0 == p1:
-            return F.conv2d(out, kernel, bias, padding=p0, groups=c)
-        return F.conv2d(F.pad(out, [p0, p1, p0, p1]), kernel, bias, groups=c)
+        return ops.fir_filter(out, self.blur.kernel, self.blur.pad, bias)
 
     def forward(self, x, style):
         """rosinality's batched ("fused") path: grouped conv over the batch (the literal reference)."""
@@ -486,7 +481,7 @@ def _load_generator(path, device, prefix, config) -> Generator:
     if latent_avg is not None:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1] != gen.style_dim:
             raise checkpoints.WeightsError(f"{path}: 'latent_avg' is not a (..., {gen.style_dim}) tensor")
-        gen.latent_avg = latent_avg.detach().to(device=device, dtype=torch.float32)
+        gen.latent_avg = latent_avg.detach().to(device=device, dtype=torch.float32).clone()  # own memory, not the file map
     return gen.to(device).eval()
 
 

@@ -19,7 +19,8 @@ class StyleGAN2Generator(counterface.Generator):
 
     - ``weights``: a registered weights name (``"e4e_ffhq_encode.pt"``, ``"stylegan2-ffhq-config-f.pt"``)
       or a file path (rosinality ``{'g_ema': ...}`` or an e4e/pSp file); ``None`` builds a randomly
-      initialised network from ``seed`` and the architecture parameters below (tests, the tiny preset).
+      initialised network from ``seed`` and the architecture parameters below (tests, the tiny preset);
+      the strings ``"none"``/``"random"`` mean the same (TOML has no null).
     - ``size``, ``style_dim``, ``n_mlp``, ``channel_multiplier``, ``max_channels``: architecture of a
       random network (a file's architecture is read from the file). A tiny, fast network:
       ``size=64, style_dim=64, n_mlp=2, channel_multiplier=1, max_channels=32``.
@@ -34,6 +35,8 @@ class StyleGAN2Generator(counterface.Generator):
     def __init__(self, *, weights: str | None = "e4e_ffhq_encode.pt", size: int = 1024, style_dim: int = 512,
                  n_mlp: int = 8, channel_multiplier: int = 2, max_channels: int = 512, seed: int = 0,
                  device: str = "cpu"):
+        if isinstance(weights, str) and weights.strip().lower() in ("none", "random", ""):
+            weights = None  # TOML and --set have no null
         self.weights = None if weights is None else os.fspath(weights)
         self.seed = int(seed)
         self.device = str(device)

@@ -271,3 +271,28 @@ def test_first_use_under_inference_mode_still_allows_tuning():
     b.mean().backward()
     assert w.grad is not None
     torch.testing.assert_close(a, b.detach(), atol=0, rtol=0)
+
+
+def test_weights_none_string_means_random():
+    a = counterface.create("generator", "stylegan2", **{**TINY, "weights": "none"})
+    assert a.weights is None and a.family == _tiny().family
+
+
+@pytest.mark.parametrize("pad", [(1, 1), (2, 2), (0, 0), (2, 1)])
+def test_fir_filter_gradients(pad):
+    """The custom depthwise backward (input and bias gradients) equals autograd's, and twice-differentiable."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(1, 3, 9, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x, b: ops.fir_filter(x, k, pad, b), (x, b))
+    assert torch.autograd.gradgradcheck(lambda x, b: ops.fir_filter(x, k, pad, b), (x, b))
+    up = torch.randn(F_conv_ref(x, k, pad, b).shape, generator=g, dtype=torch.float64)
+    want = torch.autograd.grad((F_conv_ref(x, k, pad, b) * up).sum(), (x, b))
+    got = torch.autograd.grad((ops.fir_filter(x, k, pad, b) * up).sum(), (x, b))
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c)
+
+
+def F_conv_ref(x, k, pad, b):
+    return ops.upfirdn2d(x, k, pad=pad) + b.view(1, -1, 1, 1)
