@@ -146,7 +146,7 @@ def test_pivot_from_another_photo_is_refused(sweep, photos, tmp_path):
 def test_no_face_exit_3(photos, tmp_path):
     r = CliRunner().invoke(cli, ["edit", str(photos / "eagle-no-face.jpg"), "--preset", "tiny", "-o", str(tmp_path)])
     assert r.exit_code == 3
-    assert r.output.strip().splitlines() == ["error: no face found"]
+    assert r.output.strip().splitlines() == [f"error: {photos / 'eagle-no-face.jpg'}: no face found"]
 
 
 def test_batch_goes_on_after_a_failure(photos, photo_path, tmp_path):

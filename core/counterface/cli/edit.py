@@ -151,9 +151,8 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
                        "stem": f"{path.stem}_face{face.index}"}
                 produce(ctx)
         except CounterfaceError as exc:
-            if len(inputs) == 1:
-                raise
-            click.echo(f"error: {path}: {exc}", err=True)
+            msg = str(exc)
+            click.echo(f"error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", err=True)
             failures.append(exc)
     if failures:
         sys.exit(failures[0].exit_code)
