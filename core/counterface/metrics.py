@@ -276,7 +276,7 @@ def identity_similarity(encoder: "IdentityEncoder", a, b) -> float | np.ndarray:
 LPIPS_NETS = ("alex", "vgg", "squeeze", "random", "none")
 
 
-def lpips_model(net: str = "alex"):
+def lpips_model(net: str = "alex", device: str = "cpu"):
     """An LPIPS model in eval mode, or None for ``'none'``.
 
     ``'alex'``/``'vgg'``/``'squeeze'``: the published metric (the backbone is downloaded by
@@ -311,7 +311,7 @@ def lpips_model(net: str = "alex"):
                 f"cannot build LPIPS with the {net!r} backbone ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
                 "its torchvision weights must be downloadable or cached; use --lpips none to skip LPIPS"
             ) from None
-    model.eval()
+    model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -72,7 +72,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     evaluator = None
     if metrics:
         evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
-                                lpips=m.lpips_model(lpips_net), aligner=pipeline.component("aligner"),
+                                lpips=m.lpips_model(lpips_net, device=pipeline.device), aligner=pipeline.component("aligner"),
                                 lpips_net=lpips_net)
     runner = b.Runner(pipeline, out_dir, alphas=alphas or None, evaluator=evaluator, workers=workers,
                       shard=(index, count), progress=progress_enabled(), image_format=image_format,
