@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, CounterfaceError, ImageError, NoFaceError
+from .errors import ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError, WeightsError
 from .imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_bytes, write_image, write_json
 from .pipeline import config_digest, select_faces
 from .provenance import Timer
@@ -622,10 +622,8 @@ class Runner:
                 index = next(i for i, f in enumerate(prep.faces) if f is face)
                 rows.extend(self._process_face(item, sha, prep, face, index, len(faces)))
             return True, rows, None
-        except BatchInterrupted:
-            raise
-        except (ConfigError,) as exc:
-            raise exc
+        except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
+            raise  # not about this photo: every other photo would fail the same way
         except CounterfaceError as exc:
             return False, [], self._failure(item, sha, "error", str(exc), "edit")
         except MemoryError:

@@ -265,3 +265,29 @@ def test_user_columns_reach_rows_failures_and_sidecars(fake_cfg, tmp_path):
     assert fail["politician"] == "Bob" and fail["reason"] == "unreadable"
     side = json.loads((tmp_path / "out" / row["z1_sidecar"]).read_text())
     assert side["batch"]["meta"]["politician"] == "Ann"
+
+
+def test_unexpected_errors_are_recorded_until_too_many_in_a_row(fake_cfg, tmp_path, monkeypatch):
+    make_photos(tmp_path / "in", 4)
+    items = batch.read_manifest(tmp_path / "in")
+    pipe = Pipeline(fake_cfg)
+    real = pipe.pivot
+    monkeypatch.setattr(pipe, "pivot", lambda face, **kw: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
+    with pytest.raises(batch.CounterfaceError, match="3 photos in a row failed"):
+        batch.Runner(pipe, tmp_path / "out", max_consecutive_errors=3).run(items)
+    fails = batch.read_jsonl(tmp_path / "out" / "failures.jsonl")
+    assert [f["reason"] for f in fails] == ["error"] * 3 and "RuntimeError: CUDA out of memory" in fails[0]["message"]
+    monkeypatch.setattr(pipe, "pivot", real)
+    summary = batch.Runner(pipe, tmp_path / "out").run(items)  # 'error' photos are retried on a rerun
+    assert summary.done == 4 and summary.skipped == 0
+
+
+def test_errors_that_concern_every_photo_stop_the_batch(fake_cfg, tmp_path, monkeypatch):
+    from counterface.errors import WeightsError
+
+    make_photos(tmp_path / "in", 2)
+    pipe = Pipeline(fake_cfg)
+    monkeypatch.setattr(pipe, "pivot", lambda face, **kw: (_ for _ in ()).throw(WeightsError("e4e weights missing")))
+    with pytest.raises(WeightsError):
+        batch.Runner(pipe, tmp_path / "out").run(batch.read_manifest(tmp_path / "in"))
+    assert batch.read_jsonl(tmp_path / "out" / "failures.jsonl") == []
