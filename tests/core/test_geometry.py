@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from counterface import geometry as g
+from tests.ffhq_reference import reference_quad
 
 finite = dict(allow_nan=False, allow_infinity=False)
 scales = st.floats(0.05, 20.0, **finite)
@@ -148,26 +149,12 @@ def _face(rng, scale=1.0, angle=0.0, centre=(500, 400), e2e=60.0, e2m=70.0):
     return g.apply(g.similarity(scale, angle, *centre), lm)
 
 
-def _reference_quad(lm):
-    """The FFHQ script's quad, written out step by step as in the script."""
-    eye_left = lm[36:42].mean(0)
-    eye_right = lm[42:48].mean(0)
-    eye_avg = (eye_left + eye_right) * 0.5
-    eye_to_eye = eye_right - eye_left
-    mouth_avg = (lm[48] + lm[54]) * 0.5
-    eye_to_mouth = mouth_avg - eye_avg
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
-    x /= np.hypot(*x)
-    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    y = np.flipud(x) * [-1, 1]
-    c = eye_avg + eye_to_mouth * 0.1
-    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
 @given(st.integers(0, 10**6), st.floats(0.2, 8.0, **finite), angles, st.sampled_from([64, 256, 1024]))
 def test_ffhq_matrix_maps_the_script_quad_onto_the_crop_edges(seed, scale, angle, size):
     lm = _face(np.random.default_rng(seed), scale, angle, e2e=float(np.random.default_rng(seed).uniform(30, 90)))
-    quad = _reference_quad(lm)
+    quad = reference_quad(lm)
     np.testing.assert_allclose(g.ffhq_quad(lm), quad, rtol=1e-12, atol=1e-9)
     M = g.ffhq_matrix(lm, size)
     e = size - 0.5

@@ -8,6 +8,7 @@ import pytest
 import counterface
 from counterface import geometry as g
 from counterface.pipeline import select_faces
+from tests.ffhq_reference import reference_quad
 
 pytest.importorskip("dlib")
 
@@ -48,18 +49,6 @@ def aligned(photos, aligner):
     return out
 
 
-def _reference_quad(lm):
-    """The FFHQ script's quad, step by step."""
-    eye_left, eye_right = lm[36:42].mean(0), lm[42:48].mean(0)
-    eye_avg, eye_to_eye = (eye_left + eye_right) * 0.5, eye_right - eye_left
-    mouth_avg = (lm[48] + lm[54]) * 0.5
-    eye_to_mouth = mouth_avg - eye_avg
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
-    x /= np.hypot(*x)
-    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    y = np.flipud(x) * [-1, 1]
-    c = eye_avg + eye_to_mouth * 0.1
-    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
 def _quad_to_crop(quad, p, size):
@@ -93,7 +82,7 @@ def test_crops_put_eyes_and_mouth_where_the_ffhq_crop_does(aligned, name):
     _, faces = aligned[name]
     can = g.canonical_points(SIZE)
     for f in faces:
-        quad = _reference_quad(f.landmarks)
+        quad = reference_quad(f.landmarks)
         pts = g.face_points(f.crop_landmarks)
         for key, photo_pt in g.face_points(f.landmarks).items():
             # exactly where the script's quad transform puts them
