@@ -103,10 +103,10 @@ def bench(files: dict[str, Path], threads: list[int], repeats: int, reference: b
         with torch.inference_mode():
             gen.synthesize(ws, impl="reference")
 
-    def pti_step():
+    def pti_step(impl="fast"):
         gen.zero_grad(set_to_none=True)
         w = ws.clone().requires_grad_(True)
-        loss = torch.nn.functional.mse_loss(gen.synthesize(w), target)
+        loss = torch.nn.functional.mse_loss(gen.synthesize(w, impl=impl), target)
         loss.backward()
 
     rows: dict[str, dict[int, tuple[float, float]]] = {}
@@ -114,6 +114,8 @@ def bench(files: dict[str, Path], threads: list[int], repeats: int, reference: b
     if reference:
         tasks.append(("StyleGAN2 1024 synthesis, rosinality math (before)", synth_ref))
     tasks.append(("StyleGAN2 1024 synthesis + backward (PTI step)", pti_step))
+    if reference:
+        tasks.append(("StyleGAN2 1024 synthesis + backward, rosinality math (before)", lambda: pti_step("reference")))
 
     enc = None
     if "e4e" in files:
