@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
