@@ -43,7 +43,7 @@ component name drops the parameters given for the old one.
 def _walk(cmd: click.Command, path: list[str]):
     yield path, cmd
     if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd, info_name=path[-1])
+        ctx = click.Context(cmd, info_name=path[-1], help_option_names=["-h", "--help"])
         for name in cmd.list_commands(ctx):
             yield from _walk(cmd.get_command(ctx, name), path + [name])
 
@@ -53,7 +53,8 @@ def render() -> str:
 
     out = [HEADER]
     for path, cmd in _walk(cli, ["counterface"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100,
+                            help_option_names=["-h", "--help"])
         title = " ".join(path)
         out.append(f"\n## `{title}`\n\n```\n{cmd.get_help(ctx).rstrip()}\n```\n")
     return "".join(out)
