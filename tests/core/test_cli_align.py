@@ -69,7 +69,7 @@ def test_no_face_is_one_line_and_exit_3(photos, tmp_path):
     res = run("align", photos / "eagle-no-face.jpg", "-o", tmp_path / "o", "--aligner", "dlib")
     assert res.exit_code == 3
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert lines == ["error: no face found"]
+    assert lines == [f"error: {photos / 'eagle-no-face.jpg'}: no face found"]
     assert "Traceback" not in res.output
 
 

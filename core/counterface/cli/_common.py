@@ -65,6 +65,12 @@ class CounterfaceGroup(click.Group):
             _fail(f"internal error: {type(exc).__name__}: {msg} (set COUNTERFACE_DEBUG=1 for a traceback)", 1)
 
 
+def photo_error(path, exc: CounterfaceError) -> None:
+    """Print one line for a photo that failed: ``error: PATH: reason`` (the path only once)."""
+    msg = str(exc)
+    click.echo(f"error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", err=True)
+
+
 def _fail(message: str, code: int):
     click.echo(message, err=True)
     sys.exit(code)

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..errors import CounterfaceError, UnknownComponentError
-from ._common import pipeline_options, resolve_config
+from ._common import photo_error, pipeline_options, resolve_config
 
 
 def aligner_config(preset, config_file, components, sets) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -135,9 +135,7 @@ def align_cmd(images, out_dir, preset, config_file, sets, components, face, min_
             }, out_dir=out_dir, inputs=images)
             click.echo(f"{path}: {len(faces)} face(s) -> {out_dir / stem}_face*.png")
         except CounterfaceError as exc:
-            if len(images) == 1:
-                raise
-            click.echo(f"error: {path}: {exc}", err=True)
+            photo_error(path, exc)
             first_error = first_error or exc
     if first_error is not None:
         raise click.exceptions.Exit(first_error.exit_code)

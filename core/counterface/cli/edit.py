@@ -24,7 +24,7 @@ import click
 import numpy as np
 
 from ..errors import ConfigError, CounterfaceError
-from ._common import pipeline_options, progress_enabled, resolve_config
+from ._common import photo_error, pipeline_options, progress_enabled, resolve_config
 
 DEFAULT_OUT = "counterface-out"
 
@@ -151,8 +151,7 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
                        "stem": f"{path.stem}_face{face.index}"}
                 produce(ctx)
         except CounterfaceError as exc:
-            msg = str(exc)
-            click.echo(f"error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", err=True)
+            photo_error(path, exc)
             failures.append(exc)
     if failures:
         sys.exit(failures[0].exit_code)
