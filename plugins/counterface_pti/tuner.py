@@ -45,7 +45,10 @@ from typing import Any, Callable
 
 from counterface import ConfigError, Pivot, Tuner
 
-from . import perceptual, selection
+from . import selection
+
+#: LPIPS trunks the tuner accepts (``counterface.perceptual.BACKBONE_FILES``; that module imports torch)
+LPIPS_NETS = ("alex", "vgg")
 
 _STARTS = {"e4e": "e4e", "inverter": "e4e", "w+": "e4e", "w": "w"}
 
@@ -103,8 +106,8 @@ class PTITuner(Tuner):
             raise ConfigError(f"tuner.start must be one of {', '.join(_STARTS)}, got {start!r}")
         if tune_pixel not in ("l1", "l2"):
             raise ConfigError(f"tuner.tune_pixel must be 'l1' or 'l2', got {tune_pixel!r}")
-        if lpips_net not in perceptual.BACKBONE_FILES:
-            raise ConfigError(f"tuner.lpips_net must be one of {', '.join(perceptual.BACKBONE_FILES)}, got {lpips_net!r}")
+        if lpips_net not in LPIPS_NETS:
+            raise ConfigError(f"tuner.lpips_net must be one of {', '.join(LPIPS_NETS)}, got {lpips_net!r}")
         for name, v in (("latent_steps", latent_steps), ("tune_steps", tune_steps)):
             if int(v) < 0:
                 raise ConfigError(f"tuner.{name} must be >= 0, got {v}")
@@ -157,13 +160,17 @@ class PTITuner(Tuner):
         return dev
 
     def _lpips(self, dev):
-        return perceptual.build_lpips(self.lpips_net, self.lpips_pretrained, self.seed, str(dev))
+        from counterface import perceptual
+
+        return perceptual.build(self.lpips_net, self.lpips_pretrained, self.seed, str(dev))
 
     # -- the two stages --------------------------------------------------------------------------
     def refine(self, generator, w_init, target, lp, work: int, progress=None):
         """Step 3: returns (w (num_ws, w_dim) CPU, first-step losses, final losses, steps run)."""
         import torch
         from torch.nn import functional as F
+
+        from counterface import perceptual
 
         dev = target.device
         if self.start == "w":
@@ -203,6 +210,8 @@ class PTITuner(Tuner):
         """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""
         import torch
         from torch.nn import functional as F
+
+        from counterface import perceptual
 
         params = dict(generator.module.named_parameters())
         dev = target.device
