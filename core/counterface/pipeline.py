@@ -58,6 +58,32 @@ def resolve_device(spec: str = "auto") -> str:
     return spec
 
 
+def configure_backends(device: str) -> dict[str, bool]:
+    """Set the numerics of CUDA runs deliberately (process-wide); a no-op for other devices.
+
+    * Full float32: TF32 off in matmuls and cuDNN convolutions (PyTorch enables it for cuDNN by
+      default). The tuner's losses, the early-stop threshold and the conformance tolerances assume
+      float32, and TF32 results differ between GPU generations.
+    * cuDNN deterministic algorithms, benchmarking off: the same inputs, settings and seed give the
+      same output on the same machine (``edit.seed`` seeds the CPU and CUDA generators alike).
+
+    Left as is: ``torch.use_deterministic_algorithms`` (it raises for the antialiased resize's CUDA
+    backward, which uses atomic adds), so CUDA repeat runs agree to float rounding, not always bit
+    for bit, when the tuner's working resolution is below the generator's. Returns the flags set.
+    """
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return {}
+    flags = {"matmul_allow_tf32": False, "cudnn_allow_tf32": False, "cudnn_deterministic": True,
+             "cudnn_benchmark": False}
+    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_allow_tf32"]
+    torch.backends.cudnn.allow_tf32 = flags["cudnn_allow_tf32"]
+    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
+    return flags
+
+
 def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0) -> list[AlignedFace]:
     """Apply ``--face largest|all|N`` and the minimum face width; raise NoFaceError if none is left."""
     if not faces:
@@ -89,6 +115,7 @@ class Pipeline:
             raise ConfigError(f"unknown edit setting {unknown[0]!r}; valid: {', '.join(EDIT_DEFAULTS)}")
         self._components: dict[str, Any] = {}
         self.device = resolve_device(self.edit["device"])
+        configure_backends(self.device)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Pipeline":

@@ -1,0 +1,49 @@
+"""CUDA numerics are set deliberately when a pipeline is built for a CUDA device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from counterface import pipeline
+
+FLAGS = (
+    (torch.backends.cuda.matmul, "allow_tf32"),
+    (torch.backends.cudnn, "allow_tf32"),
+    (torch.backends.cudnn, "deterministic"),
+    (torch.backends.cudnn, "benchmark"),
+)
+
+
+@pytest.fixture
+def restore_flags():
+    saved = [getattr(o, a) for o, a in FLAGS]
+    yield
+    for (o, a), v in zip(FLAGS, saved):
+        setattr(o, a, v)
+
+
+def test_cuda_device_gets_float32_and_deterministic_cudnn(restore_flags):
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = True
+    flags = pipeline.configure_backends("cuda:0")
+    assert flags and [getattr(o, a) for o, a in FLAGS] == [False, False, True, False]
+
+
+def test_cpu_device_leaves_the_flags_alone(restore_flags):
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = True
+    assert pipeline.configure_backends("cpu") == {}
+    pipe = pipeline.Pipeline.from_preset("tiny", device="cpu")
+    assert pipe.device == "cpu"
+    assert torch.backends.cudnn.benchmark is True and torch.backends.cudnn.allow_tf32 is True
+
+
+def test_pipeline_configures_its_device(restore_flags, monkeypatch):
+    seen = []
+    monkeypatch.setattr(pipeline, "resolve_device", lambda spec: "cuda")
+    monkeypatch.setattr(pipeline, "configure_backends", seen.append)
+    pipeline.Pipeline.from_preset("tiny")
+    assert seen == ["cuda"]
