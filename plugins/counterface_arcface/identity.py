@@ -9,8 +9,6 @@ from counterface.errors import ConfigError
 
 WEIGHTS = "model_ir_se50.pth"
 ARC_SIZE = 112
-TINY_UNITS = (1, 1, 1, 1)
-TINY_WIDTH = 0.25
 
 
 def check_faces(faces):
@@ -25,7 +23,7 @@ def check_faces(faces):
 class ArcFaceIdentity(counterface.IdentityEncoder):
     """ArcFace IR-SE50 embeddings (unit 512-vectors) of FFHQ-aligned faces, as pSp/e4e/PTI's ID loss.
 
-    :param weights: registry name or path of ``model_ir_se50.pth``; ``None`` builds a deterministic
+    :param weights: registry name or path of ``model_ir_se50.pth``; ``None`` (or ``"none"``/``"random"``) builds a deterministic
         random network from ``seed`` (tests, the ``tiny`` preset).
     :param units: IR-SE units per stage (4 ints); default the 50-layer body, or ``(1, 1, 1, 1)`` when
         random.
@@ -37,26 +35,20 @@ class ArcFaceIdentity(counterface.IdentityEncoder):
 
     def __init__(self, *, weights: str | None = WEIGHTS, units: Sequence[int] | None = None,
                  width: float | None = None, embedding_size: int = 512, seed: int = 0, device: str = "cpu"):
-        if units is not None and (len(units) != 4 or min(int(u) for u in units) < 1):
-            raise ConfigError(f"arcface units must be 4 positive integers, got {list(units)}")
-        if width is not None and not float(width) > 0:
-            raise ConfigError(f"arcface width must be positive, got {width}")
-        self.weights = None if weights in (None, "", "none", "None") else str(weights)
-        self.units = None if units is None else [int(u) for u in units]
-        self.width = None if width is None else float(width)
+        from counterface_nets import checkpoints
+
+        self.weights = checkpoints.weights_arg(weights)
+        self.units, self.width = checkpoints.check_body(units, width, "arcface")
         self.embedding_size = int(embedding_size)
         self.seed = int(seed)
         self.device = str(device)
         self._model = None
 
     def _arch(self) -> dict:
-        random = self.weights is None
-        units = self.units if self.units is not None else (TINY_UNITS if random else None)
-        width = self.width if self.width is not None else (TINY_WIDTH if random else 1.0)
-        arch = {"input_size": ARC_SIZE, "width": width, "embedding_size": self.embedding_size}
-        if units is not None:
-            arch["units"] = tuple(units)
-        return arch
+        from counterface_nets import checkpoints
+
+        return {"input_size": ARC_SIZE, "embedding_size": self.embedding_size,
+                **checkpoints.body_arch(self.weights is None, self.units, self.width)}
 
     @property
     def module(self):

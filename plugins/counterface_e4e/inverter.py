@@ -10,9 +10,6 @@ from counterface.errors import ConfigError
 #: latent space of the released ``e4e_ffhq_encode.pt`` (its decoder is the FFHQ-1024 StyleGAN2)
 FAMILY = "stylegan2-ffhq-1024"
 WEIGHTS = "e4e_ffhq_encode.pt"
-#: body of the random-init network when ``weights=None`` and no architecture is given
-TINY_UNITS = (1, 1, 1, 1)
-TINY_WIDTH = 0.25
 
 
 def check_faces(faces, what: str):
@@ -29,7 +26,7 @@ class E4EInverter(counterface.Inverter):
     """Encoder4Editing (IR-SE50 + progressive style heads): aligned face -> W+ = codes + latent_avg.
 
     :param weights: registry name or path of an e4e checkpoint (``e4e_ffhq_encode.pt``); ``None``
-        builds a deterministic random network from ``seed`` (tests, the ``tiny`` preset) whose
+        (or ``"none"``/``"random"``) builds a deterministic random network from ``seed`` (tests, the ``tiny`` preset) whose
         ``num_ws``/``w_dim``/``latent_avg`` come from the generator passed to :meth:`invert`.
     :param input_size: side of the encoder input; faces of any size are resized to it.
     :param units: IR-SE units per stage (4 ints); default: the file's 50-layer body, or
@@ -44,14 +41,11 @@ class E4EInverter(counterface.Inverter):
                  device: str = "cpu"):
         if input_size < 32 or int(input_size) & (int(input_size) - 1):
             raise ConfigError(f"e4e input_size must be a power of two >= 32, got {input_size}")
-        if units is not None and (len(units) != 4 or min(int(u) for u in units) < 1):
-            raise ConfigError(f"e4e units must be 4 positive integers, got {list(units)}")
-        if width is not None and not float(width) > 0:
-            raise ConfigError(f"e4e width must be positive, got {width}")
-        self.weights = None if weights in (None, "", "none", "None") else str(weights)
+        from counterface_nets import checkpoints
+
+        self.weights = checkpoints.weights_arg(weights)
         self.input_size = int(input_size)
-        self.units = None if units is None else [int(u) for u in units]
-        self.width = None if width is None else float(width)
+        self.units, self.width = checkpoints.check_body(units, width, "e4e")
         self.seed = int(seed)
         self.device = str(device)
         self.family = FAMILY if self.weights is not None else "any"
@@ -60,13 +54,9 @@ class E4EInverter(counterface.Inverter):
 
     # -- network -------------------------------------------------------------------------------
     def _arch(self) -> dict:
-        random = self.weights is None
-        units = self.units if self.units is not None else (TINY_UNITS if random else None)
-        width = self.width if self.width is not None else (TINY_WIDTH if random else 1.0)
-        arch = {"input_size": self.input_size, "width": width}
-        if units is not None:
-            arch["units"] = tuple(units)
-        return arch
+        from counterface_nets import checkpoints
+
+        return {"input_size": self.input_size, **checkpoints.body_arch(self.weights is None, self.units, self.width)}
 
     def encoder(self, generator=None):
         """The loaded (or random) :class:`counterface_nets.e4e.Encoder4Editing`, built once."""

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from counterface.errors import WeightsError
+from counterface.errors import ConfigError, WeightsError
 
 _SHOW = 5  # how many offending keys an error names
 
@@ -51,15 +51,50 @@ def safe_load(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
         raise WeightsError(f"{p}: corrupt or truncated {what} ({_short(exc)})") from None
 
 
+#: ``weights`` values meaning "no file: a network drawn from ``seed``" (any case; TOML has no null)
+NO_WEIGHTS = ("", "none", "random")
+
+
+def weights_arg(weights: str | os.PathLike | None) -> str | None:
+    """A plugin's ``weights`` parameter normalised: ``None`` for no file (``None``, ``""``, ``"none"``,
+    ``"random"``), else the registry name or path as a string."""
+    if weights is None:
+        return None
+    s = os.fspath(weights)
+    return None if s.strip().lower() in NO_WEIGHTS else s
+
+
+#: IR-SE body of the seeded random networks (``weights=None``: tests, the tiny preset)
+TINY_UNITS = (1, 1, 1, 1)
+TINY_WIDTH = 0.25
+
+
+def check_body(units, width, what: str) -> tuple[list[int] | None, float | None]:
+    """Validate and normalise an IR-SE ``units`` (4 positive ints) / ``width`` (> 0) pair; None = default."""
+    if units is not None and (len(units) != 4 or min(int(u) for u in units) < 1):
+        raise ConfigError(f"{what} units must be 4 positive integers, got {list(units)}")
+    if width is not None and not float(width) > 0:
+        raise ConfigError(f"{what} width must be positive, got {width}")
+    return (None if units is None else [int(u) for u in units]), (None if width is None else float(width))
+
+
+def body_arch(random: bool, units, width) -> dict:
+    """``units``/``width`` arguments of an IR-SE network: the given values, else the file's 50-layer
+    body at full width, or :data:`TINY_UNITS` / :data:`TINY_WIDTH` for a random network."""
+    units = units if units is not None else (TINY_UNITS if random else None)
+    arch = {"width": width if width is not None else (TINY_WIDTH if random else 1.0)}
+    if units is not None:
+        arch["units"] = tuple(units)
+    return arch
+
+
 def resolve_weights(weights: str | os.PathLike) -> Path:
     """A local file for ``weights``: an existing path as is, else a registry name through
-    :func:`counterface.weights.fetch` (cache, ``locate_weights`` hook, download)."""
-    p = Path(weights).expanduser()
-    if p.is_file():
-        return p
+    :func:`counterface.weights.resolve` (cache, ``locate_weights`` hook, download; WeightsError for an
+    unknown name or a missing path)."""
     from counterface import weights as W
 
-    return W.fetch(str(weights))
+    return W.resolve(weights)
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import counterface
 
 #: The FFHQ 1024 generator's latent-space name; directions and inverters for it declare the same.
@@ -35,9 +33,9 @@ class StyleGAN2Generator(counterface.Generator):
     def __init__(self, *, weights: str | None = "e4e_ffhq_encode.pt", size: int = 1024, style_dim: int = 512,
                  n_mlp: int = 8, channel_multiplier: int = 2, max_channels: int = 512, seed: int = 0,
                  device: str = "cpu"):
-        if isinstance(weights, str) and weights.strip().lower() in ("none", "random", ""):
-            weights = None  # TOML and --set have no null
-        self.weights = None if weights is None else os.fspath(weights)
+        from counterface_nets import checkpoints
+
+        self.weights = checkpoints.weights_arg(weights)  # "none"/"random" = None (TOML and --set have no null)
         self.seed = int(seed)
         self.device = str(device)
         self._module = None
@@ -70,10 +68,9 @@ class StyleGAN2Generator(counterface.Generator):
             return stylegan2.random_generator(
                 seed=self.seed, device=self.device, size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
                 channel_multiplier=self.channel_multiplier, max_channels=self.max_channels)
-        from counterface import weights as W  # imported lazily: the registry loads plugins
+        from counterface_nets import checkpoints
 
-        path = W.resolve(self.weights)
-        gen = stylegan2.load_generator(path, device=self.device)
+        gen = stylegan2.load_generator(checkpoints.resolve_weights(self.weights), device=self.device)
         cfg = gen.config()
         if cfg != stylegan2.FFHQ_CONFIG:
             self.family = "stylegan2-s{size}-d{style_dim}-m{n_mlp}-c{channel_multiplier}".format(**cfg)
