@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -277,21 +277,33 @@ LPIPS_NETS = ("alex", "vgg", "squeeze", "random", "none")
 
 
 def lpips_model(net: str = "alex", device: str = "cpu"):
-    """An LPIPS model in eval mode, or None for ``'none'``.
+    """A frozen LPIPS model in eval mode on ``device``, or None for ``'none'``.
 
-    ``'alex'``/``'vgg'``/``'squeeze'``: the published metric (the backbone is downloaded by
-    torchvision on first use). ``'random'``: a VGG-LPIPS with a random backbone that builds offline;
-    its numbers are only good for tests (it still gives 0 for identical images).
+    ``'alex'``/``'vgg'``: the published metric, :func:`counterface.perceptual.build` (the network the
+    tuner uses; the torchvision trunk comes through the weights manager: cache, mirror or download,
+    one-line WeightsError when missing offline). ``'random'``: a VGG-LPIPS with a trunk drawn from
+    seed 0 that builds offline; its numbers are only good for tests (0 for identical images).
+    ``'squeeze'``: the ``lpips`` package's SqueezeNet variant (torchvision downloads its trunk).
+    Models are cached per process: treat them as read-only.
     """
     if net == "none":
         return None
     if net not in LPIPS_NETS:
         raise ConfigError(f"unknown LPIPS network {net!r}; valid: {', '.join(LPIPS_NETS)}")
+    from . import perceptual
+
+    if net in perceptual.BACKBONE_FILES:
+        return perceptual.build(net, pretrained=True, seed=0, device=device)
+    if net == "random":
+        return perceptual.build("vgg", pretrained=False, seed=0, device=device)
+    return _lpips_package_model(net, device)
+
+
+def _lpips_package_model(net: str, device: str):
+    """``lpips.LPIPS(net)`` from the package (its trunk through torchvision's own download)."""
     import contextlib
     import io
     import warnings
-
-    import torch
 
     try:
         import lpips
@@ -301,13 +313,9 @@ def lpips_model(net: str = "alex", device: str = "cpu"):
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation notes
         try:
-            if net == "random":
-                torch.manual_seed(0)
-                model = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
-            else:
-                model = lpips.LPIPS(net=net, verbose=False)
+            model = lpips.LPIPS(net=net, verbose=False)
         except Exception as exc:  # noqa: BLE001 - offline backbone download and friends
-            raise ConfigError(
+            raise WeightsError(
                 f"cannot build LPIPS with the {net!r} backbone ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
                 "its torchvision weights must be downloadable or cached; use --lpips none to skip LPIPS"
             ) from None

@@ -10,6 +10,8 @@ import torch
 
 from counterface import perceptual
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torchvision")
+
 
 def _images(seed=1, size=48):
     g = torch.Generator().manual_seed(seed)
@@ -75,3 +77,25 @@ def test_unknown_net_and_small_inputs():
     m = perceptual.build("alex", pretrained=False, seed=0)
     a, b = _images(size=16)  # below AlexNet's minimum side: upsampled first
     assert float(perceptual.distance(m, a, b)) > 0
+
+
+def test_metric_and_tuner_share_one_network():
+    from counterface import metrics
+
+    assert metrics.lpips_model("random") is perceptual.build("vgg", pretrained=False, seed=0)
+    torch.manual_seed(2)
+    before = torch.rand(2)
+    torch.manual_seed(2)
+    metrics.lpips_model("random")  # no longer reseeds the global generator
+    assert torch.equal(torch.rand(2), before)
+
+
+def test_metric_backbone_missing_offline_is_one_weights_error(tmp_path, monkeypatch):
+    from counterface import metrics
+    from counterface.errors import WeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("COUNTERFACE_OFFLINE", "1")
+    perceptual._cache.clear()
+    with pytest.raises(WeightsError, match="alexnet-owt-7be5be79.pth"):
+        metrics.lpips_model("alex")
