@@ -239,13 +239,12 @@ def _to_tensor(images) -> "torch.Tensor":
     if isinstance(images, torch.Tensor):
         t = images.float()
         return t.unsqueeze(0) if t.dim() == 3 else t
+    from .pipeline import to_tensor
+
     a = np.asarray(images)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4 or a.shape[-1] != 3:
+    if a.ndim not in (3, 4) or a.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) images, got {a.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
-    return t / 127.5 - 1.0
+    return to_tensor(a[None] if a.ndim == 3 else a)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
