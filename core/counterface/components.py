@@ -79,7 +79,11 @@ class Generator(Component):
     ``w_avg``: (w_dim,) mean latent.
     ``module``: the ``torch.nn.Module`` whose ``named_parameters()`` a tuner may change.
     ``load_tensors(tensors)``: a context manager that temporarily replaces the named parameters
-    with a pivot's tuned tensors and restores the originals on exit.
+    with a pivot's tuned tensors (on any device: they are copied to each parameter's device and
+    dtype) and restores the originals on exit.
+
+    Devices: ``mapping``/``synthesize`` accept latents on any device and return tensors on the
+    generator's device (the device of ``module``'s parameters); ``w_avg`` lives there too.
     """
 
     kind = "generator"
@@ -154,6 +158,9 @@ class Tuner(Component):
     an :class:`IdentityEncoder` or None. Returns a :class:`~counterface.types.Pivot` holding only the
     tensors it changed. The generator passed in must be left exactly as it was on return.
     Reproducible: same inputs and ``seed`` give the same pivot.
+
+    Devices: the inputs may be on any device (the pipeline passes CPU tensors); the tuner works on
+    the generator's device and returns the pivot's latent and tensors on the CPU.
     """
 
     kind = "tuner"
@@ -177,7 +184,7 @@ class AttributeDirection(Component):
     ``alpha * v`` added to the W+ rows in ``layers`` (0-based, inclusive list of ints; ``None`` =
     ``default_layers``; rows outside are returned bit-identical). ``attribute`` names what it edits
     (``'smile'``), ``family`` the latent space it belongs to; applying it to a latent of another
-    family raises :class:`~counterface.errors.ConfigError`.
+    family raises :class:`~counterface.errors.ConfigError`. The result is on ``w``'s device and dtype.
     """
 
     kind = "direction"
@@ -210,8 +217,9 @@ class Blender(Component):
 class IdentityEncoder(Component):
     """Face-recognition embeddings of aligned faces (identity loss and metrics).
 
-    ``embed(faces)``: (N, 3, S, S) float32 in [-1, 1], FFHQ-aligned at any S; returns (N, D) unit
-    vectors. Differentiable with respect to ``faces`` when gradients are enabled.
+    ``embed(faces)``: (N, 3, S, S) float32 in [-1, 1], FFHQ-aligned at any S, on any device; returns
+    (N, D) unit vectors on the encoder's device. Differentiable with respect to ``faces`` when
+    gradients are enabled.
     """
 
     kind = "identity"
