@@ -113,7 +113,6 @@ class LPIPS(nn.Module):
         self.net = _Trunk(net)
         for k, c in enumerate(CHANNELS[net]):
             self.add_module(f"lin{k}", _Lin(c))
-        self.net_name = net
 
     def forward(self, in0, in1, normalize: bool = False):
         if normalize:

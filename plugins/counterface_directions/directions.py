@@ -87,9 +87,8 @@ def normalise_shape(t, *, source: str = "direction"):
 class LatentDirection(AttributeDirection):
     """Shared implementation: ``w + alpha * v`` on the chosen W+ rows, exact elsewhere."""
 
-    vector: Any = None  # (rows, w_dim) tensor, set by subclasses (lazily)
-
     def _vector(self):
+        """The (rows, w_dim) float32 CPU tensor, loaded or drawn on first use (subclasses)."""
         raise NotImplementedError
 
     def _layers(self, layers, num_ws: int) -> list[int]:
@@ -123,7 +122,6 @@ class LatentDirection(AttributeDirection):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.pop("vector", None)
         d["attribute"] = self.attribute
         d["family"] = self.family
         d["default_layers"] = None if self.default_layers is None else list(self.default_layers)

@@ -38,7 +38,6 @@ UNITS_BY_LAYERS: dict[int, tuple[int, int, int, int]] = {
 #: Output channels of the four stages (and the stem) at width 1.
 STAGE_DEPTHS = (64, 128, 256, 512)
 SE_REDUCTION = 16
-BN_EPS = 1e-5
 
 
 def stage_depths(width: float = 1.0) -> tuple[int, int, int, int]:
