@@ -29,6 +29,10 @@ def environment() -> dict[str, Any]:
 
         out["torch_threads"] = torch.get_num_threads()
         out["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+        if out["cuda"]:  # the numerics that decide CUDA results (see pipeline.configure_backends)
+            out["cuda_device"] = torch.cuda.get_device_name()
+            out["cuda_tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
+            out["cudnn_deterministic"] = torch.backends.cudnn.deterministic
     except ImportError:  # pragma: no cover
         pass
     return out
@@ -50,16 +54,26 @@ def component_record(kind: str, component: Any) -> dict[str, Any]:
     return rec
 
 
+def _cuda_sync() -> None:
+    """Wait for queued CUDA work (kernels run asynchronously), so a stage's seconds are its own.
+    Nothing happens unless torch is already imported and CUDA is initialised."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 class Timer:
-    """Collects per-stage wall-clock seconds: ``with timer('align'): ...``."""
+    """Collects per-stage wall-clock seconds: ``with timer('align'): ...`` (CUDA-synchronised)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
+        _cuda_sync()
         t0 = time.perf_counter()
         try:
             yield
         finally:
+            _cuda_sync()
             self.seconds[stage] = self.seconds.get(stage, 0.0) + round(time.perf_counter() - t0, 4)

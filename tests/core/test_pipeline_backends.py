@@ -47,3 +47,18 @@ def test_pipeline_configures_its_device(restore_flags, monkeypatch):
     monkeypatch.setattr(pipeline, "configure_backends", seen.append)
     pipeline.Pipeline.from_preset("tiny")
     assert seen == ["cuda"]
+
+
+def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
+    from counterface.provenance import Timer
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append("sync"))
+    t = Timer()
+    with t("cpu"):
+        pass
+    assert calls == [] and "cpu" in t.seconds  # CUDA never initialised here
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with t("gpu"):
+        calls.append("work")
+    assert calls == ["sync", "work", "sync"]
