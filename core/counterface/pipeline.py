@@ -141,8 +141,8 @@ class Pipeline:
         if kind not in self._components:
             name, params = config_mod.component_params(self.config, kind)
             injected = {}
-            if kind in ("generator", "inverter", "identity", "tuner"):
-                injected["device"] = self.device
+            if kind in ("aligner", "generator", "inverter", "identity", "tuner"):
+                injected["device"] = self.device  # where the factory takes one (edit.device means everywhere)
             if kind == "tuner":  # edit.seed governs the tuner unless its own seed is set
                 injected["seed"] = int(self.edit["seed"])
             for key, value in injected.items():

@@ -62,3 +62,14 @@ def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
     with t("gpu"):
         calls.append("work")
     assert calls == ["sync", "work", "sync"]
+
+
+def test_edit_device_reaches_every_component_that_takes_one():
+    cfg = pipeline.config_mod.resolve(preset="tiny", edit={"device": "cpu"})
+    cfg["aligner"] = {"name": "fan"}  # takes a device (default auto); built lazily, nothing loaded here
+    pipe = pipeline.Pipeline(cfg)
+    for kind in ("aligner", "inverter", "identity", "tuner"):
+        assert pipe.component(kind).describe()["device"] == "cpu", kind
+    assert pipe.component("generator").device == "cpu"
+    given = pipeline.Pipeline({**cfg, "aligner": {"name": "fan", "device": "cuda:1"}})
+    assert given.component("aligner").device == "cuda:1"  # an explicit component device wins
