@@ -27,7 +27,7 @@ preset = "smilegan-pti"      # optional; default smilegan-pti
 name = "dlib"                # same as --aligner dlib
 
 [tuner]
-steps = 100                  # same as --set tuner.steps=100
+tune_steps = 100             # same as --set tuner.tune_steps=100
 lambda_mouth = 0.5
 
 [edit]

@@ -139,7 +139,11 @@ def create(kind: str, name: str, **params: Any):
     if kind == "preset":
         raise ConfigError("presets are not components; use counterface.get_preset(name)")
     check_params(e.factory, params, f"{kind} {name!r}")
-    obj = e.factory(**params)
+    try:
+        obj = e.factory(**params)
+    except (ValueError, TypeError) as exc:  # e.g. --set aligner.size=abc: the user's value, not a bug
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise ConfigError(f"invalid parameters for {kind} {name!r} ({given}): {' '.join(str(exc).split())}") from exc
     try:
         obj.name = name
     except AttributeError:  # pragma: no cover - slotted objects

@@ -60,6 +60,36 @@ def _missing_message(detector: str, cause: str = "") -> str:
             + (f" [{cause}]" if cause else ""))
 
 
+def _fetch_missing(detector: str) -> None:
+    """Download the files face-alignment would fetch itself, before it does.
+
+    face-alignment (through ``torch.hub.load_state_dict_from_url``) prints a ``Downloading:`` line
+    even when the download then fails offline; fetching first keeps an offline failure to the one
+    :class:`WeightsError` line, honours ``COUNTERFACE_OFFLINE=1`` and checks the hash prefix in the
+    file name.
+    """
+    import re
+
+    from counterface import weights
+
+    folder = checkpoints_dir()
+    missing = [(n, u) for n, u in required_files(detector) if not (folder / n).is_file()]
+    if not missing:
+        return
+    if weights.offline():
+        raise WeightsError(_missing_message(detector, "downloads are disabled (COUNTERFACE_OFFLINE=1)"))
+    import torch.hub
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, url in missing:
+        prefix = re.search(r"-([0-9a-f]{6,})\.", name)
+        try:
+            torch.hub.download_url_to_file(url, str(folder / name), hash_prefix=prefix.group(1) if prefix else None,
+                                           progress=weights._progress_enabled())
+        except (OSError, EOFError, RuntimeError) as exc:  # URLError (offline), truncated file, hash mismatch
+            raise WeightsError(_missing_message(detector, f"{type(exc).__name__}: {' '.join(str(exc).split())}")) from None
+
+
 class FanAligner(Aligner):
     """face-alignment 2D FAN 68 landmarks + a face detector; FFHQ crops.
 
@@ -106,6 +136,7 @@ class FanAligner(Aligner):
                 from .dlib_aligner import CNN_DETECTOR_FILE, _model_path
 
                 kwargs = {"path_to_detector": str(_model_path(None, CNN_DETECTOR_FILE))}
+            _fetch_missing(self.detector)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -43,6 +43,12 @@ class CounterfaceGroup(click.Group):
         self._load_plugin_commands()
         return super().get_command(ctx, cmd_name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:  # `counterface --bogus`: one line, not click's usage block
+            _fail(f"error: {click_message(exc)}", exc.exit_code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -54,7 +60,9 @@ class CounterfaceGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except click.ClickException as exc:  # usage errors of sub-commands: one line too
+            _fail(f"error: {click_message(exc)}", exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except MemoryError:
             _fail("error: out of memory (try a smaller --set tuner.resolution or fewer workers)", 1)
@@ -65,10 +73,55 @@ class CounterfaceGroup(click.Group):
             _fail(f"internal error: {type(exc).__name__}: {msg} (set COUNTERFACE_DEBUG=1 for a traceback)", 1)
 
 
+def click_message(exc: click.ClickException) -> str:
+    """Click's own message on one line; usage errors point at the command's --help."""
+    msg = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        msg += f" (see `{ctx.command_path} --help`)"
+    return msg
+
+
 def photo_error(path, exc: CounterfaceError) -> None:
     """Print one line for a photo that failed: ``error: PATH: reason`` (the path only once)."""
     msg = str(exc)
     click.echo(f"error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", err=True)
+
+
+def is_photo_error(exc: CounterfaceError) -> bool:
+    """True for failures that belong to one photo (unreadable, no face, an unsafe output name):
+    report them and go on. Configuration, weights and plugin errors would fail every photo the
+    same way: stop at the first."""
+    from ..errors import ConfigError, PluginError, WeightsError
+
+    return not isinstance(exc, (ConfigError, PluginError, WeightsError))
+
+
+def check_output_dir(path) -> None:
+    """Fail early, with one line, if the output folder cannot be created or written.
+
+    Nothing is left behind: the nearest existing folder is probed with a temporary folder that is
+    removed at once, so a run that fails later does not leave an empty output folder either.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import OutputError
+
+    p = Path(path)
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is not a folder" if probe == p else f"cannot be created: {probe} is a file"
+        raise OutputError(f"output folder {p} {what}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".counterface-probe-", dir=probe))
+    except OSError as exc:
+        where = "" if probe == p else f" (in {probe})"
+        raise OutputError(f"cannot write to output folder {p}{where}: {exc.strerror or exc}") from None
 
 
 def _fail(message: str, code: int):
@@ -83,7 +136,7 @@ def pipeline_options(func: Callable) -> Callable:
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="TOML file with the same keys as --set (see docs/cli.md)."),
         click.option("--set", "sets", multiple=True, metavar="KIND.PARAM=VALUE",
-                     help="Set a component parameter, e.g. --set tuner.steps=100 (repeatable)."),
+                     help="Set a component parameter, e.g. --set tuner.tune_steps=100 (repeatable)."),
     ]
     for kind in COMPONENT_OPTIONS:
         opts.append(click.option(f"--{kind}", f"comp_{kind}", default=None, metavar="NAME",

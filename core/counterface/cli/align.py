@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..errors import CounterfaceError, UnknownComponentError
-from ._common import photo_error, pipeline_options, resolve_config
+from ._common import check_output_dir, is_photo_error, photo_error, pipeline_options, resolve_config
 
 
 def aligner_config(preset, config_file, components, sets) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -104,7 +104,7 @@ def align_cmd(images, out_dir, preset, config_file, sets, components, face, min_
 
     name, params, cfg = aligner_config(preset, config_file, components, sets)
     aligner = create("aligner", name, **params)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir)
     seen: dict[str, int] = {}
     first_error: CounterfaceError | None = None
     for path in images:
@@ -135,6 +135,8 @@ def align_cmd(images, out_dir, preset, config_file, sets, components, face, min_
             }, out_dir=out_dir, inputs=images)
             click.echo(f"{path}: {len(faces)} face(s) -> {out_dir / stem}_face*.png")
         except CounterfaceError as exc:
+            if not is_photo_error(exc):
+                raise  # weights or configuration: every other photo would fail the same way
             photo_error(path, exc)
             first_error = first_error or exc
     if first_error is not None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ._common import pipeline_options, progress_enabled, resolve_config
+from ._common import check_output_dir, pipeline_options, progress_enabled, resolve_config
+from .edit import _prepare
 
 LPIPS_CHOICES = ("alex", "vgg", "squeeze", "random", "none")
 
@@ -66,9 +67,11 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None}
     cfg = resolve_config(preset, config_file, components, sets, edit=edit)
     index, count = b.parse_shard(shard)
+    check_output_dir(out_dir)
     items = b.read_manifest(input_path, exclude=[out_dir])
     mine = b.select_shard(items, index, count)
     pipeline = Pipeline.from_config(cfg)
+    _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
     evaluator = None
     if metrics:
         evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
@@ -109,6 +112,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
     from .. import metrics as m
     from ..imageio import write_json
 
+    check_output_dir(out_dir)
     n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled())
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)
@@ -144,6 +148,7 @@ def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
     from .. import figures
 
     fig_dir = fig_dir or out_dir / "figures"
+    check_output_dir(fig_dir)
     made = figures.make_figures(out_dir, fig_dir, sweep_dir=sweep_dir, label=label, max_faces=max_faces, alpha=alpha,
                                 warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     for p in made:

@@ -11,7 +11,9 @@ Output names (in ``-o/--out``, default ``counterface-out``)::
     sweep  <stem>_face<i>_a<alpha>.png ... (alpha as +1, -0.5)   <stem>_face<i>_sweep.png (contact strip)
 
 A photo that fails (unreadable, no face) is reported on one line and the others go on; the exit
-status is then that error's (3 for no face). Inputs are never overwritten.
+status is then that error's (3 for no face). Configuration and weights problems are found before
+the first photo (every component is built first) and stop the command with one line. Inputs are
+never overwritten.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import click
 import numpy as np
 
 from ..errors import ConfigError, CounterfaceError
-from ._common import photo_error, pipeline_options, progress_enabled, resolve_config
+from ._common import check_output_dir, is_photo_error, photo_error, pipeline_options, progress_enabled, resolve_config
 
 DEFAULT_OUT = "counterface-out"
 
@@ -98,6 +100,26 @@ def _pivot_path(template: str, stem: str, face: int, several: bool) -> Path:
     return Path(template.format(stem=stem, face=face))
 
 
+def _prepare(pipe, *, with_pivot: bool) -> None:
+    """Build the components and check the edit settings before the first photo, so that a
+    configuration or weights problem fails once and at once, not per photo after minutes of tuning.
+    With a saved pivot, the inverter, tuner and identity network are not needed and not built."""
+    from .. import config as config_mod
+    from ..registry import KIND_NAMES
+
+    face = pipe.edit.get("face")
+    if face not in (None, "largest", "all"):
+        try:
+            int(face)
+        except (TypeError, ValueError):
+            raise ConfigError(f"invalid --face {face!r}; use largest, all or a 0-based index") from None
+    skip = {"inverter", "tuner", "identity"} if with_pivot else set()
+    for kind in KIND_NAMES:
+        if kind not in skip and pipe.has(kind):
+            pipe.component(kind)
+    config_mod.parse_layers(pipe.edit["layers"], getattr(pipe.generator, "num_ws", None))
+
+
 def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, pivot_file: str | None,
          save_pivot: str | None) -> None:
     """Read, align, invert + tune (or load a pivot) for every selected face, then ``produce`` outputs."""
@@ -110,7 +132,9 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
         raise ConfigError("--pivot applies to one photo; give a single IMAGE")
     if pivot_file and save_pivot:
         raise ConfigError("--pivot and --save-pivot together make no sense: the pivot already exists")
+    check_output_dir(out_dir)
     loaded = pivot_mod.load_pivot(pivot_file) if pivot_file else None
+    _prepare(pipe, with_pivot=loaded is not None)
     if loaded is not None:
         pipe.check_pivot(loaded)
     failures: list[CounterfaceError] = []
@@ -151,6 +175,8 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
                        "stem": f"{path.stem}_face{face.index}"}
                 produce(ctx)
         except CounterfaceError as exc:
+            if not is_photo_error(exc):
+                raise  # every other photo would fail the same way: one line, stop
             photo_error(path, exc)
             failures.append(exc)
     if failures:
