@@ -58,6 +58,8 @@ def _make_register(kind: str, table: dict[str, Entry], plugin: str, package, ver
         if name in table:
             prev = table[name]
             raise PluginError(f"{kind} {name!r} from plugin {plugin!r} clashes with the one from {prev.plugin!r}")
+        if not description and kind == "preset" and isinstance(getattr(factory, "description", None), str):
+            description = factory.description  # a Preset instance: its own description, not the class docstring
         if not description:
             doc = inspect.getdoc(factory) or ""
             description = doc.splitlines()[0] if doc else ""
