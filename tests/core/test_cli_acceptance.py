@@ -238,3 +238,17 @@ def test_a_preset_instance_is_listed_with_its_own_description():
     register("p", counterface.Preset(components={"direction": {"name": "smile"}}, description="my own words"))
     register("q", lambda: None, description="given")
     assert table["p"].description == "my own words" and table["q"].description == "given"
+
+
+def test_relative_output_folders_as_in_the_readme(work):
+    """`counterface align photo.jpg -o checks/` and `counterface evaluate runs/x` from the README, run
+    in the photos' folder: files land in checks/ and runs/x/, not in checks/checks/ or runs/x/runs/x/."""
+    r = cli("align", "face.jpg", "-o", "checks/", "--aligner", "dlib", "--size", "64", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (work / "checks").iterdir()) == [
+        "face_align.json", "face_face0.png", "face_landmarks.png"]
+    r = cli("batch", "m.csv", "-o", "runs/x", "--preset", "tiny", *FAST, "--no-metrics", cwd=work)
+    assert r.returncode == 0, r.stderr
+    r = cli("evaluate", "runs/x", "--lpips", "none", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "runs" / "x" / "summary.json").is_file() and not (work / "runs" / "x" / "runs").exists()

@@ -115,12 +115,12 @@ def align_cmd(images, out_dir, preset, config_file, sets, components, face, min_
             records = []
             for f in faces:
                 crop_name = f"{stem}_face{f.index}.png"
-                imageio.write_image(out_dir / crop_name, f.crop, out_dir=out_dir, inputs=images)
+                imageio.write_image(crop_name, f.crop, out_dir=out_dir, inputs=images)
                 records.append({**f.to_json(), "crop": crop_name, "crop_landmarks":
                                 np.asarray(f.crop_landmarks).round(3).tolist()})
             drawn = f"{stem}_landmarks.png"
-            imageio.write_image(out_dir / drawn, draw_landmarks(image, faces), out_dir=out_dir, inputs=images)
-            imageio.write_json(out_dir / f"{stem}_align.json", {
+            imageio.write_image(drawn, draw_landmarks(image, faces), out_dir=out_dir, inputs=images)
+            imageio.write_json(f"{stem}_align.json", {
                 "counterface_sidecar": 1,
                 "input": {"path": str(path), "sha256": imageio.file_sha256(path), "width": int(image.shape[1]),
                           "height": int(image.shape[0])},
