@@ -113,7 +113,7 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
 
 
 def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:
-    """Items of a folder, a ``.csv`` or a ``.jsonl``/``.ndjson`` manifest, in manifest order.
+    """Items of a folder, a ``.csv`` or a ``.jsonl``/``.ndjson`` manifest (or one photo), in manifest order.
 
     Raises :class:`ConfigError` for a missing source, a manifest without a path column, invalid
     JSON, or two rows with the same key (add an ``id`` column to tell them apart).
@@ -123,6 +123,8 @@ def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> li
         items = scan_folder(src, exclude)
     elif not src.exists():
         raise ConfigError(f"input not found: {src}")
+    elif src.suffix.lower() in IMAGE_SUFFIXES:  # one photo: a manifest of one row
+        items = [_row_to_item({"path": src.name}, src.resolve().parent, str(src))]
     else:
         suffix = src.suffix.lower()
         base = src.resolve().parent
@@ -149,7 +151,7 @@ def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> li
                     raise ConfigError(f"{src}:{n}: each line must be a JSON object with a path")
                 items.append(_row_to_item(row, base, f"{src}:{n}"))
         else:
-            raise ConfigError(f"{src}: INPUT must be a folder, a .csv or a .jsonl manifest")
+            raise ConfigError(f"{src}: INPUT must be a folder, a .csv or a .jsonl manifest, or a photo")
     seen: dict[str, int] = {}
     for i, it in enumerate(items):
         if it.key in seen:

@@ -2,7 +2,7 @@
 
 A resolved configuration is a plain dict::
 
-    {"aligner": {"name": "fan", "detector": "sfd"}, "tuner": {"name": "pti", "steps": 350}, ...,
+    {"aligner": {"name": "fan", "detector": "sfd"}, "tuner": {"name": "pti", "tune_steps": 350}, ...,
      "edit": {"alpha": 1.0, "layers": "4-6", "face": "largest", "seed": 0}}
 
 Sources, lowest precedence first: the preset, the TOML file, ``--<kind> NAME`` options, ``--set``.
@@ -12,7 +12,7 @@ old component are dropped (they belong to another component). The TOML file uses
     preset = "smilegan-pti"
     [tuner]
     name = "pti"
-    steps = 100
+    tune_steps = 100
     [edit]
     alpha = 1.5
 """

@@ -11,7 +11,17 @@ from ..errors import ConfigError
 from ._common import check_output_dir, pipeline_options, progress_enabled, resolve_config
 from .edit import _prepare
 
-LPIPS_CHOICES = ("alex", "vgg", "squeeze", "random", "none")
+LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
+LPIPS_HELP = ("LPIPS backbone for the metrics. auto: alex, or random when the run's tuner uses a random "
+              "LPIPS trunk (the offline tiny preset); random: offline, tests only; none: skip LPIPS.")
+
+
+def _lpips_for(choice: str, cfg) -> str:
+    """Resolve ``--lpips auto`` from a resolved configuration (the tuner's own LPIPS settings)."""
+    if choice != "auto":
+        return choice
+    tuner = dict((cfg or {}).get("tuner") or {})
+    return "random" if tuner.get("lpips_pretrained") is False else "alex"
 
 
 def _alphas(values: tuple[str, ...]) -> list[float]:
@@ -44,8 +54,8 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
               help="Processes that read and align photos ahead of the GPU stages (0: in this process).")
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
               help="Measure identity, preservation, reconstruction and smile score for every row.")
-@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="alex", show_default=True,
-              help="LPIPS backbone for the metrics (random: offline, tests only; none: skip LPIPS).")
+@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="auto", show_default=True,
+              help=LPIPS_HELP)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Image format of the pairs (png and webp are lossless).")
 @click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
@@ -53,7 +63,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
               workers, metrics, lpips_net, image_format, retry_failures) -> None:
     """Run pi_1 and pi_0 over a folder or a CSV/JSONL manifest of photos, resumably.
 
-    INPUT is a folder (every image below it) or a manifest with a `path` column; other columns
+    INPUT is a folder (every image below it), one photo, or a manifest with a `path` column; other columns
     (politician, outlet, ...) are carried into every result row. Writes one Z1/Z0 pair with sidecars
     per face, a row per face in results.jsonl/results.csv and a row per failed photo in failures.jsonl.
     Rerunning the same command skips finished photos (by content hash and configuration); Ctrl-C or
@@ -71,6 +81,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     items = b.read_manifest(input_path, exclude=[out_dir])
     mine = b.select_shard(items, index, count)
     pipeline = Pipeline.from_config(cfg)
+    lpips_net = _lpips_for(lpips_net, cfg)
     _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
     evaluator = None
     if metrics:
@@ -94,8 +105,8 @@ def _fmt(v) -> str:
 
 @click.command("evaluate")
 @click.argument("out_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="alex", show_default=True,
-              help="LPIPS backbone (random: offline, tests only; none: skip LPIPS).")
+@click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="auto", show_default=True,
+              help=LPIPS_HELP)
 @click.option("--force", is_flag=True, help="Measure every row again, even those that already have metrics.")
 @click.option("--by", "group_by", multiple=True, metavar="COLUMN",
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
@@ -113,6 +124,12 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
     from ..imageio import write_json
 
     check_output_dir(out_dir)
+    if lpips_net == "auto":
+        try:
+            run_cfg = json.loads((out_dir / "batch.json").read_text()).get("config")
+        except (OSError, ValueError):
+            run_cfg = None
+        lpips_net = _lpips_for(lpips_net, run_cfg)
     n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled())
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)
