@@ -544,9 +544,10 @@ def _download(spec: WeightsSpec, note: str, *, force: bool = False) -> Path:
             size = got.stat().st_size
             sha = sha256_file(got, memo=False)
             state, msg = judge(spec, size, sha)
-            if state == MISMATCH or _looks_like_html(got):
-                if state != MISMATCH:
-                    msg = "the server sent a web page instead of the file (quota or permission page)"
+            problem = None if state == MISMATCH else format_problem(spec.name, got)
+            if state == MISMATCH or problem:
+                if problem:
+                    msg = f"the server sent something else: {problem}"
                 _unlink(got, _meta(got))
                 errors.append(f"{label}: {msg}")
                 continue
@@ -573,10 +574,24 @@ def _unlink(*paths: Path) -> None:
             pass
 
 
-def _looks_like_html(p: Path) -> bool:
+#: suffixes of files written by ``torch.save``: a zip archive (torch >= 1.6) or a bare pickle (older)
+TORCH_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
+
+
+def format_problem(name: str, p: Path) -> str | None:
+    """Why the file at ``p`` cannot be the weights file ``name`` judging by its first bytes, or None.
+
+    Catches the common accidents cheaply, before any hashing or loading: a web page (a Google Drive
+    quota or permission page saved under the file's name) and, for PyTorch files, anything that is
+    neither a ``torch.save`` zip archive nor a pickle stream (a photo, a text file, an empty file).
+    """
     with open(p, "rb") as f:
-        head = f.read(512).lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html"))
+        head = f.read(512)
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "it is a web page, not the file (quota or permission page?)"
+    if name.lower().endswith(TORCH_SUFFIXES) and not head.startswith((b"PK\x03\x04", b"\x80")):
+        return f"it is not a PyTorch checkpoint (starts with {head[:8]!r})"
+    return None
 
 
 def _progress_bar(spec: WeightsSpec, total: int | None, initial: int):
@@ -734,6 +749,9 @@ def import_file(name: str, src: str | os.PathLike) -> WeightsStatus:
         if st.state == MISMATCH:
             raise WeightsError(f"{src} is not {name!r}: {st.message}")
         return st
+    problem = format_problem(name, src)
+    if problem:
+        raise WeightsError(f"{src} is not {name!r}: {problem}; nothing was imported")
     tmp = t.with_name(f".{t.name}.{os.getpid()}.import")
     h = hashlib.sha256()
     try:

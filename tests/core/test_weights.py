@@ -433,11 +433,35 @@ def test_import_missing_source(tmp_path):
 
 
 def test_import_into_managed_folder(tmp_path):
+    import torch
+
     s = spec("net-1234abcd.pth", sha256=None, size=None, managed_by="face-alignment")
     src = tmp_path / "net.pth"
-    src.write_bytes(DATA)
+    torch.save({"w": torch.zeros(2)}, src)
     st = weights.import_file(s.name, src)
-    assert st.path == tmp_path / "torch" / "hub" / "checkpoints" / s.name and st.path.read_bytes() == DATA
+    assert st.path == tmp_path / "torch" / "hub" / "checkpoints" / s.name
+    assert st.path.read_bytes() == src.read_bytes()
+
+
+def test_import_refuses_what_cannot_be_a_checkpoint(tmp_path, photos):
+    import pickle
+
+    import torch
+
+    spec("model.pt", sha256=None, size=None)
+    for bad, why in [(photos / "obama_small.jpg", "not a PyTorch checkpoint"),
+                     (tmp_path / "page.pt", "web page"), (tmp_path / "empty.pt", "not a PyTorch checkpoint")]:
+        if bad.parent == tmp_path:
+            bad.write_bytes(b"<!DOCTYPE html><html>quota</html>" if "page" in bad.name else b"")
+        with pytest.raises(WeightsError, match=why):
+            weights.import_file("model.pt", bad)
+        assert not weights.target("model.pt").exists()
+    legacy = tmp_path / "legacy.pt"  # torch < 1.6 wrote a bare pickle stream
+    legacy.write_bytes(pickle.dumps({"w": 1}, protocol=2))
+    assert weights.import_file("model.pt", legacy).path.is_file()
+    modern = tmp_path / "modern.pt"
+    torch.save({"w": torch.ones(1)}, modern)
+    assert weights.import_file("model.pt", modern).path.read_bytes() == modern.read_bytes()
 
 
 def test_verify_memoises_hashes_and_notices_changes(tmp_path, monkeypatch):
