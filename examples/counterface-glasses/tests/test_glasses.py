@@ -18,6 +18,14 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 HERE = Path(__file__).resolve().parents[1]
+PHOTO = HERE.parents[2] / "shared" / "photos" / "obama_small.jpg"  # ../shared beside the checkout
+
+
+@pytest.fixture
+def shared_photo():
+    if not PHOTO.is_file():
+        pytest.skip(f"shared photos not found at {PHOTO}")
+    return str(PHOTO)
 
 
 def _install(site: Path) -> dict:
@@ -60,6 +68,20 @@ def test_direction_option_selects_it(tmp_path):
     assert cfg["direction"] == {"name": "glasses", "path": str(vec), "family": "any"}
     r = _run(env, "config", "--preset", "tiny", "--direction", "glases")
     assert r.returncode != 0 and "did you mean 'glasses'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_edit_end_to_end_with_the_plugin(tmp_path, shared_photo):
+    env = _install(tmp_path / "site")
+    vec = tmp_path / "g.npy"
+    np.save(vec, np.linspace(-1, 1, 64).astype(np.float32))  # the tiny generator's w_dim
+    out = tmp_path / "out"
+    r = _run(env, "edit", shared_photo, "--preset", "tiny", "--direction", "glasses", "--set",
+             f"direction.path=\"{vec}\"", "--set", "direction.family=\"any\"", "--alpha", "3", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    side = json.loads(next(out.glob("*_pi1.json")).read_text())
+    comp = side["components"]["direction"]
+    assert comp["name"] == "glasses" and comp["package"] == "counterface-glasses" and comp["version"] == "0.1.0"
+    assert side["alpha"] == 3.0
 
 
 def test_apply_touches_only_the_chosen_rows(tmp_path):
