@@ -2,7 +2,8 @@
 
 ``shared``: the read-only ``../shared`` folder beside the checkout (conformance data, real photos,
 published directions). Override with ``COUNTERFACE_SHARED``. Tests that need it are skipped when it
-is absent (CI always has it).
+is absent, except under CI (``CI`` set), where a missing folder fails them.
+``fakes``: the fake components of ``counterface.testing`` registered for one test.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ except ImportError:  # pragma: no cover
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"shared data folder not found at {SHARED}")
+        message = f"shared data folder not found at {SHARED}"
+        if os.environ.get("CI"):  # CI always has it: a missing folder must not silently skip half the suite
+            pytest.fail(message + " (CI must provide it)")
+        pytest.skip(message)
     return SHARED
 
 
@@ -51,3 +55,12 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("counterface-home")
     monkeypatch.setenv("COUNTERFACE_HOME", str(home))
     monkeypatch.setenv("COUNTERFACE_PROGRESS", "0")
+
+
+@pytest.fixture
+def fakes():
+    """The fake components of ``counterface.testing`` (preset ``fake``) for one test."""
+    from tests.helpers import fake_components
+
+    with fake_components():
+        yield

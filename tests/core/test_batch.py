@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,39 +13,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from counterface import batch, config, metrics, testing
+from counterface import batch, config, metrics
 from counterface.errors import ConfigError
 from counterface.pipeline import Pipeline
+from tests.helpers import fake_components, synthetic_photos, write_broken_images
 
 
 @pytest.fixture(scope="module")
 def fake_cfg():
-    testing.install()
-    return config.resolve(preset="fake")
+    with fake_components():  # registered for this module only
+        yield config.resolve(preset="fake")
 
 
 def make_photos(folder, n=3, size=(60, 80)):
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        rng = np.random.default_rng(i)
-        p = folder / f"photo{i}.png"
-        Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(p)
-        paths.append(p)
-    return paths
+    return synthetic_photos(folder, n, size=size, prefix="photo")
 
 
 def make_broken(folder):
     """A truncated JPEG, a text file named .jpg, an empty file and a photo too small to hold a face."""
-    good = folder / "photo0.png"
-    buf = folder / "truncated.jpg"
-    Image.open(good).convert("RGB").save(buf, quality=90)
-    data = buf.read_bytes()
-    buf.write_bytes(data[: len(data) // 2])
-    (folder / "text.jpg").write_text("this is not an image\n")
-    (folder / "zero.png").write_bytes(b"")
+    buf = io.BytesIO()
+    Image.open(folder / "photo0.png").convert("RGB").save(buf, "JPEG", quality=90)
+    reasons = write_broken_images(folder, buf.getvalue())
     Image.fromarray(np.full((10, 10, 3), 90, np.uint8)).save(folder / "noface.png")  # fake aligner: < 16 px
-    return {"truncated.jpg", "text.jpg", "zero.png", "noface.png"}
+    return {**reasons, "noface.png": "no_face"}
 
 
 # -- manifests -------------------------------------------------------------------------------------
@@ -146,10 +137,7 @@ def test_failures_are_recorded_and_a_rerun_does_no_work(fake_cfg, tmp_path):
     summary, calls = run(fake_cfg, items, out)
     assert (summary.done, summary.failed, summary.skipped) == (2, 4, 0)
     fails = batch.read_jsonl(out / "failures.jsonl")
-    assert {f["key"] for f in fails} == broken
-    reasons = {f["key"]: f["reason"] for f in fails}
-    assert reasons == {"truncated.jpg": "unreadable", "text.jpg": "unreadable", "zero.png": "unreadable",
-                       "noface.png": "no_face"}
+    assert {f["key"]: f["reason"] for f in fails} == broken
     assert all(f["message"] for f in fails)
     rows = batch.load_rows(out)
     assert {r["key"] for r in rows} == {"photo0.png", "photo1.png"}

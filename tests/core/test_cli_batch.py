@@ -11,37 +11,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from counterface import batch, testing
+from counterface import batch
 from counterface.cli import cli
+from tests.helpers import synthetic_photos, write_broken_images, write_manifest
 
 #: the tiny preset with fewer optimisation steps: the same code path, a few seconds per photo
 TINY = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2"]
 GOOD_PHOTOS = ["obama_small.jpg", "obama_16bit.png", "lin-manuel-miranda.png", "two_people.jpg", "obama_gray.jpg"]
 
 
-def write_manifest(path: Path, files, **columns) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "politician", *columns])
-        for p in files:
-            w.writerow([str(p), Path(p).stem.split("_")[0], *[columns[c] for c in columns]])
-    return path
-
-
 def make_broken(folder: Path, photos: Path) -> dict[str, str]:
-    """Deliberately broken inputs -> the failure reason each must get."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data = (photos / "obama.jpg").read_bytes()
-    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
-    (folder / "text.jpg").write_text("not a photo, just text\n")
-    (folder / "zero.jpg").write_bytes(b"")
-    return {str(folder / "truncated.jpg"): "unreadable", str(folder / "text.jpg"): "unreadable",
-            str(folder / "zero.jpg"): "unreadable"}
+    """Deliberately broken inputs (full paths) -> the failure reason each must get."""
+    reasons = write_broken_images(folder, (photos / "obama.jpg").read_bytes())
+    return {str(folder / name): reason for name, reason in reasons.items()}
 
 
 def check_output(out: Path, expected_keys) -> list[dict]:
@@ -164,24 +150,7 @@ def test_workers_give_the_same_bytes_as_one_process(photos, tmp_path):
 
 
 # -- fast checks on the fake components (in process) -------------------------------------------------------
-@pytest.fixture()
-def fakes():
-    testing.install()
-    yield
-    testing.uninstall()
-    from counterface import registry
-
-    registry.reset()
-
-
-def synthetic(folder: Path, n: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = folder / f"p{i}.png"
-        Image.fromarray((np.random.default_rng(i).random((60, 80, 3)) * 255).astype(np.uint8)).save(p)
-        out.append(p)
-    return out
+synthetic = synthetic_photos
 
 
 def test_cli_batch_relative_paths_and_rerun(fakes, tmp_path, monkeypatch):

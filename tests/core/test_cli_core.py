@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
-import zlib
 
 import pytest
+
+from tests.helpers import png_header
 
 
 def cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "counterface", *map(str, args)], capture_output=True, text=True,
                           timeout=300, env=env)
-
-
-def _png_header(w: int, h: int) -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -29,7 +22,7 @@ def bad_files(tmp_path, photos):
     files = {
         "corrupt.jpg": good[:200] + bytes(range(256)) * 8,
         "text.jpg": b"Dear editor,\nthis is a letter, not a photo.\n",
-        "huge.png": _png_header(30000, 30000),
+        "huge.png": png_header(30000, 30000),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

@@ -11,33 +11,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from counterface import figures, testing
+from counterface import figures
 from counterface.cli import cli
 from counterface.errors import ConfigError
-
-
-@pytest.fixture()
-def fakes():
-    testing.install()
-    yield
-    testing.uninstall()
-    from counterface import registry
-
-    registry.reset()
+from tests.helpers import synthetic_photos, write_manifest
 
 
 def _photos(folder, n):
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        p = folder / f"p{i}.png"
-        Image.fromarray((np.random.default_rng(i).random((60, 80, 3)) * 255).astype(np.uint8)).save(p)
-        rows.append((str(p), f"Politician {i}"))
-    with open(folder / "m.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "politician"])
-        w.writerows(rows)
-    return folder / "m.csv"
+    """``n`` synthetic photos and a manifest naming a politician for each."""
+    files = synthetic_photos(folder, n)
+    return write_manifest(folder / "m.csv", files, [f"Politician {i}" for i in range(n)])
 
 
 def _png(path):

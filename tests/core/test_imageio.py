@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 
 from counterface import imageio
 from counterface.errors import ImageError, OutputError
+from tests.helpers import png_header
 
 small_rgb = st.tuples(st.integers(1, 24), st.integers(1, 24), st.integers(0, 2**32 - 1)).map(
     lambda t: np.random.default_rng(t[2]).integers(0, 256, size=(t[0], t[1], 3), dtype=np.uint8)
@@ -104,16 +103,8 @@ def test_real_odd_mode_photos(photos):
     assert rot.shape == ref.shape  # upright once EXIF is honoured
 
 
-def _png_header(w: int, h: int) -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("name,data,match", [
-    ("bomb.png", _png_header(30000, 30000), "exceeds the limit"),
+    ("bomb.png", png_header(30000, 30000, idat=True), "exceeds the limit"),
     ("text.jpg", b"this is not an image\n" * 10, "not a recognised image"),
     ("empty.jpg", b"", "empty file"),
 ])

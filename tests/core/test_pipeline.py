@@ -9,13 +9,13 @@ import torch
 from counterface import ConfigError, NoFaceError, testing
 from counterface import pivot as pv
 from counterface.pipeline import Pipeline
+from tests.helpers import fake_components
 
 
 @pytest.fixture(scope="module")
 def fakes():
-    testing.install()
-    yield
-    testing.uninstall()
+    with fake_components():
+        yield
 
 
 @pytest.fixture(scope="module")

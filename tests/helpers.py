@@ -1,0 +1,75 @@
+"""Helpers shared by several test files: synthetic photos, manifests, broken image files, the fakes.
+
+Import as ``from tests.helpers import ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import struct
+import zlib
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+
+def png_header(w: int, h: int, *, idat: bool = False) -> bytes:
+    """A PNG whose header claims ``w`` x ``h`` RGB pixels (a decompression bomb when large).
+
+    ``idat`` adds a tiny image-data chunk, so a decoder gets past the chunk scan to the size check.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    body = chunk(b"IDAT", zlib.compress(b"\0" * 64)) if idat else b""
+    return b"\x89PNG\r\n\x1a\n" + ihdr + body + chunk(b"IEND", b"")
+
+
+def synthetic_photos(folder: Path, n: int, *, size: tuple[int, int] = (60, 80), prefix: str = "p") -> list[Path]:
+    """``n`` noise PNGs ``<prefix><i>.png`` (seeded by ``i``) in ``folder``: faces for the fake aligner."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{prefix}{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((*size, 3)) * 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def write_manifest(path: Path, files: Iterable, labels: Sequence[str] | None = None) -> Path:
+    """A CSV manifest ``path,politician``; the label defaults to the file stem up to its first ``_``."""
+    files = list(files)
+    labels = labels or [Path(p).stem.split("_")[0] for p in files]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "politician"])
+        w.writerows([str(p), label] for p, label in zip(files, labels, strict=True))
+    return path
+
+
+def write_broken_images(folder: Path, jpeg: bytes) -> dict[str, str]:
+    """Broken inputs built from a real JPEG's bytes -> the batch failure reason each must get."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"truncated.jpg": jpeg[: len(jpeg) // 3], "text.jpg": b"not a photo, just text\n", "zero.jpg": b""}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: "unreadable" for name in files}
+
+
+@contextlib.contextmanager
+def fake_components() -> Iterator[None]:
+    """The fake components of ``counterface.testing`` registered (preset ``fake``), removed afterwards."""
+    from counterface import registry, testing
+
+    testing.install()
+    try:
+        yield
+    finally:
+        testing.uninstall()
+        registry.reset()
