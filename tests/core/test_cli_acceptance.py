@@ -157,7 +157,7 @@ def test_fan_download_failure_prints_nothing_else(tmp_path, monkeypatch, capfd):
 
     import counterface
 
-    pytest.importorskip("face_alignment")
+    import face_alignment  # noqa: F401  (a dependency: missing must fail, not skip)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("COUNTERFACE_OFFLINE", raising=False)
 

@@ -11,8 +11,8 @@ import pytest
 import counterface
 from counterface import geometry as g
 
-face_alignment = pytest.importorskip("face_alignment")
-pytest.importorskip("dlib")
+import dlib  # noqa: E402,F401  (face_alignment is a dependency, dlib in the test extra:
+import face_alignment  # noqa: E402  a missing install must fail, not skip)
 
 
 def _offline(monkeypatch):

@@ -18,12 +18,15 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 HERE = Path(__file__).resolve().parents[1]
-PHOTO = HERE.parents[2] / "shared" / "photos" / "obama_small.jpg"  # ../shared beside the checkout
+SHARED = Path(os.environ.get("COUNTERFACE_SHARED", HERE.parents[2] / "shared"))  # ../shared beside the checkout
+PHOTO = SHARED / "photos" / "obama_small.jpg"
 
 
 @pytest.fixture
 def shared_photo():
     if not PHOTO.is_file():
+        if os.environ.get("CI"):  # CI always has the shared folder: never skip there
+            pytest.fail(f"shared photos not found at {PHOTO}")
         pytest.skip(f"shared photos not found at {PHOTO}")
     return str(PHOTO)
 
@@ -54,6 +57,7 @@ def test_plugins_lists_the_example(tmp_path):
     assert rows[("direction", "glasses")]["package"] == "counterface-glasses"
     assert rows[("direction", "glasses")]["version"] == "0.1.0"
     r = _run(env, "plugins")
+    assert r.returncode == 0, r.stderr
     assert "glasses" in r.stdout and "counterface-glasses 0.1.0" in r.stdout
 
 
