@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 
@@ -60,6 +59,14 @@ def test_figures_from_a_sweep_with_names(fakes, tmp_path):
     assert f2.shape != f3.shape
     with pytest.raises(ConfigError, match="no column 'outlet'"):
         figures.figure2(out, tmp_path / "x.png", label="outlet")
+    # Figure 2 from a one-alpha batch, Figure 3 from the sweep in another folder (--sweep)
+    single = tmp_path / "single"
+    r = CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(single), "--preset", "fake", "--no-metrics"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["figures", str(single), "--sweep", str(out), "--label", "politician"])
+    assert r.exit_code == 0, r.output
+    assert _png(single / "figures" / "figure2.png").shape == f2.shape
+    assert np.array_equal(_png(single / "figures" / "figure3.png"), f3)  # the same sweep, the same drawing
 
 
 def test_figure3_needs_a_sweep_and_metrics(fakes, tmp_path):
@@ -86,20 +93,17 @@ def test_missing_matplotlib_is_a_one_line_error(fakes, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_figures_from_a_tiny_preset_sweep_and_batch(photos, tmp_path):
-    """The issue's check: both PNGs from a tiny-preset sweep and batch (real photos, subprocesses)."""
-    with open(tmp_path / "m.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "politician"])
-        w.writerow([str(photos / "obama_small.jpg"), "Obama"])
-        w.writerow([str(photos / "lin-manuel-miranda.png"), "Miranda"])
+def test_figures_from_a_tiny_preset_sweep(photos, tmp_path):
+    """The issue's check: both PNGs from a tiny-preset sweep of real photos (subprocesses). One sweep
+    serves both figures; a separate one-alpha batch with ``--sweep`` is covered on the fakes above."""
+    manifest = write_manifest(tmp_path / "m.csv", [photos / "obama_small.jpg", photos / "lin-manuel-miranda.png"],
+                              ["Obama", "Miranda"])
     tiny = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2", "--lpips", "random"]
     run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *a], capture_output=True, text=True, timeout=1200)
-    b = run("batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "batch"), *tiny)
-    assert b.returncode == 0, b.stderr
-    s = run("batch", str(tmp_path / "m.csv"), "-o", str(tmp_path / "sweep"), *tiny, "--alpha=-2,0,2")
+    s = run("batch", str(manifest), "-o", str(tmp_path / "sweep"), *tiny, "--alpha=-2,0,2")
     assert s.returncode == 0, s.stderr
-    f = run("figures", str(tmp_path / "batch"), "--sweep", str(tmp_path / "sweep"), "--label", "politician")
+    f = run("figures", str(tmp_path / "sweep"), "--label", "politician")
     assert f.returncode == 0, f.stderr
-    _png(tmp_path / "batch" / "figures" / "figure2.png")
-    _png(tmp_path / "batch" / "figures" / "figure3.png")
+    assert [p.rsplit("/", 1)[-1] for p in f.stdout.strip().splitlines()] == ["figure2.png", "figure3.png"]
+    _png(tmp_path / "sweep" / "figures" / "figure2.png")
+    _png(tmp_path / "sweep" / "figures" / "figure3.png")
