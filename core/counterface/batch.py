@@ -10,7 +10,7 @@ Output folder::
     OUT/pairs/<name>_z1.png + .json     pi_1(Z) and its sidecar, one per face (and alpha)
     OUT/pairs/<name>_z0.png + .json     pi_0(Z), the baseline variant chosen by the pi0 component
 
-    <name> = <file stem>-<8 hex of the manifest key>_face<i>[_a<alpha>] (the alpha tag only in sweeps,
+    <name> = <file stem>-<8 hex of (key, sha256, job)>_face<i>[_a<alpha>] (the alpha tag only in sweeps,
     written like ``counterface sweep`` does: a+1, a-0.5)
     OUT/results.jsonl                   one row per face (per alpha): keys, paths, timings, metrics
     OUT/failures.jsonl                  one row per photo that failed, with ``reason`` and ``message``
@@ -56,6 +56,12 @@ FINAL_REASONS = ("unreadable", "no_face", "face_too_small")
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
             "z0_sidecar", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard")
+#: columns the metrics write (a manifest's ``identity`` column, a person's name, must not shadow the
+#: identity similarity, nor make ``evaluate`` believe the row is measured)
+METRIC_COLUMNS = tuple(
+    [f"{m}{s}" for m in ("identity", "psnr_outside", "lpips_outside", "unchanged_outside_blend") for s in ("", "_z0")]
+    + [f"{m}_{r}" for m in ("smile", "lift", "width") for r in ("z", "z1", "z0")]
+    + ["smile_delta", "recon_mse", "recon_lpips", "lpips_net", "metrics_error"])
 
 
 class BatchInterrupted(CounterfaceError):
@@ -124,7 +130,7 @@ def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> li
     elif not src.exists():
         raise ConfigError(f"input not found: {src}")
     elif src.suffix.lower() in IMAGE_SUFFIXES:  # one photo: a manifest of one row
-        items = [_row_to_item({"path": src.name}, src.resolve().parent, str(src))]
+        items = [_row_to_item({"path": src.name}, src.absolute().parent, str(src))]  # a link: its own name
     else:
         suffix = src.suffix.lower()
         base = src.resolve().parent
@@ -372,9 +378,12 @@ def slug(text: str, limit: int = 60) -> str:
     return (s or "photo")[:limit]
 
 
-def output_stem(key: str) -> str:
-    """A readable, collision-free file stem for a manifest key: ``<stem>-<8 hex of the key>``."""
-    return f"{slug(Path(key).stem)}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
+def output_stem(key: str, sha256: str | None = None, job: str | None = None) -> str:
+    """A readable, collision-free file stem for one version of a manifest key:
+    ``<stem>-<8 hex of (key, sha256, job)>``. A changed photo or another configuration gets other
+    names, so the pairs of earlier rows (kept in the table) are never overwritten."""
+    ident = key if sha256 is None and job is None else "\0".join((key, sha256 or "", job or ""))
+    return f"{slug(Path(key).stem)}-{hashlib.sha256(ident.encode('utf-8')).hexdigest()[:8]}"
 
 
 def alpha_tag(alpha: float) -> str:
@@ -653,7 +662,7 @@ class Runner:
         if self.evaluator is not None:
             blend_mask = pipe.component("blender").mask(photo.shape[:2], face)
         rows = []
-        stem = output_stem(item.key)
+        stem = output_stem(item.key, sha, self.job)
         for alpha in self.alphas:
             t = Timer()
             with t("pi1"):
@@ -690,7 +699,7 @@ class Runner:
 
 
 def _user_columns(meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {(f"user_{k}" if k in RESERVED else k): v for k, v in meta.items()}
+    return {(f"user_{k}" if k in RESERVED or k in METRIC_COLUMNS else k): v for k, v in meta.items()}
 
 
 # -- evaluating a finished output folder -----------------------------------------------------------------
@@ -752,6 +761,9 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
                     cfg = {**side.get("config", {}), "edit": side.get("edit", {}), "preset": side.get("preset")}
                     pipelines[job] = Pipeline(cfg)
                 pipe = pipelines[job]
+                if file_sha256(r["path"]) != r.get("sha256"):
+                    raise ImageError(f"{r['path']}: the photo changed since the batch (sha256 differs); "
+                                     "rerun `counterface batch` for it")
                 photo = read_image(r["path"])
                 z1 = read_image(out / r["z1"])
                 z0 = read_image(out / r["z0"]) if r.get("z0") else None

@@ -408,6 +408,8 @@ class Evaluator:
                 out[f"smile_{role}"] = None  # no face re-detected on this output
         if out.get("smile_z1") is not None and out.get("smile_z0") is not None:
             out["smile_delta"] = out["smile_z1"] - out["smile_z0"]
+        elif "smile_z1" in out and "smile_z0" in out:
+            out["smile_delta"] = None  # a face lost on either output: missing, and counted as such
         sets = [crop_lm] + [transform_points(lm[r], scale_matrix(face.matrix, factor)) for r in ("z1", "z0") if r in lm]
         outside = ~mouth_region(sets, self.size)
         images = [photo, z1] + ([z0] if z0 is not None else [])
@@ -440,8 +442,17 @@ SUMMARY_COLUMNS = ("identity", "identity_z0", "psnr_outside", "lpips_outside", "
 def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
               columns: Sequence[str] = SUMMARY_COLUMNS) -> list[dict[str, Any]]:
     """Aggregate metric rows: one entry per group (``by`` columns), and for every metric column
-    present its count, mean, standard deviation, median, 5th and 95th percentiles (None values and
-    NaN are left out and counted in ``missing``)."""
+    present its count, mean, standard deviation (population, ddof=0), median, 5th and 95th
+    percentiles (linear interpolation; None values and NaN are left out and counted in ``missing``).
+
+    Batch rows are made comparable first: of several versions of one photo's row under one
+    configuration (same key, job, face and alpha, another sha256: the file was replaced and redone)
+    only the last one counts, and rows of several configurations (``job``) are never pooled:
+    ``job`` is then added in front of ``by``.
+    """
+    rows = current_rows(rows)
+    if "job" not in by and len({r.get("job") for r in rows}) > 1:
+        by = ("job", *by)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(b) for b in by), []).append(r)
@@ -461,3 +472,15 @@ def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
             entry[c] = stats
         out.append(entry)
     return out
+
+
+def current_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without the superseded versions of a batch row: among rows with the same key, job,
+    face and alpha but another ``sha256`` (a photo replaced and processed again), the last one in
+    order wins (rows are read in the order they were appended). Rows without a ``key`` are kept."""
+    last: dict[tuple, int] = {}
+    for i, r in enumerate(rows):
+        if r.get("key") is not None:
+            last[(r.get("key"), r.get("job"), r.get("face"), r.get("alpha"))] = i
+    return [r for i, r in enumerate(rows)
+            if r.get("key") is None or last[(r.get("key"), r.get("job"), r.get("face"), r.get("alpha"))] == i]

@@ -1,0 +1,103 @@
+"""Batch bookkeeping found wrong in the correctness review: each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from counterface import batch, config, metrics
+from counterface.pipeline import Pipeline
+from tests.helpers import fake_components, synthetic_photos
+
+
+@pytest.fixture(scope="module")
+def fake_cfg():
+    with fake_components():
+        yield config.resolve(preset="fake")
+
+
+def _runner(cfg, out, with_metrics=True, **kw):
+    pipe = Pipeline(cfg)
+    ev = None
+    if with_metrics:
+        ev = metrics.Evaluator(identity=pipe.component("identity"), lpips=None, aligner=pipe.component("aligner"), size=64)
+    return batch.Runner(pipe, out, evaluator=ev, **kw)
+
+
+def test_a_user_column_named_like_a_metric_is_kept_apart(fake_cfg, tmp_path):
+    """A face data set's manifest may well have an ``identity`` column (the person's name): it must not
+    overwrite the identity similarity, nor stop ``evaluate`` from measuring the row."""
+    synthetic_photos(tmp_path / "img", 1, size=(60, 80), prefix="photo")
+    (tmp_path / "m.csv").write_text("path,identity,smile_z1\nimg/photo0.png,Ann,big\n")
+    items = batch.read_manifest(tmp_path / "m.csv")
+    _runner(fake_cfg, tmp_path / "with").run(items)
+    row = batch.load_rows(tmp_path / "with")[0]
+    assert isinstance(row["identity"], float) and row["user_identity"] == "Ann"
+    assert row["user_smile_z1"] == "big" and row["smile_z1"] != "big"
+    _runner(fake_cfg, tmp_path / "without", with_metrics=False).run(items)
+    n, failed, rows = batch.evaluate_folder(tmp_path / "without", lpips_net="none")
+    assert (n, failed) == (1, 0) and isinstance(rows[0]["identity"], float) and rows[0]["user_identity"] == "Ann"
+
+
+def test_a_changed_photo_does_not_overwrite_the_pair_of_its_earlier_row(fake_cfg, tmp_path):
+    """Both versions of a photo stay in the table, so each row must keep pointing at its own images."""
+    paths = synthetic_photos(tmp_path / "in", 1, size=(60, 80), prefix="photo")
+    items = batch.read_manifest(tmp_path / "in")
+    out = tmp_path / "out"
+    _runner(fake_cfg, out, with_metrics=False).run(items)
+    Image.fromarray(np.full((60, 80, 3), 200, np.uint8)).save(paths[0])
+    _runner(fake_cfg, out, with_metrics=False).run(items)
+    rows = batch.load_rows(out)
+    assert len(rows) == 2 and len({r["z1"] for r in rows}) == 2
+    for r in rows:
+        for role in ("z1", "z0"):
+            side = json.loads((out / r[f"{role}_sidecar"]).read_text())
+            assert side["input"]["sha256"] == r["sha256"] and side["batch"]["job"] == r["job"]
+
+
+def test_another_configuration_does_not_overwrite_the_pairs_of_the_first(fake_cfg, tmp_path):
+    synthetic_photos(tmp_path / "in", 1, size=(60, 80), prefix="photo")
+    items = batch.read_manifest(tmp_path / "in")
+    out = tmp_path / "out"
+    _runner(fake_cfg, out, with_metrics=False, alphas=[1.0]).run(items)
+    _runner(fake_cfg, out, with_metrics=False, alphas=[2.0]).run(items)
+    rows = batch.load_rows(out)
+    assert len({r["job"] for r in rows}) == 2 and len({r["z1"] for r in rows}) == 2
+    for r in rows:
+        assert json.loads((out / r["z1_sidecar"]).read_text())["alpha"] == r["alpha"]
+
+
+def test_evaluate_refuses_to_measure_against_a_photo_that_changed(fake_cfg, tmp_path):
+    paths = synthetic_photos(tmp_path / "in", 1, size=(60, 80), prefix="photo")
+    items = batch.read_manifest(tmp_path / "in")
+    out = tmp_path / "out"
+    _runner(fake_cfg, out, with_metrics=False).run(items)
+    Image.fromarray(np.full((60, 80, 3), 200, np.uint8)).save(paths[0])
+    n, failed, rows = batch.evaluate_folder(out, lpips_net="none")
+    assert (n, failed) == (0, 1)
+    assert "changed" in rows[0]["metrics_error"] and rows[0].get("identity") is None
+
+
+def test_pair_sidecars_agree(fake_cfg, tmp_path):
+    """Both sidecars of a pair: same input, face, matrix, alpha, configuration and pivot."""
+    synthetic_photos(tmp_path / "in", 1, size=(60, 80), prefix="photo")
+    out = tmp_path / "out"
+    _runner(fake_cfg, out, with_metrics=False).run(batch.read_manifest(tmp_path / "in"))
+    r = batch.load_rows(out)[0]
+    s1, s0 = (json.loads((out / r[f"{x}_sidecar"]).read_text()) for x in ("z1", "z0"))
+    assert (s1["role"], s0["role"]) == ("z1", "z0")
+    for k in ("input", "face", "config", "edit", "alpha", "pivot"):
+        assert s1[k] == s0[k], k
+    assert s1["batch"]["pair"] == r["z0"] and s0["batch"]["pair"] == r["z1"]
+
+
+def test_one_photo_given_through_a_symlink_is_read_from_the_link(tmp_path):
+    real = synthetic_photos(tmp_path / "data", 1, size=(60, 80), prefix="real")[0]
+    link = tmp_path / "work" / "photo.png"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    (item,) = batch.read_manifest(link)
+    assert item.path.is_file() and item.key == "photo.png"

@@ -1,0 +1,70 @@
+"""Metric definitions checked in the correctness review (each test failed before its fix, or pins a
+subtle convention)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from counterface import metrics
+
+
+def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
+    """68 iBUG landmarks of an upright face in image coordinates (y grows downward)."""
+    lm = np.zeros((68, 2))
+    lm[:17] = np.c_[np.linspace(50, 150, 17), np.linspace(80, 170, 17)]
+    lm[36:42] = [cx - 30, eye_y]
+    lm[42:48] = [cx + 30, eye_y]
+    lm[48:68] = [cx, mouth_y]
+    lm[48] = [cx - width / 2, mouth_y - lift]  # lift > 0: corners higher in the picture = smaller y
+    lm[54] = [cx + width / 2, mouth_y - lift]
+    lm[51], lm[57] = [cx, mouth_y - 6], [cx, mouth_y + 6]
+    return lm
+
+
+def test_lift_is_positive_when_the_corners_go_up_in_the_picture():
+    up, flat, down = (metrics.smile_score(_face_landmarks(lift=v)) for v in (6.0, 0.0, -6.0))
+    assert up.lift == pytest.approx(0.1) and flat.lift == pytest.approx(0.0) and down.lift == pytest.approx(-0.1)
+    assert up.width == pytest.approx(40 / 60)  # inter-ocular distance 60 px
+
+
+class _Blind:
+    """An aligner that finds no face anywhere."""
+
+    def align(self, image, size=256):
+        return []
+
+
+class _Face:
+    def __init__(self, lm):
+        self.landmarks, self.size = lm, 64
+        self.matrix = np.array([[0.3, 0, 0], [0, 0.3, 0]], dtype=np.float64)
+        self.crop = np.zeros((64, 64, 3), np.uint8)
+
+
+def test_lost_faces_are_counted_missing_in_every_smile_column():
+    """A face not re-detected on the outputs: smile_z1, smile_z0 AND smile_delta are None, so the
+    summary counts it as missing in smile_delta too (not silently fewer rows)."""
+    lm = _face_landmarks()
+    photo = np.full((200, 200, 3), 128, np.uint8)
+    ev = metrics.Evaluator(aligner=_Blind(), size=64)
+    out = ev.evaluate(photo, _Face(lm), photo.copy(), photo.copy())
+    assert out["smile_z"] is not None
+    assert out["smile_z1"] is None and out["smile_z0"] is None and "smile_delta" in out and out["smile_delta"] is None
+    s = metrics.summarize([out, {**out, "smile_delta": 0.5}])
+    assert s[0]["smile_delta"]["n"] == 1 and s[0]["smile_delta"]["missing"] == 1
+
+
+def test_summary_keeps_configurations_apart_and_counts_a_replaced_photo_once():
+    rows = [
+        {"key": "a", "sha256": "old", "job": "j1", "face": 0, "alpha": 1.0, "identity": 0.1},
+        {"key": "a", "sha256": "new", "job": "j1", "face": 0, "alpha": 1.0, "identity": 0.9},
+        {"key": "b", "sha256": "x", "job": "j1", "face": 0, "alpha": 1.0, "identity": 0.7},
+        {"key": "b", "sha256": "x", "job": "j2", "face": 0, "alpha": 1.0, "identity": 0.2},
+    ]
+    s = metrics.summarize(rows)
+    assert [(g["job"], g["alpha"]) for g in s] == [("j1", 1.0), ("j2", 1.0)]
+    assert s[0]["rows"] == 2 and s[0]["identity"]["mean"] == pytest.approx(0.8)
+    assert s[1]["identity"]["n"] == 1
+    one = metrics.summarize(rows[2:3])  # a single configuration: grouped by alpha only, as documented
+    assert list(one[0]) [:2] == ["alpha", "rows"]
