@@ -89,7 +89,7 @@ def test_tiny_batch_of_the_shared_photos_and_broken_files(photos, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_killed_batch_resumes_with_every_pair_intact(photos, tmp_path, sig):
-    files = [photos / n for n in GOOD_PHOTOS]
+    files = [photos / n for n in GOOD_PHOTOS[:3]]  # killed after the first: some done, some left
     manifest = write_manifest(tmp_path / "m.csv", files)
     out = tmp_path / "out"
     args = ["batch", str(manifest), "-o", str(out), *TINY, "--no-metrics"]
@@ -135,7 +135,7 @@ def test_shards_from_the_cli_cover_the_manifest_once(photos, tmp_path):
 
 @pytest.mark.slow
 def test_workers_give_the_same_bytes_as_one_process(photos, tmp_path):
-    files = [photos / n for n in ("obama_small.jpg", "obama_16bit.png", "lin-manuel-miranda.png")]
+    files = [photos / n for n in ("obama_small.jpg", "lin-manuel-miranda.png")]  # one per worker
     manifest = write_manifest(tmp_path / "m.csv", files + [tmp_path / "missing.jpg"])
     outs = {}
     for w in (0, 2):
@@ -144,7 +144,9 @@ def test_workers_give_the_same_bytes_as_one_process(photos, tmp_path):
         assert res.returncode == 0, res.stderr
         outs[w] = out
         assert [f["reason"] for f in batch.read_jsonl(out / "failures.jsonl")] == ["unreadable"]
-    for r0 in batch.load_rows(outs[0]):
+    rows = batch.load_rows(outs[0])
+    assert sorted(r["key"] for r in rows) == sorted(str(p) for p in files)
+    for r0 in rows:
         assert (outs[0] / r0["z1"]).read_bytes() == (outs[2] / r0["z1"]).read_bytes()
         assert (outs[0] / r0["z0"]).read_bytes() == (outs[2] / r0["z0"]).read_bytes()
 
