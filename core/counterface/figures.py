@@ -46,6 +46,30 @@ def _face_crops(out_dir: Path, row: Mapping[str, Any], size: int, roles: Sequenc
     return [warp_to_crop(images[r], m, size) for r in roles]
 
 
+def figure_rows(out_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """The rows a figure draws from a batch folder, and a note for the title ('' when nothing was left out).
+
+    Only the current version of each photo's rows (:func:`counterface.metrics.current_rows`), and of
+    one configuration: when the folder holds rows of several jobs (reruns with other settings),
+    the job of the last run (``batch.json``) is drawn, or else the one with the most rows.
+    """
+    from collections import Counter
+
+    from .batch import merged_rows
+    from .metrics import current_rows
+
+    rows = current_rows(merged_rows(Path(out_dir)))
+    jobs = Counter(r.get("job") for r in rows)
+    if len(jobs) <= 1:
+        return rows, ""
+    try:
+        last = json.loads((Path(out_dir) / "batch.json").read_text(encoding="utf-8")).get("job")
+    except (OSError, ValueError, AttributeError):
+        last = None
+    job = last if last in jobs else sorted(jobs, key=lambda j: (-jobs[j], str(j)))[0]
+    return [r for r in rows if r.get("job") == job], f"job {job} only ({len(jobs)} configurations in the folder)"
+
+
 def _pick_rows(rows: Sequence[Mapping[str, Any]], alpha: float | None) -> list[Mapping[str, Any]]:
     """One row per face: the requested alpha, or each face's largest alpha."""
     best: dict[tuple, Mapping[str, Any]] = {}
@@ -63,10 +87,9 @@ def _pick_rows(rows: Sequence[Mapping[str, Any]], alpha: float | None) -> list[M
 def figure2(out_dir: str | os.PathLike, path: str | os.PathLike, *, label: str | None = None, max_faces: int = 12,
             alpha: float | None = None, with_z0: bool = False, size: int = 256, columns: int = 4) -> Path:
     """Original vs edited faces, named by the manifest column ``label`` (default: the key)."""
-    from .batch import merged_rows
-
     out_dir = Path(out_dir)
-    rows = _pick_rows(merged_rows(out_dir), alpha)[:max_faces]
+    all_rows, note = figure_rows(out_dir)
+    rows = _pick_rows(all_rows, alpha)[:max_faces]
     if not rows:
         raise ConfigError(f"{out_dir}: no result rows{'' if alpha is None else f' at alpha {alpha:g}'} for Figure 2")
     if label is not None and not any(label in r for r in rows):
@@ -87,7 +110,7 @@ def figure2(out_dir: str | os.PathLike, path: str | os.PathLike, *, label: str |
         name = str(r.get(label)) if label else str(r.get("key"))
         sub = " | ".join(titles[x] for x in roles) + f"  (alpha {float(r.get('alpha') or 0):g})"
         ax.set_title(f"{name}\n{sub}", fontsize=8)
-    fig.suptitle("Figure 2: original and edited faces", fontsize=10)
+    fig.suptitle("Figure 2: original and edited faces" + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout()
     target = Path(path)
     _save(fig, target)
@@ -96,7 +119,8 @@ def figure2(out_dir: str | os.PathLike, path: str | os.PathLike, *, label: str |
 
 
 def sweep_series(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[np.ndarray, dict[tuple, dict[float, float]]]:
-    """(sorted alphas, {(key, face): {alpha: value}}) for one metric column, None values left out."""
+    """(sorted alphas, {(key, face): {alpha: value}}) for one metric column, None values left out.
+    ``rows`` must hold one version of one configuration (:func:`figure_rows`)."""
     series: dict[tuple, dict[float, float]] = {}
     alphas = set()
     for r in rows:
@@ -121,22 +145,27 @@ def spread(alphas: np.ndarray, series: Mapping[tuple, Mapping[float, float]]) ->
     return {"median": np.array(med), "q25": np.array(lo), "q75": np.array(hi), "n": np.array(n)}
 
 
-def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
-            panels: Sequence[tuple[str, str]] = (("smile_z1", "smile score (landmarks, pi_1)"),
-                                                 ("identity", "identity similarity (cosine)"))) -> Path:
-    """Metrics against alpha from a sweep: thin line per face, bold median, shaded IQR."""
-    from .batch import merged_rows
+#: Figure 3's panels: (column, title, y-axis label with units)
+FIGURE3_PANELS = (
+    ("smile_z1", "smile score of pi_1 (landmarks re-detected)", "lift + width (inter-ocular distances)"),
+    ("identity", "identity similarity to Z", "ArcFace cosine similarity (1 = same)"),
+)
 
-    rows = merged_rows(Path(sweep_dir))
+
+def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
+            panels: Sequence[tuple[str, str, str]] = FIGURE3_PANELS) -> Path:
+    """Metrics against alpha from a sweep: thin line per face, bold median, shaded IQR; a panel
+    without any value (e.g. no face re-detected on any output) says so instead of staying blank."""
+    rows, note = figure_rows(Path(sweep_dir))
     alphas = sorted({float(r.get("alpha") or 0.0) for r in rows})
     if len(alphas) < 2:
         raise ConfigError(f"{sweep_dir}: Figure 3 needs a sweep (rows at two or more alphas); "
                           "run `counterface batch ... --alpha -2,-1,0,1,2`")
-    if not any(r.get(c) is not None for r in rows for c, _ in panels):
+    if not any(r.get(c) is not None for r in rows for c, *_ in panels):
         raise ConfigError(f"{sweep_dir}: the rows have no metrics; run `counterface evaluate {sweep_dir}` first")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
-    for ax, (column, title) in zip(axes[0], panels):
+    for ax, (column, title, ylabel) in zip(axes[0], panels):
         xs, series = sweep_series(rows, column)
         for s in series.values():
             pts = sorted(s.items())
@@ -146,10 +175,16 @@ def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
             ax.fill_between(xs, sp["q25"], sp["q75"], color="C0", alpha=0.25, label="interquartile range")
             ax.plot(xs, sp["median"], color="C0", lw=2.2, marker="o", label=f"median of {len(series)} faces")
             ax.legend(fontsize=8)
-        ax.set_xlabel("alpha (edit strength)")
+        else:
+            ax.set_xlim(alphas[0], alphas[-1])
+            ax.text(0.5, 0.5, f"no {title.split(' (')[0].split(' of ')[0]} values in {len(rows)} rows\n"
+                    f"(column {column} is empty: e.g. no face re-detected on the outputs)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color="C3")
+        ax.set_xlabel("alpha (edit strength, units of the direction vector)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("Figure 3: attribute and identity against edit strength", fontsize=10)
+    fig.suptitle("Figure 3: attribute and identity against edit strength" + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout()
     target = Path(path)
     _save(fig, target)
