@@ -51,6 +51,8 @@ from .pipeline import config_digest, select_faces
 from .provenance import Timer
 
 PATH_COLUMNS = ("path", "image", "file", "filename")
+#: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
+LOSSLESS = (".png", ".webp", ".bmp", ".tif", ".tiff")
 #: failure reasons that a rerun with the same file and configuration would reproduce
 FINAL_REASONS = ("unreadable", "no_face", "face_too_small")
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
@@ -672,9 +674,12 @@ class Runner:
             name = f"{stem}_face{index}" + (f"_{alpha_tag(alpha)}" if len(self.alphas) > 1 else "")
             seconds = {**prep.seconds, **pivot_seconds, **t.seconds}
             files = {}
+            written = {}
             for role, img in (("z1", z1), ("z0", z0)):
                 rel = f"pairs/{name}_{role}{self.suffix}"
                 write_image(self.out_dir / rel, img, out_dir=self.out_dir, inputs=[item.path])
+                # the metrics describe the files as published: read a lossy encoding back
+                written[role] = img if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
                 side = pipe.sidecar(input_path=item.path, input_sha256=sha, face=face, alpha=float(alpha), role=role,
                                     pivot=pivot, seconds=seconds,
                                     extra={"output": Path(rel).name, "batch": {"key": item.key, "job": self.job, "pi0": baseline.name,
@@ -691,7 +696,7 @@ class Runner:
             row.update(_user_columns(item.meta))
             if self.evaluator is not None:
                 with t("metrics"):
-                    row.update(self.evaluator.evaluate(photo, face, z1, z0, blend_mask=blend_mask,
+                    row.update(self.evaluator.evaluate(photo, face, written["z1"], written["z0"], blend_mask=blend_mask,
                                                        recon_crop=render(0.0).crop))
                 row["seconds"]["metrics"] = round(t.seconds["metrics"], 4)
             rows.append(row)

@@ -101,3 +101,17 @@ def test_one_photo_given_through_a_symlink_is_read_from_the_link(tmp_path):
     link.symlink_to(real)
     (item,) = batch.read_manifest(link)
     assert item.path.is_file() and item.key == "photo.png"
+
+
+def test_metrics_describe_the_files_written_even_when_lossy(fake_cfg, tmp_path):
+    """--format jpg: the numbers in the table must be those of the JPEGs on disk (what is published),
+    i.e. what `evaluate --force` measures from the files, not those of the arrays before encoding."""
+    synthetic_photos(tmp_path / "in", 1, size=(60, 80), prefix="photo")
+    out = tmp_path / "out"
+    _runner(fake_cfg, out, image_format="jpg").run(batch.read_manifest(tmp_path / "in"))
+    during = batch.load_rows(out)[0]
+    assert during["unchanged_outside_blend"] < 1.0  # JPEG touched pixels the blender left alone
+    batch.evaluate_folder(out, lpips_net="none", force=True, size=64)
+    after = batch.load_rows(out, "metrics")[0]
+    for k in ("unchanged_outside_blend", "psnr_outside", "identity"):
+        assert during[k] == pytest.approx(after[k], abs=1e-9), k
