@@ -133,6 +133,8 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
     n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled())
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)
+    if summary and "job" in summary[0] and "job" not in by:  # several configurations: never pooled
+        by = ("job", *by)
     write_json("summary.json", {"group_by": list(by), "groups": summary}, out_dir=out_dir)
     if as_json:
         click.echo(json.dumps({"evaluated": n, "failed": failed, "groups": summary}, indent=2))
