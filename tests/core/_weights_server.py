@@ -96,6 +96,19 @@ def local_only(monkeypatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
+def isolate(tmp_path, monkeypatch) -> None:
+    """An empty weights cache and torch hub under ``tmp_path``, downloads allowed but only to 127.0.0.1
+    (proxies off, every other host unresolvable)."""
+    monkeypatch.setenv("COUNTERFACE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("COUNTERFACE_OFFLINE", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    local_only(monkeypatch)
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (connections are refused at once)."""
     s = socket.socket()

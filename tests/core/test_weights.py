@@ -17,7 +17,7 @@ import counterface
 from counterface import plugins, weights
 from counterface.errors import PluginError, WeightsError
 
-from ._weights_server import FileServer, closed_port, local_only
+from ._weights_server import FileServer, closed_port, isolate
 
 DATA = bytes(range(256)) * 40 + b"tail"  # 10 244 bytes
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -27,14 +27,7 @@ OTHER = b"x" * len(DATA)
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):
     """An empty cache per test, no network beyond 127.0.0.1, code-registered specs forgotten."""
-    monkeypatch.setenv("COUNTERFACE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("COUNTERFACE_OFFLINE", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    local_only(monkeypatch)
+    isolate(tmp_path, monkeypatch)
     weights.reset()
     yield
     weights.reset()

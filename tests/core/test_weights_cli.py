@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from counterface import weights
 from counterface.cli import cli
 
-from ._weights_server import FileServer, closed_port, local_only
+from ._weights_server import FileServer, closed_port, isolate
 
 DATA = b"weights!" * 500
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -19,13 +19,7 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):
-    monkeypatch.setenv("COUNTERFACE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("COUNTERFACE_OFFLINE", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    local_only(monkeypatch)
+    isolate(tmp_path, monkeypatch)
     monkeypatch.setattr(weights, "_hook_specs", dict)  # only the specs each test registers
     weights.reset()
     yield
