@@ -110,12 +110,7 @@ def figure2(out_dir: str | os.PathLike, path: str | os.PathLike, *, label: str |
         name = str(r.get(label)) if label else str(r.get("key"))
         sub = " | ".join(titles[x] for x in roles) + f"  (alpha {float(r.get('alpha') or 0):g})"
         ax.set_title(f"{name}\n{sub}", fontsize=8)
-    fig.suptitle("Figure 2: original and edited faces" + (f"\n{note}" if note else ""), fontsize=10)
-    fig.tight_layout()
-    target = Path(path)
-    _save(fig, target)
-    plt.close(fig)
-    return target
+    return _finish(fig, "Figure 2: original and edited faces", note, path)
 
 
 def sweep_series(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[np.ndarray, dict[tuple, dict[float, float]]]:
@@ -184,11 +179,16 @@ def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("Figure 3: attribute and identity against edit strength" + (f"\n{note}" if note else ""), fontsize=10)
+    return _finish(fig, "Figure 3: attribute and identity against edit strength", note, path)
+
+
+def _finish(fig, title: str, note: str | None, path) -> Path:
+    """Title the figure, save it and close it."""
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout()
     target = Path(path)
     _save(fig, target)
-    plt.close(fig)
+    _pyplot().close(fig)
     return target
 
 
