@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from counterface import batch, config, metrics
-from counterface.errors import ConfigError
+from counterface.errors import ConfigError, CounterfaceError
 from counterface.pipeline import Pipeline
 from tests.helpers import fake_components, synthetic_photos, write_broken_images
 
@@ -87,7 +88,7 @@ def test_bad_manifests_are_config_errors(tmp_path):
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=30), unique=True, max_size=60), st.integers(1, 9), st.randoms())
 def test_shards_cover_every_key_exactly_once_whatever_the_order(keys, n, rnd):
-    items = [batch.Item(key=k, path=batch.Path(k)) for k in keys]
+    items = [batch.Item(key=k, path=Path(k)) for k in keys]
     parts = [batch.select_shard(items, i, n) for i in range(1, n + 1)]
     assert sorted(k.key for p in parts for k in p) == sorted(keys)
     shuffled = list(items)
@@ -261,7 +262,7 @@ def test_unexpected_errors_are_recorded_until_too_many_in_a_row(fake_cfg, tmp_pa
     pipe = Pipeline(fake_cfg)
     real = pipe.pivot
     monkeypatch.setattr(pipe, "pivot", lambda face, **kw: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
-    with pytest.raises(batch.CounterfaceError, match="3 photos in a row failed"):
+    with pytest.raises(CounterfaceError, match="3 photos in a row failed"):
         batch.Runner(pipe, tmp_path / "out", max_consecutive_errors=3).run(items)
     fails = batch.read_jsonl(tmp_path / "out" / "failures.jsonl")
     assert [f["reason"] for f in fails] == ["error"] * 3 and "RuntimeError: CUDA out of memory" in fails[0]["message"]

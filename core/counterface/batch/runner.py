@@ -1,69 +1,31 @@
-"""Batches of thousands of photos: manifests, shards, a resumable runner and its results table.
-
-Input: a folder (every image file below it, recursively, hidden files and the output folder
-skipped) or a manifest, CSV or JSONL, with a ``path`` column (relative paths are relative to the
-manifest's folder) and any other columns (politician, outlet, ...) which are carried into every
-result row. An ``id`` column, when present, is the row's key; otherwise the path as written is.
-
-Output folder::
-
-    OUT/pairs/<name>_z1.png + .json     pi_1(Z) and its sidecar, one per face (and alpha)
-    OUT/pairs/<name>_z0.png + .json     pi_0(Z), the baseline variant chosen by the pi0 component
-
-    <name> = <file stem>-<8 hex of (key, sha256, job)>_face<i>[_a<alpha>] (the alpha tag only in sweeps,
-    written like ``counterface sweep`` does: a+1, a-0.5)
-    OUT/results.jsonl                   one row per face (per alpha): keys, paths, timings, metrics
-    OUT/failures.jsonl                  one row per photo that failed, with ``reason`` and ``message``
-    OUT/results.csv                     the table, regenerated from every results*.jsonl
-    OUT/batch.json                      the configuration and settings of the last run
-
-Resuming: a photo is *done* when its rows are in ``results*.jsonl`` (or a final failure is in
-``failures*.jsonl``) under the same job key: manifest key + SHA-256 of the file + digest of the
-configuration and alphas. Rows are appended (one ``write`` per photo, then ``fsync``) only after both
-images and both sidecars of every face are on disk (written atomically), so an interrupted run loses
-at most the photo in flight and a rerun never duplicates a row (rows are also de-duplicated by key
-on reading). Sharded runs (``--shard I/N``) write ``results.shard-I-of-N.jsonl`` so that N machines
-can share one output folder; every reader takes all of them.
+"""The resumable batch runner: prepares photos (optionally in worker processes), runs the pipeline's
+GPU stages face by face, writes the pairs and their sidecars, and appends result rows to the store.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import hashlib
-import io
-import json
-import math
 import os
-import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError, WeightsError
-from .imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_bytes, write_image, write_json
-from .pipeline import config_digest, select_faces
-from .provenance import Timer
+from ..errors import ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError, WeightsError
+from ..imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_image, write_json
+from ..pipeline import config_digest, select_faces
+from ..provenance import Timer
+from .manifest import Item, alpha_tag, output_stem
+from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 
-PATH_COLUMNS = ("path", "image", "file", "filename")
 #: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
 LOSSLESS = (".png", ".webp", ".bmp", ".tif", ".tiff")
 #: failure reasons that a rerun with the same file and configuration would reproduce
 FINAL_REASONS = ("unreadable", "no_face", "face_too_small")
-#: columns the runner writes; user columns with these names are stored as ``user_<name>``
-RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
-            "z0_sidecar", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard")
-#: columns the metrics write (a manifest's ``identity`` column, a person's name, must not shadow the
-#: identity similarity, nor make ``evaluate`` believe the row is measured)
-METRIC_COLUMNS = tuple(
-    [f"{m}{s}" for m in ("identity", "psnr_outside", "lpips_outside", "unchanged_outside_blend") for s in ("", "_z0")]
-    + [f"{m}_{r}" for m in ("smile", "lift", "width") for r in ("z", "z1", "z0")]
-    + ["smile_delta", "recon_mse", "recon_lpips", "lpips_net", "metrics_error"])
 
 
 class BatchInterrupted(CounterfaceError):
@@ -75,254 +37,6 @@ class BatchInterrupted(CounterfaceError):
         self.exit_code = 128 + int(signum or 2)
         self.signum = signum
 
-
-# -- manifests --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Item:
-    """One input photo: ``key`` (stable across machines), the resolved ``path`` and user columns."""
-
-    key: str
-    path: Path
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _is_hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
-
-
-def scan_folder(folder: Path, exclude: Iterable[Path] = ()) -> list[Item]:
-    """Every image file below ``folder`` (by suffix, case-insensitive), sorted by relative path."""
-    folder = Path(folder)
-    excluded = [Path(e).resolve() for e in exclude]
-    items = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if _is_hidden(rel) or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        rp = p.resolve()
-        if any(rp == e or e in rp.parents for e in excluded):
-            continue
-        items.append(Item(key=rel.as_posix(), path=p.absolute(), meta={}))
-    return items
-
-
-def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
-    col = next((c for c in PATH_COLUMNS if c in row and row[c] not in (None, "")), None)
-    if col is None:
-        raise ConfigError(f"{where}: no path; the manifest needs a column named one of {', '.join(PATH_COLUMNS)}")
-    raw = str(row[col])
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    path = path.absolute()
-    key = str(row["id"]) if row.get("id") not in (None, "") else raw
-    meta = {k: v for k, v in row.items() if k != col and k is not None}
-    return Item(key=key, path=path, meta=meta)
-
-
-def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:
-    """Items of a folder, a ``.csv`` or a ``.jsonl``/``.ndjson`` manifest (or one photo), in manifest order.
-
-    Raises :class:`ConfigError` for a missing source, a manifest without a path column, invalid
-    JSON, or two rows with the same key (add an ``id`` column to tell them apart).
-    """
-    src = Path(source)
-    if src.is_dir():
-        items = scan_folder(src, exclude)
-    elif not src.exists():
-        raise ConfigError(f"input not found: {src}")
-    elif src.suffix.lower() in IMAGE_SUFFIXES:  # one photo: a manifest of one row
-        items = [_row_to_item({"path": src.name}, src.absolute().parent, str(src))]  # a link: its own name
-    else:
-        suffix = src.suffix.lower()
-        base = src.resolve().parent
-        try:
-            text = src.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read manifest {src}: {exc}") from None
-        items = []
-        if suffix == ".csv":
-            reader = csv.DictReader(io.StringIO(text))
-            if not reader.fieldnames or not any(c in reader.fieldnames for c in PATH_COLUMNS):
-                raise ConfigError(f"{src}: the CSV header needs a column named one of {', '.join(PATH_COLUMNS)}")
-            for n, row in enumerate(reader, start=2):
-                items.append(_row_to_item(row, base, f"{src}:{n}"))
-        elif suffix in (".jsonl", ".ndjson"):
-            for n, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(f"{src}:{n}: each line must be a JSON object with a path")
-                items.append(_row_to_item(row, base, f"{src}:{n}"))
-        else:
-            raise ConfigError(f"{src}: INPUT must be a folder, a .csv or a .jsonl manifest, or a photo")
-    seen: dict[str, int] = {}
-    for i, it in enumerate(items):
-        if it.key in seen:
-            raise ConfigError(f"{src}: key {it.key!r} appears twice (rows {seen[it.key] + 1} and {i + 1}); "
-                              "add an 'id' column to tell them apart")
-        seen[it.key] = i
-    return items
-
-
-# -- shards ----------------------------------------------------------------------------------------
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``'2/8'`` -> (2, 8) (1-based index); ``None`` -> (1, 1)."""
-    if text in (None, ""):
-        return 1, 1
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise ConfigError(f"--shard expects I/N with 1 <= I <= N, e.g. 1/4; got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-def shard_of(key: str, count: int) -> int:
-    """The 1-based shard of a manifest key: a stable hash of the key, so every machine agrees
-    whatever the order of the manifest or the platform."""
-    h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
-    return h % int(count) + 1
-
-
-def select_shard(items: Sequence[Item], index: int, count: int) -> list[Item]:
-    return [it for it in items if count == 1 or shard_of(it.key, count) == index]
-
-
-# -- the results store --------------------------------------------------------------------------------
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a line that does not parse (a write cut by a crash) is skipped."""
-    rows = []
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(row, dict):
-                    rows.append(row)
-    except FileNotFoundError:
-        pass
-    return rows
-
-
-def table_files(out_dir: Path, stem: str) -> list[Path]:
-    """``stem.jsonl`` and every ``stem.shard-*.jsonl`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    files = [out_dir / f"{stem}.jsonl"] + sorted(out_dir.glob(f"{stem}.shard-*.jsonl"))
-    return [f for f in files if f.is_file()]
-
-
-def row_key(row: Mapping[str, Any]) -> tuple:
-    return (row.get("key"), row.get("sha256"), row.get("job"), row.get("face"), row.get("alpha"))
-
-
-def load_rows(out_dir: Path, stem: str = "results") -> list[dict[str, Any]]:
-    """Every row of ``stem*.jsonl``, de-duplicated by (key, sha256, job, face, alpha), last one wins,
-    in first-seen order."""
-    merged: dict[tuple, dict[str, Any]] = {}
-    for f in table_files(out_dir, stem):
-        for row in read_jsonl(f):
-            merged[row_key(row)] = row
-    return list(merged.values())
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, sort_keys=True, default=str)
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return "" if v is None else v
-
-
-def _flatten(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One level of nested dicts becomes ``parent.child`` columns (e.g. ``seconds.tune``)."""
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict) and v and all(not isinstance(x, (dict, list)) for x in v.values()):
-            for k2, v2 in v.items():
-                out[f"{k}.{k2}"] = v2
-        else:
-            out[k] = v
-    return out
-
-
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], out_dir: Path) -> Path:
-    """Atomically write ``rows`` as CSV; columns in first-seen order, flat dicts spread into
-    ``parent.child`` columns, other nested values as JSON."""
-    rows = [_flatten(r) for r in rows]
-    columns: dict[str, None] = {}
-    for r in rows:
-        for k in r:
-            columns.setdefault(k, None)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(list(columns))
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
-    return write_bytes(path, buf.getvalue().encode("utf-8"), out_dir=out_dir)
-
-
-def merged_rows(out_dir: Path) -> list[dict[str, Any]]:
-    """Results rows with the metrics of ``metrics*.jsonl`` (written by ``counterface evaluate``)
-    merged in, the later measurement winning."""
-    rows = load_rows(out_dir, "results")
-    extra = {row_key(m): m for m in load_rows(out_dir, "metrics")}
-    out = []
-    for r in rows:
-        m = extra.get(row_key(r))
-        if m:
-            r = {**r, **{k: v for k, v in m.items() if k not in ("key", "sha256", "job", "face", "alpha")}}
-        out.append(r)
-    return out
-
-
-def write_table(out_dir: Path) -> Path:
-    """Regenerate ``results.csv`` from every results (and metrics) JSONL file."""
-    out = Path(out_dir).resolve()
-    return write_csv(out / "results.csv", merged_rows(out), out)
-
-
-class Appender:
-    """Appends whole lines to a JSONL file: one ``write`` call per batch of lines, then ``fsync``.
-
-    If the file does not end with a newline (a line cut by a crash), a newline is written first so
-    the new lines stay parseable.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        data = "".join(json.dumps(r, default=_json_default, allow_nan=True) + "\n" for r in rows).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size:
-                with open(self.path, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        data = b"\n" + data
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _json_default(o: Any):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # -- preparing a photo (CPU stages, optionally in worker processes) ------------------------------------
@@ -364,7 +78,7 @@ def _worker_init(cfg: Mapping[str, Any], size: int) -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    from .pipeline import Pipeline
+    from ..pipeline import Pipeline
 
     _WORKER["aligner"] = Pipeline(cfg).component("aligner")
     _WORKER["size"] = size
@@ -374,25 +88,8 @@ def _worker_prepare(path: str) -> Prepared:
     return prepare(_WORKER["aligner"], Path(path), _WORKER["size"])
 
 
-# -- the runner -----------------------------------------------------------------------------------------
-def slug(text: str, limit: int = 60) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
-    return (s or "photo")[:limit]
 
-
-def output_stem(key: str, sha256: str | None = None, job: str | None = None) -> str:
-    """A readable, collision-free file stem for one version of a manifest key:
-    ``<stem>-<8 hex of (key, sha256, job)>``. A changed photo or another configuration gets other
-    names, so the pairs of earlier rows (kept in the table) are never overwritten."""
-    ident = key if sha256 is None and job is None else "\0".join((key, sha256 or "", job or ""))
-    return f"{slug(Path(key).stem)}-{hashlib.sha256(ident.encode('utf-8')).hexdigest()[:8]}"
-
-
-def alpha_tag(alpha: float) -> str:
-    """File-name tag of an alpha, as ``counterface sweep`` writes it: ``a+1``, ``a-0.5``."""
-    return f"a{alpha:+g}"
-
-
+# -- the runner ----------------------------------------------------------------------------------------
 @dataclass
 class Summary:
     total: int = 0  # photos in this shard
@@ -705,89 +402,3 @@ class Runner:
 
 def _user_columns(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {(f"user_{k}" if k in RESERVED or k in METRIC_COLUMNS else k): v for k, v in meta.items()}
-
-
-# -- evaluating a finished output folder -----------------------------------------------------------------
-METRIC_MARKERS = ("psnr_outside", "identity", "smile_z1")
-
-
-def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
-    """The :class:`~counterface.types.AlignedFace` a sidecar describes (crop cut again from ``photo``
-    with the recorded matrix; the mouth mask is not stored and left empty)."""
-    from .metrics import transform_points, warp_to_crop
-    from .types import AlignedFace
-
-    f = record.get("face") or {}
-    try:
-        matrix = np.asarray(f["matrix"], dtype=np.float64)
-        landmarks = np.asarray(f["landmarks"], dtype=np.float64)
-        size = int(f["size"])
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError("sidecar has no usable face record (matrix, landmarks, size)") from None
-    crop = warp_to_crop(photo, matrix, size)
-    return AlignedFace(landmarks=landmarks, matrix=matrix, crop=crop, crop_landmarks=transform_points(landmarks, matrix),
-                       mouth_mask=np.zeros((size, size), np.float32),
-                       box=None if f.get("box") is None else tuple(f["box"]), score=f.get("score"),
-                       index=int(f.get("index", 0)))
-
-
-def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: bool = False, size: int = 256,
-                    progress: bool = False) -> tuple[int, int, list[dict[str, Any]]]:
-    """Compute the metrics of every result row of a batch output folder from the files on disk and
-    append them to ``metrics.jsonl``; regenerate ``results.csv``. Rows that already carry metrics
-    (measured during the batch, or by an earlier ``evaluate``) are skipped unless ``force``.
-
-    Returns (rows evaluated, rows that failed, the merged rows). Reconstruction metrics need the
-    pivot and are only measured during the batch.
-    """
-    from . import metrics
-    from .pipeline import Pipeline
-
-    out = Path(out_dir).resolve()
-    rows = merged_rows(out)
-    if not rows:
-        raise ConfigError(f"{out}: no results*.jsonl rows; run `counterface batch` first")
-    todo = [r for r in rows if force or not any(r.get(m) is not None for m in METRIC_MARKERS)]
-    appender = Appender(out / "metrics.jsonl")
-    lp = metrics.lpips_model(lpips_net) if todo else None
-    pipelines: dict[str, Any] = {}
-    evaluated = failed = 0
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="face", desc="evaluate")
-    try:
-        for r in todo:
-            try:
-                side = json.loads((out / r["z1_sidecar"]).read_text(encoding="utf-8"))
-                job = r.get("job") or ""
-                if job not in pipelines:
-                    cfg = {**side.get("config", {}), "edit": side.get("edit", {}), "preset": side.get("preset")}
-                    pipelines[job] = Pipeline(cfg)
-                pipe = pipelines[job]
-                if file_sha256(r["path"]) != r.get("sha256"):
-                    raise ImageError(f"{r['path']}: the photo changed since the batch (sha256 differs); "
-                                     "rerun `counterface batch` for it")
-                photo = read_image(r["path"])
-                z1 = read_image(out / r["z1"])
-                z0 = read_image(out / r["z0"]) if r.get("z0") else None
-                face = face_from_sidecar(side, photo)
-                ev = metrics.Evaluator(identity=pipe.component("identity") if pipe.has("identity") else None,
-                                       lpips=lp, aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net)
-                mask = pipe.component("blender").mask(photo.shape[:2], face)
-                values = ev.evaluate(photo, face, z1, z0, blend_mask=mask)
-            except (ImageError, ConfigError, OSError, KeyError, json.JSONDecodeError) as exc:
-                values = {"metrics_error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
-                failed += 1
-            else:
-                evaluated += 1
-            appender.append([{"key": r.get("key"), "sha256": r.get("sha256"), "job": r.get("job"),
-                              "face": r.get("face"), "alpha": r.get("alpha"), **values}])
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-        write_table(out)
-    return evaluated, failed, merged_rows(out)
