@@ -1,0 +1,415 @@
+"""Attribute boundaries: a hyperplane in a generator's W space that separates "attribute on" from "off".
+
+Geometry (stated once; everything else refers here)
+---------------------------------------------------
+A boundary is a unit normal ``n`` and an intercept ``b``. The **signed distance** of a latent row
+``w`` (w_dim,) is::
+
+    d(w) = n . w + b        positive = attribute on, negative = off, 0 = on the boundary
+
+Because ``n`` has unit length, ``d`` is a Euclidean distance in W, and moving a row by
+``alpha * n`` changes its distance by exactly ``alpha`` (an edit of strength ``alpha`` is a step of
+``alpha`` W-units across the boundary). ``on_distance`` and ``off_distance`` are the median signed
+distances of the positive and of the negative training latents: what "typically on" and "typically
+off" mean for this attribute.
+
+A W+ latent has ``num_ws`` rows. A boundary has either **one shared normal** (``rows == 1``; the
+default: it is fitted on the mean of the chosen rows, and the same normal and intercept apply to every
+row) or **one normal per row** (``rows == num_ws``). ``layers`` are the W+ rows the boundary was
+fitted on and that an edit moves by default (``None`` = every row).
+
+**Conditioning** (InterFaceGAN): :func:`project_out` removes from ``n`` its components along other
+boundaries' normals (Gram-Schmidt on the others first, so correlated others are handled exactly) and
+re-normalises, so that moving along ``n`` leaves the other attributes' signed distances unchanged.
+
+Published direction vectors (``smile.pt``) are unit normals without an intercept: they load as
+boundaries with ``intercept=None``, and every distance is then unknown (``distance`` returns None).
+
+File format
+-----------
+safetensors with tensors ``normal`` ((w_dim,) for a shared normal, (num_ws, w_dim) per row; unit
+float32) and, when known, ``intercept`` (a scalar, or (num_ws,) per row; float32), plus the
+safetensors metadata header (``__metadata__``), whose values are JSON texts: ``format``,
+``attribute``, ``family``, ``w_dim``, ``layers``, ``on_distance``, ``off_distance`` and any entries
+of :attr:`Boundary.meta` (``method``, ``n_positive``, ``n_negative``, ``accuracy``, ``conditioned_on``,
+``provenance``...). A ``.pt`` (loaded with ``weights_only=True``) or ``.npy`` (``allow_pickle=False``)
+vector loads as a boundary with ``intercept=None``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .errors import ConfigError, WeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+FORMAT = "counterface-boundary/1"
+#: suffixes read as boundary files (safetensors) and as published bare vectors
+BOUNDARY_SUFFIXES = (".safetensors",)
+VECTOR_SUFFIXES = (".pt", ".pth", ".npy")
+#: metadata keys stored as fields of :class:`Boundary` (everything else goes to ``meta``)
+_FIELDS = ("attribute", "family", "w_dim", "layers", "on_distance", "off_distance")
+
+
+@dataclass
+class Boundary:
+    """A hyperplane ``n . w + b = 0`` in W (see the module docstring for the geometry).
+
+    ``normal``: (rows, w_dim) float32 with unit rows; rows == 1 (shared) or num_ws (per row).
+    ``intercept``: (rows,) float32, or None when unknown (published vectors).
+    """
+
+    normal: "torch.Tensor"
+    intercept: "torch.Tensor | None" = None
+    attribute: str = ""
+    family: str = ""
+    layers: list[int] | None = None
+    on_distance: float | None = None
+    off_distance: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        n = torch.as_tensor(self.normal).detach().to("cpu", torch.float32)
+        if n.dim() == 1:
+            n = n[None]
+        if n.dim() != 2 or n.shape[0] == 0 or n.shape[1] == 0:
+            raise ConfigError(f"boundary normal of shape {tuple(n.shape)}; expected (w_dim,) or (num_ws, w_dim)")
+        if not bool(n.isfinite().all()):
+            raise ConfigError("boundary normal holds NaN or infinite values")
+        norms = n.norm(dim=1, keepdim=True)
+        if bool((norms < 1e-12).any()):
+            raise ConfigError("boundary normal has a zero row")
+        self.normal = (n.double() / norms.double()).float().contiguous()
+        if self.intercept is not None:
+            b = torch.as_tensor(self.intercept).detach().to("cpu", torch.float32).reshape(-1)
+            if b.numel() == 1 and self.rows > 1:
+                b = b.expand(self.rows).clone()
+            if b.numel() != self.rows:
+                raise ConfigError(f"boundary intercept has {b.numel()} values for {self.rows} normal rows")
+            if not bool(b.isfinite().all()):
+                raise ConfigError("boundary intercept holds NaN or infinite values")
+            self.intercept = b.contiguous()
+        if self.layers is not None:
+            self.layers = sorted({int(x) for x in self.layers})
+
+    # -- shape -------------------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        return int(self.normal.shape[0])
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.normal.shape[1])
+
+    @property
+    def has_intercept(self) -> bool:
+        return self.intercept is not None
+
+    @property
+    def shared(self) -> bool:
+        """True when one normal serves every W+ row."""
+        return self.rows == 1
+
+    def row_normal(self, l: int) -> "torch.Tensor":
+        """The (w_dim,) unit normal for W+ row ``l`` (the shared normal for every ``l``)."""
+        if self.shared:
+            return self.normal[0]
+        if not 0 <= int(l) < self.rows:
+            raise ConfigError(f"W+ row {l} out of range: this boundary has {self.rows} rows")
+        return self.normal[int(l)]
+
+    def row_intercept(self, l: int) -> float | None:
+        if self.intercept is None:
+            return None
+        return float(self.intercept[0 if self.shared else int(l)])
+
+    def check_latent(self, w: "torch.Tensor") -> None:
+        """ConfigError unless ``w`` (..., num_ws, w_dim) fits this boundary."""
+        if w.dim() < 2:
+            raise ConfigError(f"expected a W+ latent (..., num_ws, w_dim), got shape {tuple(w.shape)}")
+        if int(w.shape[-1]) != self.w_dim:
+            raise ConfigError(f"boundary {self.attribute or '(unnamed)'!r} has {self.w_dim} dimensions but the latent "
+                              f"has {int(w.shape[-1])} (a boundary for another generator family: {self.family!r})")
+        if not self.shared and int(w.shape[-2]) != self.rows:
+            raise ConfigError(f"boundary has {self.rows} rows but the latent has {int(w.shape[-2])}")
+
+    def distance(self, w: "torch.Tensor", layers: Sequence[int] | None = None) -> "torch.Tensor | None":
+        """Signed distances ``n_l . w_l + b_l`` of the rows ``layers`` (default: ``self.layers``, else
+        every row) of ``w`` (..., num_ws, w_dim): a tensor (..., len(layers)) in float32 on ``w``'s
+        device, or None when the intercept is unknown."""
+        import torch
+
+        if self.intercept is None:
+            return None
+        self.check_latent(w)
+        num_ws = int(w.shape[-2])
+        chosen = layers if layers is not None else self.layers
+        rows = list(range(num_ws)) if chosen is None else [int(x) for x in chosen]
+        if rows and (min(rows) < 0 or max(rows) >= num_ws):
+            raise ConfigError(f"layers {rows} out of range for a latent with {num_ws} rows")
+        idx = torch.tensor(rows, dtype=torch.long, device=w.device)
+        x = w.index_select(-2, idx).to(torch.float64)
+        n = self.normal.to(w.device, torch.float64)
+        b = self.intercept.to(w.device, torch.float64)
+        if self.shared:
+            d = x @ n[0] + b[0]
+        else:
+            d = (x * n[idx]).sum(-1) + b[idx]
+        return d.float()
+
+    def mean_distance(self, w: "torch.Tensor", layers: Sequence[int] | None = None) -> float | None:
+        """The mean signed distance over the rows ``layers`` of one latent (num_ws, w_dim): for a shared
+        normal, the distance of the mean row, which is what the fit saw."""
+        d = self.distance(w, layers)
+        return None if d is None else float(d.double().mean())
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON summary ``counterface directions show --json`` prints."""
+        out: dict[str, Any] = {
+            "attribute": self.attribute,
+            "family": self.family,
+            "w_dim": self.w_dim,
+            "rows": self.rows,
+            "layers": self.layers,
+            "has_intercept": self.has_intercept,
+            "intercept": None if self.intercept is None else (
+                float(self.intercept[0]) if self.shared else [float(x) for x in self.intercept]),
+            "accuracy": self.meta.get("accuracy"),
+            "on_distance": self.on_distance,
+            "off_distance": self.off_distance,
+        }
+        for k, v in self.meta.items():
+            out.setdefault(k, v)
+        return out
+
+
+# -- geometry --------------------------------------------------------------------------------------
+def project_out(normal: "torch.Tensor", others: Iterable["torch.Tensor"]) -> "torch.Tensor":
+    """InterFaceGAN conditioning: ``normal`` without its components along ``others``, re-normalised.
+
+    ``normal``: (w_dim,) or (rows, w_dim) (each row conditioned on its own); ``others``: tensors of
+    shape (w_dim,). The others are orthonormalised first (QR in float64, so correlated others are
+    removed exactly, not one after another), then the span is subtracted. Raises ConfigError when
+    ``normal`` lies (almost) in the others' span. Returns float32 unit rows of ``normal``'s shape.
+    """
+    import torch
+
+    n = torch.as_tensor(normal).detach().to("cpu", torch.float64)
+    squeeze = n.dim() == 1
+    n2 = n[None] if squeeze else n
+    others = [torch.as_tensor(o).detach().to("cpu", torch.float64).reshape(-1) for o in others]
+    if not others:
+        out = n2 / n2.norm(dim=1, keepdim=True)
+        return (out[0] if squeeze else out).float()
+    for o in others:
+        if o.numel() != n2.shape[1]:
+            raise ConfigError(f"cannot condition a {n2.shape[1]}-dimensional normal on a {o.numel()}-dimensional one")
+    a = torch.stack(others, dim=1)  # (w_dim, k)
+    q, r = torch.linalg.qr(a)
+    keep = r.diagonal().abs() > 1e-10 * max(1.0, float(r.diagonal().abs().max()))
+    q = q[:, keep]  # an other that is a combination of the previous ones adds nothing
+    out = n2 - (n2 @ q) @ q.T
+    out = out - (out @ q) @ q.T  # second pass: float64 residue below 1e-15
+    norms = out.norm(dim=1, keepdim=True)
+    if bool((norms < 1e-6 * n2.norm(dim=1, keepdim=True)).any()):
+        raise ConfigError("the normal lies in the span of the boundaries it is conditioned on: nothing is left")
+    out = out / norms
+    return (out[0] if squeeze else out).float()
+
+
+def condition(b: Boundary, others: Sequence[Boundary], names: Sequence[str] | None = None) -> Boundary:
+    """``b`` conditioned on ``others`` (per row when ``b`` has one normal per row); the intercept is
+    kept, ``meta['conditioned_on']`` lists ``names``. The intercept of a conditioned boundary should be
+    re-fitted (the learner does) since the projected hyperplane passes elsewhere."""
+    import torch
+
+    for o in others:
+        if o.w_dim != b.w_dim:
+            raise ConfigError(f"cannot condition a {b.w_dim}-dimensional boundary on a {o.w_dim}-dimensional one "
+                              f"({o.attribute or 'unnamed'}, family {o.family or 'unknown'!r})")
+    if b.shared:
+        rows = [project_out(b.normal[0], [o.row_normal(0) if o.shared else o.normal.mean(0) for o in others])]
+    else:
+        rows = [project_out(b.normal[l], [o.row_normal(l) for o in others]) for l in range(b.rows)]
+    meta = dict(b.meta)
+    meta["conditioned_on"] = list(names) if names is not None else [o.attribute for o in others]
+    return Boundary(torch.stack(rows), b.intercept, b.attribute, b.family, b.layers, b.on_distance, b.off_distance,
+                    meta)
+
+
+# -- files -----------------------------------------------------------------------------------------
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def save_boundary(b: Boundary, path: str | os.PathLike) -> Path:
+    """Write ``b`` as a safetensors boundary file, atomically (see the module docstring)."""
+    from safetensors.torch import save as st_save
+
+    from .imageio import write_bytes
+
+    tensors = {"normal": b.normal[0].contiguous() if b.shared else b.normal.contiguous()}
+    if b.intercept is not None:
+        tensors["intercept"] = b.intercept[0].reshape(()).contiguous() if b.shared else b.intercept.contiguous()
+    meta: dict[str, str] = {"format": json.dumps(FORMAT)}
+    fields = {"attribute": b.attribute, "family": b.family, "w_dim": b.w_dim, "layers": b.layers,
+              "on_distance": b.on_distance, "off_distance": b.off_distance}
+    for k, v in {**b.meta, **fields}.items():
+        try:
+            meta[str(k)] = json.dumps(_jsonable(v), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"boundary metadata {k!r} is not JSON ({exc})") from None
+    p = Path(path)
+    write_bytes(p, st_save(tensors, metadata=meta))
+    return p
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The decoded JSON metadata of a safetensors boundary file, without reading its tensors."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+            if len(head) != 8:
+                raise ValueError("file too short")
+            n = int.from_bytes(head, "little")
+            if n <= 0 or n > 100_000_000:
+                raise ValueError("bad header length")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"boundary file not found: {p}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{p}: not a safetensors boundary file ({' '.join(str(exc).split())[:100]})") from None
+    raw = header.get("__metadata__") or {}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            out[k] = json.loads(v)
+        except (TypeError, ValueError):
+            out[k] = v
+    return out
+
+
+def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str = "") -> Boundary:
+    """Read a boundary file (``.safetensors``) or a published vector (``.pt``/``.npy``, intercept None).
+
+    ``attribute``/``family`` fill in what a bare vector cannot say (the file stem / unknown).
+    Raises :class:`~counterface.errors.WeightsError` for a missing or unreadable file.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"boundary file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix in BOUNDARY_SUFFIXES:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        meta = read_metadata(p)
+        try:
+            tensors = load_file(str(p))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{p}: not a readable safetensors file ({' '.join(str(exc).split())[:100]})") from None
+        if "normal" not in tensors:
+            raise WeightsError(f"{p}: a boundary file needs a tensor named 'normal' (found {sorted(tensors)})")
+        fields = {k: meta.pop(k, None) for k in _FIELDS}
+        meta.pop("format", None)
+        normal = tensors["normal"].float()
+        w_dim = fields["w_dim"]
+        if w_dim is not None and int(w_dim) != int(normal.shape[-1]):
+            raise WeightsError(f"{p}: metadata says w_dim {w_dim} but the normal has {normal.shape[-1]} dimensions")
+        try:
+            return Boundary(normal=normal, intercept=tensors.get("intercept"),
+                            attribute=str(fields["attribute"] or attribute or p.stem),
+                            family=str(fields["family"] or family or ""), layers=fields["layers"],
+                            on_distance=fields["on_distance"], off_distance=fields["off_distance"], meta=meta)
+        except ConfigError as exc:
+            raise WeightsError(f"{p}: {exc}") from None
+    if suffix in VECTOR_SUFFIXES:
+        return Boundary(normal=load_vector(p), intercept=None, attribute=attribute or p.stem, family=family,
+                        meta={"provenance": {"file": p.name}})
+    raise WeightsError(f"{p}: a boundary is a .safetensors file (or a published .pt/.npy vector), not {suffix or 'this'}")
+
+
+def load_vector(path: str | os.PathLike) -> "torch.Tensor":
+    """A bare direction vector from ``.pt`` (``weights_only=True``) or ``.npy`` (no pickle) as a
+    (rows, w_dim) float32 tensor; rows that are all identical collapse to one."""
+    import numpy as np
+    import torch
+
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".npy":
+            t = torch.from_numpy(np.ascontiguousarray(np.load(p, allow_pickle=False)))
+        else:
+            t = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"direction file not found: {p}") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise WeightsError(f"{p}: not a readable direction vector ({' '.join(str(exc).split())[:100]})") from None
+    if isinstance(t, dict):
+        ts = [v for v in t.values() if isinstance(v, torch.Tensor)]
+        if len(ts) != 1:
+            raise WeightsError(f"{p}: expected one tensor, found a dict with keys {sorted(map(str, t))[:5]}")
+        t = ts[0]
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise WeightsError(f"{p}: a direction must hold a floating-point tensor")
+    t = t.detach().float()
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 1:
+        t = t[None]
+    if t.dim() != 2:
+        raise WeightsError(f"{p}: direction of shape {tuple(t.shape)}; expected (w_dim,) or (num_ws, w_dim)")
+    if t.shape[0] > 1 and bool((t == t[:1]).all()):
+        t = t[:1]
+    return t.contiguous()
+
+
+def is_boundary_path(text: str) -> bool:
+    """True when ``text`` names an existing boundary or vector file (what ``--direction`` accepts)."""
+    p = Path(str(text)).expanduser()
+    return p.suffix.lower() in BOUNDARY_SUFFIXES + VECTOR_SUFFIXES and p.is_file()
+
+
+# -- the user's directions folder ------------------------------------------------------------------
+ENV_DIRECTIONS = "COUNTERFACE_DIRECTIONS"
+
+
+def directions_dir() -> Path:
+    """Where learned boundaries can be kept to be used by name: ``$COUNTERFACE_DIRECTIONS``, else
+    ``<counterface cache>/directions``. ``--direction NAME`` finds ``NAME.safetensors`` there."""
+    env = os.environ.get(ENV_DIRECTIONS)
+    if env:
+        return Path(env).expanduser()
+    from .weights import cache_dir
+
+    return cache_dir() / "directions"
+
+
+def cached_boundaries() -> dict[str, Path]:
+    """name (file stem) -> path of every ``.safetensors`` boundary in :func:`directions_dir`."""
+    d = directions_dir()
+    if not d.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(d.glob("*.safetensors")) if p.is_file()}
+
+
+def find_boundary_file(name_or_path: str) -> Path | None:
+    """The file a ``--direction`` value names: an existing boundary/vector path, or a cached
+    boundary's name; None otherwise (then it is a registered direction's name)."""
+    if is_boundary_path(name_or_path):
+        return Path(str(name_or_path)).expanduser()
+    return cached_boundaries().get(str(name_or_path))
