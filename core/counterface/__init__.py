@@ -8,7 +8,7 @@ Public API::
     preset = counterface.get_preset("smilegan-pti")
 
 Kinds: ``aligner``, ``inverter``, ``tuner``, ``direction``, ``blender``, ``generator``,
-``identity``, ``pi0``. Plugins register implementations through :mod:`counterface.hookspecs`.
+``identity``, ``operator`` (roles ``pi1``/``pi0``). Plugins register implementations through :mod:`counterface.hookspecs`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from .components import (
     KINDS,
     Aligner,
     AttributeDirection,
-    Baseline,
     Blender,
     Component,
     Generator,
     IdentityEncoder,
     Inverter,
+    Operator,
     Tuner,
 )
 from .errors import (
@@ -47,7 +47,6 @@ __all__ = [
     "AlignedFace",
     "Aligner",
     "AttributeDirection",
-    "Baseline",
     "Blender",
     "Component",
     "ConfigError",
@@ -58,6 +57,7 @@ __all__ = [
     "ImageError",
     "Inverter",
     "NoFaceError",
+    "Operator",
     "OutputError",
     "Pivot",
     "PluginError",

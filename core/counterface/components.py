@@ -228,15 +228,33 @@ class IdentityEncoder(Component):
     def embed(self, faces: "torch.Tensor") -> "torch.Tensor": ...
 
 
-class Baseline(Component):
-    """A pi_0 variant: the counterfactual baseline paired with pi_1's output.
+class Operator(Component):
+    """A counterfactual operator: pi_1 (turn the attribute on) or pi_0 (turn it off), both of this
+    one kind, chosen per role with ``--pi1 NAME`` / ``--pi0 NAME`` (config sections ``pi1``/``pi0``).
 
-    ``make(photo, render, alpha)``: ``photo`` the original (H, W, 3) uint8; ``render(a)`` returns the
-    photo with the face edited at strength ``a`` through the same pivot and blender (``render(0.0)``
-    is the reconstruction); ``alpha`` the strength pi_1 used. Returns (H, W, 3) uint8.
+    An operator acts on the pivot latent. For each edited attribute, the pipeline knows its boundary
+    (unit ``normal`` per W+ row, ``intercept`` or ``None``) and the signed distance
+    ``d_l = normal_l . w_l + intercept_l`` of every edited row ``l`` of the pivot latent ``w``.
+
+    ``step(distance, *, alpha, boundary, index=0, rows=0)``: returns a (rows,) float64 tensor, the change of
+    the signed distance to make on each edited row (the latent row then moves by ``step_l`` along
+    its unit normal, ``w_l + step_l * normal_l``, or by the smallest move with that effect when
+    other attributes are edited or kept on the same row). ``distance`` is the (rows,) float64
+    tensor of current signed distances, or ``None`` when the boundary has no intercept; ``alpha`` the
+    strength (``--alpha``); ``boundary`` the :class:`counterface.boundary.Boundary` (for its
+    ``on_distance``/``off_distance``); ``index`` the attribute's position among several
+    ``--direction`` options; ``rows`` the number of edited rows. Must be pure (same inputs, same output). Operators that need the signed
+    distance (targets such as ``on``) set ``needs_intercept = True``; the pipeline then refuses a
+    direction without an intercept with one :class:`~counterface.errors.ConfigError`.
+
+    ``returns_photo = True`` marks the one exception, ``original``: the output is the photo itself,
+    not a render, and ``step`` is not called.
     """
 
-    kind = "pi0"
+    kind = "operator"
+    needs_intercept: bool = False
+    returns_photo: bool = False
 
     @abstractmethod
-    def make(self, photo: "np.ndarray", render: Callable[[float], "np.ndarray"], alpha: float) -> "np.ndarray": ...
+    def step(self, distance: "torch.Tensor | None", *, alpha: float, boundary: Any, index: int = 0,
+             rows: int = 0) -> "torch.Tensor": ...

@@ -70,9 +70,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _sections() -> set[str]:
-    from .registry import KIND_NAMES
+    from .registry import SECTIONS
 
-    return set(KIND_NAMES) | {EDIT}
+    return set(SECTIONS) | {EDIT}
 
 
 def _merge_section(cfg: dict[str, Any], section: str, values: Mapping[str, Any], origin: str) -> None:
@@ -110,7 +110,17 @@ def resolve(
             continue
         _merge_section(cfg, section, values, str(config_file))
     for kind, comp in (components or {}).items():
-        if comp:
+        if isinstance(comp, (list, tuple)):  # a repeatable option (--direction): the first, then the others
+            if kind == "direction" and len(comp) > 1:
+                cfg[EDIT]["directions"] = [str(c) for c in comp[1:]]
+            comp = comp[0] if comp else None
+        if comp and kind == "direction":
+            name, params = direction_section(str(comp))
+            if params:  # a boundary file: none of the configured direction's parameters apply
+                cfg[kind] = {"name": name, **params}
+            else:
+                _merge_section(cfg, kind, {"name": name}, f"--{kind}")
+        elif comp:
             _merge_section(cfg, kind, {"name": comp}, f"--{kind}")
     for item in sets:
         section, param, value = parse_set(item)
@@ -118,13 +128,13 @@ def resolve(
     for k, v in (edit or {}).items():
         if v is not None:
             cfg[EDIT][k] = v
-    from .registry import entry
+    from .registry import entry, kind_of
 
     for kind in sorted(_sections() - {EDIT}):
         if kind in cfg and "name" not in cfg[kind]:
             raise ConfigError(f"no {kind} named: the parameters given for {kind!r} need a name (--{kind} NAME)")
         if kind in cfg:
-            entry(kind, cfg[kind]["name"])  # unknown names fail here, listing the valid ones
+            entry(kind_of(kind), cfg[kind]["name"])  # unknown names fail here, listing the valid ones
     return cfg
 
 
@@ -174,3 +184,22 @@ def parse_layers(spec: Any, num_ws: int | None = None) -> list[int] | None:
     if num_ws is not None and out and (out[0] < 0 or out[-1] >= num_ws):
         raise ConfigError(f"layers {spec!r} out of range: the generator has layers 0-{num_ws - 1}")
     return out
+
+
+def direction_section(value: str) -> tuple[str, dict[str, Any]]:
+    """(name, params) of the direction a ``--direction`` value names: a registered direction, or a
+    boundary file (a path, or the name of a boundary in the directions folder; see
+    :func:`counterface.boundary.find_boundary_file`). Unknown values raise one ConfigError listing the
+    registered names."""
+    from .boundary import find_boundary_file
+    from .registry import entries, entry
+
+    table = entries("direction")
+    if value in table:
+        return value, {}
+    path = find_boundary_file(value)
+    if path is not None:
+        name = "boundary" if "boundary" in table else "vector"
+        return name, {"path": str(path)}
+    entry("direction", value)  # raises UnknownComponentError with the valid names
+    return value, {}  # pragma: no cover

@@ -81,10 +81,12 @@ def register_identity_encoders(register):
 
 
 @hookspec
-def register_baselines(register):
-    """Register pi_0 variants, :class:`~counterface.Baseline` factories (kind ``pi0``).
+def register_operators(register):
+    """Register counterfactual operators, :class:`~counterface.Operator` factories (kind ``operator``).
 
-    :param register: ``register(name, factory, description="")``.
+    :param register: ``register(name, factory, description="")``. One kind serves both roles: the
+        user picks pi_1 with ``--pi1 NAME`` and pi_0 with ``--pi0 NAME`` (config sections ``pi1`` and
+        ``pi0``). Factories take keyword parameters only (e.g. ``distance``).
     """
 
 

@@ -21,10 +21,18 @@ from .provenance import Timer, component_record, environment
 from .registry import create
 from .types import AlignedFace, EditResult, Pivot
 
+#: output roles: the image of pi_1 (attribute on) and of pi_0 (attribute off), in every command
+ROLES = {"pi1": "z1", "pi0": "z0"}
+
 #: edit settings and their defaults (``[edit]`` in TOML, ``--set edit.KEY=V``)
 EDIT_DEFAULTS: dict[str, Any] = {
-    "alpha": 1.0,  # strength of pi_1
-    "layers": None,  # W+ rows to edit; None = the direction's default (4-6 for smile)
+    "alpha": 1.0,  # strength of the shift/negate operators; one per direction, or "auto" (needs a scorer)
+    "layers": None,  # W+ rows to edit; None = each direction's default (4-6 for smile)
+    "directions": [],  # more attributes edited at once (--direction repeated): names or boundary files
+    "keep": [],  # attributes whose signed distance the edit must not change (conditioning, --keep)
+    "watch": [],  # attributes whose leakage n . (w1 - w0) is recorded (--watch)
+    "target_score": None,  # --alpha auto: the scorer's value to reach
+    "alpha_bounds": [0.0, 3.0],  # --alpha auto: the search interval
     "face": "largest",  # largest | all | N (0-based index, largest first)
     "min_face": 0,  # faces narrower than this many photo pixels are skipped
     "seed": 0,
@@ -139,7 +147,10 @@ class Pipeline:
     def component(self, kind: str):
         """The component of ``kind``, built on first use from the configuration."""
         if kind not in self._components:
+            from .registry import kind_of
+
             name, params = config_mod.component_params(self.config, kind)
+            section, kind = kind, kind_of(kind)
             injected = {}
             if kind in ("aligner", "generator", "inverter", "identity", "tuner"):
                 injected["device"] = self.device  # where the factory takes one (edit.device means everywhere)
@@ -155,7 +166,8 @@ class Pipeline:
                     params = {**params, key: value}
                 except ConfigError:
                     pass
-            self._components[kind] = create(kind, name, **params)
+            self._components[section] = create(kind, name, **params)
+            kind = section
         return self._components[kind]
 
     def has(self, kind: str) -> bool:
@@ -233,12 +245,147 @@ class Pipeline:
             if k not in params or tuple(params[k].shape) != tuple(v.shape):
                 raise ConfigError(f"pivot tensor {k!r} does not fit the generator")
 
+    # -- attributes and operators ----------------------------------------------------------------
+    def _direction_spec(self) -> str:
+        section = dict(self.config.get("direction") or {})
+        for key in ("path", "file", "weights"):
+            if isinstance(section.get(key), str) and section.get("name") not in ("smile", "age", "pose"):
+                return section[key]
+        return str(section.get("name") or "direction")
+
+    def _direction_for(self, spec: str):
+        """A direction component for a ``--direction`` value other than the configured one."""
+        from . import config as cfg_mod
+
+        name, params = cfg_mod.direction_section(spec)
+        return create("direction", name, **params)
+
+    def _edits(self, specs: list[tuple[str, Any]], layers_spec: Any) -> list:
+        from .counterfactual import AttributeEdit, boundary_of, file_sha256
+
+        g = self.generator
+        num_ws, w_dim = int(g.num_ws), int(g.w_dim)
+        out = []
+        for i, (spec, direction) in enumerate(specs):
+            self._check_family(direction, "direction")
+            b = boundary_of(direction, num_ws, w_dim)
+            if b.w_dim != w_dim:
+                raise ConfigError(f"direction {spec!r} has {b.w_dim} dimensions but the generator {g.name!r} has "
+                                  f"{w_dim} (a direction for another generator family)")
+            if b.rows not in (1, num_ws):
+                raise ConfigError(f"direction {spec!r} has {b.rows} rows but the generator has {num_ws}")
+            rows = config_mod.parse_layers(layers_spec, num_ws)
+            if rows is None:
+                default = getattr(direction, "default_layers", None)
+                rows = (list(range(num_ws)) if default is None else config_mod.parse_layers(list(default), num_ws))
+            out.append(AttributeEdit(spec=spec, direction=direction, boundary=b, rows=list(rows), index=i,
+                                     file_sha256=file_sha256(direction, b)))
+        return out
+
+    def attribute_edits(self) -> list:
+        """The edited attributes (:class:`counterface.counterfactual.AttributeEdit`), the configured
+        direction first, then ``edit.directions`` in order; each on ``edit.layers`` or its own rows."""
+        if "_edits" not in self._components:
+            specs = [(self._direction_spec(), self.component("direction"))]
+            specs += [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("directions"))]
+            self._components["_edits"] = self._edits(specs, self.edit["layers"])
+        return self._components["_edits"]
+
+    def kept_attributes(self) -> list:
+        """Attributes the edit must not move (``edit.keep``), on every W+ row."""
+        if "_keep" not in self._components:
+            specs = [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("keep"))]
+            self._components["_keep"] = self._edits(specs, "all") if specs else []
+        return self._components["_keep"]
+
+    def watched_attributes(self) -> list:
+        """Attributes whose leakage is recorded (``edit.watch``)."""
+        if "_watch" not in self._components:
+            specs = [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("watch"))]
+            self._components["_watch"] = self._edits(specs, "all") if specs else []
+        return self._components["_watch"]
+
+    def operator(self, role: str):
+        """The operator filling ``role`` (``'pi1'`` or ``'pi0'``); defaults ``shift`` / ``reconstruction``."""
+        if role not in ROLES:
+            raise ConfigError(f"unknown role {role!r}; valid: pi1, pi0")
+        if role not in self._components:
+            if not self.has(role):
+                self.config[role] = {"name": "shift" if role == "pi1" else "reconstruction"}
+            op = self.component(role)
+            from .counterfactual import check_intercept
+
+            check_intercept(op, role, self.attribute_edits())
+        return self._components[role]
+
+    def check_operators(self) -> None:
+        """Refuse, before anything heavy is built, an operator that needs signed distances (``on``,
+        ``off``, ``neutral``) with a direction known to have no intercept (``has_intercept`` False,
+        e.g. the published InterFaceGAN vectors): one ConfigError naming the way to get one."""
+        from .counterfactual import check_intercept
+
+        for role in ROLES:
+            if not self.has(role):
+                continue
+            op = self.component(role)
+            if not getattr(op, "needs_intercept", False):
+                continue
+            specs = [(self._direction_spec(), self.component("direction"))]
+            specs += [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("directions"))]
+            for spec, direction in specs:
+                if getattr(direction, "has_intercept", None) is False:
+                    check_intercept(op, role, [_NoIntercept(spec)])
+
+    def alphas(self, alpha: Any = None) -> list[float]:
+        """One strength per edited attribute from ``alpha`` (default ``edit.alpha``): a number for all,
+        or a list with one per ``--direction``."""
+        alpha = self.edit["alpha"] if alpha is None else alpha
+        n = len(self.attribute_edits())
+        if isinstance(alpha, str):
+            if alpha == "auto":
+                raise ConfigError("--alpha auto is resolved per face: call Pipeline.auto_alpha first")
+            try:
+                alpha = float(alpha)
+            except ValueError:
+                raise ConfigError(f"invalid alpha {alpha!r}; use a number or auto") from None
+        values = [float(a) for a in alpha] if isinstance(alpha, (list, tuple)) else [float(alpha)] * n
+        if len(values) == 1 and n > 1:
+            values = values * n
+        if len(values) != n:
+            raise ConfigError(f"{len(values)} alpha values for {n} directions; give one, or one per --direction")
+        if not all(np.isfinite(values)):
+            raise ConfigError(f"alpha must be finite, got {alpha!r}")
+        return values
+
+    def counterfactual_latent(self, pivot: Pivot, role_or_operator: Any, alpha: Any = None):
+        """(w, records, photo) for an operator (a role name or an Operator) on the pivot latent: the moved
+        (num_ws, w_dim) latent (None for ``original``), the sidecar ``attributes`` list and whether
+        the output is the photo itself."""
+        from . import counterfactual as cf
+
+        if isinstance(role_or_operator, str):
+            op = self.operator(role_or_operator)
+        else:
+            op = role_or_operator
+            cf.check_intercept(op, getattr(op, "name", "") or "operator", self.attribute_edits())
+        edits = self.attribute_edits()
+        keep = self.kept_attributes()
+        w = pivot.w
+        alphas = self.alphas(alpha)
+        name = getattr(op, "name", "") or type(op).__name__.lower()
+        if getattr(op, "returns_photo", False):
+            return None, cf.records(name, edits, None, w, None, photo=True), True
+        steps = cf.steps_for(op, edits, w, alphas)
+        w_out = cf.move(w, edits, steps, keep, uniform_apply=not getattr(op, "needs_intercept", False))
+        return w_out, cf.records(name, edits, steps, w, w_out), False
+
     def edit_latent(self, w, alpha: float):
-        """Step 5: w+ + alpha * v on the configured layers."""
-        direction = self.component("direction")
-        self._check_family(direction, "direction")
-        layers = config_mod.parse_layers(self.edit["layers"], getattr(self.generator, "num_ws", None))
-        return direction.apply(w, float(alpha), layers)
+        """Step 5: w+ + alpha * v on the configured layers (the ``shift`` operator)."""
+        from . import counterfactual as cf
+
+        edits = self.attribute_edits()
+        steps = [torch_full(len(e.rows), a) for e, a in zip(edits, self.alphas(alpha))]
+        return cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True)
 
     def synthesize(self, pivot: Pivot, w) -> np.ndarray:
         """Step 6: the crop from the pivot's tuned generator, (R, R, 3) uint8."""
@@ -251,26 +398,95 @@ class Pipeline:
             img = g.synthesize(w)
         return to_image(img)
 
-    def render(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: float) -> EditResult:
-        """Steps 5-7 for one alpha: edit, synthesize, paste back."""
-        self.check_pivot(pivot)
-        t = Timer()
-        with t("edit"):
-            w = self.edit_latent(pivot.w, alpha) if alpha != 0 else pivot.w.clone()
+    def _finish(self, photo, face, pivot, w, alpha, t, records, role=None) -> EditResult:
         with t("synthesize"):
             crop = self.synthesize(pivot, w)
         with t("blend"):
             out = self.component("blender").blend(photo, crop, face)
-        return EditResult(image=out, crop=crop, face=face, alpha=float(alpha), meta={"seconds": t.seconds})
+        return EditResult(image=out, crop=crop, face=face, alpha=alpha,
+                          meta={"seconds": t.seconds, "attributes": records, "latent": w, "role": role})
 
-    def pi1(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: float | None = None) -> EditResult:
+    def render(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: Any) -> EditResult:
+        """Steps 5-7 for one alpha (the ``shift`` operator): edit, synthesize, paste back."""
+        from .provenance import Timer
+
+        self.check_pivot(pivot)
+        t = Timer()
+        with t("edit"):
+            shift = _Shift()
+            w, records, _ = self.counterfactual_latent(pivot, shift, alpha)
+        a = alpha if not isinstance(alpha, (int, float)) else float(alpha)
+        return self._finish(photo, face, pivot, w, a, t, records)
+
+    def apply_operator(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, role: str,
+                       alpha: Any = None) -> EditResult:
+        """pi_1 or pi_0 (``role``) of one face: the operator moves the pivot latent, the tuned generator
+        renders it and the blender pastes it back (``original``: the photo itself)."""
+        self.check_pivot(pivot)
         alpha = self.edit["alpha"] if alpha is None else alpha
-        return self.render(photo, face, pivot, alpha)
+        if alpha == "auto":
+            alpha = self.auto_alpha(photo, face, pivot).alpha
+        t = Timer()
+        with t("edit"):
+            w, records, is_photo = self.counterfactual_latent(pivot, role, alpha)
+        a = float(alpha) if isinstance(alpha, (int, float)) else alpha
+        if is_photo:
+            return EditResult(image=photo.copy(), crop=face.crop.copy(), face=face, alpha=a,
+                              meta={"seconds": t.seconds, "attributes": records, "latent": None, "role": ROLES[role]})
+        return self._finish(photo, face, pivot, w, a, t, records, role=ROLES[role])
 
-    def pi0(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: float | None = None) -> np.ndarray:
-        alpha = float(self.edit["alpha"] if alpha is None else alpha)
-        baseline = self.component("pi0")
-        return baseline.make(photo, lambda a: self.render(photo, face, pivot, a).image, alpha)
+    def pi1(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: Any = None) -> EditResult:
+        """Z1 = pi_1(Z): the ``pi1`` operator (default ``shift``)."""
+        return self.apply_operator(photo, face, pivot, "pi1", alpha)
+
+    def pi0(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot, alpha: Any = None) -> EditResult:
+        """Z0 = pi_0(Z): the ``pi0`` operator (default ``reconstruction``)."""
+        return self.apply_operator(photo, face, pivot, "pi0", alpha)
+
+    def leakage(self, pivot: Pivot, z1: EditResult, z0: EditResult | None = None) -> dict[str, Any]:
+        """Sidecar/row fields for the watched attributes: ``leakage_<attribute>`` (the mean over the
+        edited rows of n . (w1 - w0)) and ``leakage`` (per row). A photo (``original``) or a missing
+        Z0 counts as the pivot latent."""
+        from . import counterfactual as cf
+
+        watched = self.watched_attributes()
+        if not watched:
+            return {}
+        w1 = z1.meta.get("latent")
+        w1 = pivot.w if w1 is None else w1
+        w0 = None if z0 is None else z0.meta.get("latent")
+        w0 = pivot.w if w0 is None else w0
+        rows = sorted({r for e in self.attribute_edits() for r in e.rows})
+        detail = cf.leakage(watched, rows, w1, w0)
+        out: dict[str, Any] = {f"leakage_{k}": v["mean"] for k, v in detail.items()}
+        out["leakage"] = detail
+        return out
+
+    def scorer(self):
+        """The ``scorer`` component for ``--alpha auto``; ConfigError when none is configured."""
+        if not self.has("scorer"):
+            raise ConfigError("--alpha auto needs a scorer: choose one with --scorer NAME (see `counterface plugins`)")
+        return self.component("scorer")
+
+    def auto_alpha(self, photo: np.ndarray, face: AlignedFace, pivot: Pivot):
+        """``--alpha auto``: the smallest alpha in ``edit.alpha_bounds`` whose pi_1 output (through the
+        ``pi1`` operator's strength; ``shift`` unless another operator uses alpha) reaches
+        ``edit.target_score`` on the scorer. Returns a :class:`counterface.counterfactual.AutoAlpha`."""
+        from .counterfactual import search_alpha
+
+        target = self.edit.get("target_score")
+        if target is None:
+            raise ConfigError("--alpha auto needs --target-score T (the scorer's value to reach)")
+        scorer = self.scorer()
+        bounds = tuple(float(x) for x in _as_list(self.edit.get("alpha_bounds")))
+        if len(bounds) != 2:
+            raise ConfigError(f"edit.alpha_bounds must be two numbers, got {self.edit.get('alpha_bounds')!r}")
+
+        def score_at(a: float) -> float:
+            crop = self.apply_operator(photo, face, pivot, "pi1", a).crop  # scorers read aligned crops
+            return float(np.asarray(scorer.score([crop]), dtype=np.float64).reshape(-1)[0])
+
+        return search_alpha(score_at, float(target), bounds, scorer=getattr(scorer, "name", ""))
 
     def mask(self, photo: np.ndarray, face: AlignedFace) -> np.ndarray:
         """The blender's weight m (H, W) float32 in [0, 1]: pixels where m == 0 keep the photo's values."""
@@ -288,18 +504,24 @@ class Pipeline:
 
     # -- provenance ------------------------------------------------------------------------------
     def components_record(self) -> dict[str, Any]:
-        return {kind: component_record(kind, comp) for kind, comp in self._components.items()}
+        from .registry import kind_of
+
+        return {section: component_record(kind_of(section), comp) for section, comp in self._components.items()
+                if not section.startswith("_")}
 
     def sidecar(self, *, input_path=None, input_sha256=None, face: AlignedFace | None = None,
-                alpha: float | None = None, role: str | None = None, pivot: Pivot | None = None,
-                seconds: Mapping[str, float] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON sidecar of one output image."""
+                alpha: Any = None, role: str | None = None, pivot: Pivot | None = None,
+                seconds: Mapping[str, float] | None = None, extra: Mapping[str, Any] | None = None,
+                attributes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The JSON sidecar of one output image. ``attributes``: the edited attributes' records
+        (:func:`counterface.counterfactual.records`; an EditResult's ``meta['attributes']``)."""
         rec: dict[str, Any] = {
             "counterface_sidecar": 1,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "input": {"path": None if input_path is None else str(input_path), "sha256": input_sha256},
             "role": role,
             "alpha": alpha,
+            "attributes": list(attributes or []),
             "preset": self.config.get("preset"),
             "edit": self.edit,
             "config": {k: v for k, v in self.config.items() if k not in ("edit", "preset")},
@@ -316,6 +538,39 @@ class Pipeline:
         if extra:
             rec.update(extra)
         return rec
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def torch_full(n: int, value: float):
+    import torch
+
+    return torch.full((n,), float(value), dtype=torch.float64)
+
+
+class _NoIntercept:
+    """Stands for a direction known to have no intercept, for the early check."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.boundary = None
+
+
+class _Shift:
+    """The shift operator for :meth:`Pipeline.render` without going through the registry."""
+
+    name = "shift"
+    needs_intercept = False
+    returns_photo = False
+
+    def step(self, distance, *, alpha, boundary=None, index=0, rows=0):
+        return torch_full(rows, alpha)
 
 
 def config_digest(cfg: Mapping[str, Any]) -> str:

@@ -24,10 +24,20 @@ HOOKS: dict[str, str] = {
     "direction": "register_directions",
     "blender": "register_blenders",
     "identity": "register_identity_encoders",
-    "pi0": "register_baselines",
+    "operator": "register_operators",
     "preset": "register_presets",
 }
 KIND_NAMES = tuple(k for k in HOOKS if k != "preset")
+#: configuration sections that name a component of another kind: the two roles of an operator
+#: (``--pi1 NAME`` / ``--pi0 NAME``, TOML ``[pi1]`` / ``[pi0]``)
+SLOTS: dict[str, str] = {"pi1": "operator", "pi0": "operator"}
+#: every configuration section that names one component, in building order
+SECTIONS = tuple(k for k in KIND_NAMES if k not in SLOTS.values()) + tuple(SLOTS)
+
+
+def kind_of(section: str) -> str:
+    """The component kind of a configuration section (``pi1`` -> ``operator``; a kind is its own)."""
+    return SLOTS.get(section, section)
 
 
 @dataclass

@@ -371,6 +371,7 @@ def fake_preset(**edit: Any) -> Preset:
             "tuner": {"name": "pti", "latent_steps": 8, "tune_steps": 8, "lpips_pretrained": False,
                       "lpips_net": "alex", "resolution": None, "tune_min_resolution": 16, "lpips_threshold": 0.0},
             "direction": {"name": "vector", "dim": 16, "seed": 1, "layers": "2-4"},
+            "pi1": {"name": "shift"},
             "pi0": {"name": "reconstruction"},
         },
         edit={"alpha": 1.0, **edit},

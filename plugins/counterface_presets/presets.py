@@ -29,6 +29,7 @@ def smilegan_pti() -> Preset:
             "tuner": {"name": "pti"},
             "direction": {"name": "smile"},
             "blender": {"name": "gaussian"},
+            "pi1": {"name": "shift"},
             "pi0": {"name": "reconstruction"},
         },
         # layers None: the direction's own default (4-6 for smile, as the seed)
@@ -49,6 +50,7 @@ def tiny() -> Preset:
                       "tune_min_resolution": 16, "lpips_threshold": 0.0},
             "direction": {"name": "vector", "dim": 64, "seed": 0, "layers": "4-6", "attribute": "random"},
             "blender": {"name": "gaussian"},
+            "pi1": {"name": "shift"},
             "pi0": {"name": "reconstruction"},
         },
         edit={"alpha": 1.0, "layers": None, "face": "largest", "seed": 0},

@@ -48,7 +48,8 @@ def test_plugins_and_presets_list_the_reference_components():
     rows = {(c["kind"], c["name"]): c for c in json.loads(r.stdout)["components"]}
     for key in [("aligner", "fan"), ("aligner", "dlib"), ("inverter", "e4e"), ("tuner", "pti"),
                 ("direction", "smile"), ("blender", "gaussian"), ("generator", "stylegan2"),
-                ("identity", "arcface"), ("pi0", "reconstruction"), ("preset", "smilegan-pti"), ("preset", "tiny")]:
+                ("identity", "arcface"), ("operator", "reconstruction"), ("operator", "shift"), ("operator", "on"),
+                ("preset", "smilegan-pti"), ("preset", "tiny")]:
         assert rows[key]["package"] == "counterface", key
     r = cli("presets")
     assert r.returncode == 0 and "smilegan-pti" in r.stdout and "tiny" in r.stdout

@@ -108,8 +108,8 @@ def test_same_seed_same_bytes(sweep, photo_path, tmp_path):
     out, _ = sweep
     r = invoke("edit", photo_path, "--preset", "tiny", "--alpha", "2", "-o", tmp_path, "--seed", "0")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "obama_face0_pi1.png").read_bytes() == (out / "obama_face0_a+2.png").read_bytes()
-    assert json.loads((tmp_path / "obama_face0_pi1.json").read_text())["role"] == "pi1"
+    assert (tmp_path / "obama_face0_z1.png").read_bytes() == (out / "obama_face0_a+2.png").read_bytes()
+    assert json.loads((tmp_path / "obama_face0_z1.json").read_text())["role"] == "z1"
 
 
 def test_saved_pivot_reloads_and_reconstruction_pairs(sweep, photo_path, tmp_path, tune_calls):
@@ -123,7 +123,7 @@ def test_saved_pivot_reloads_and_reconstruction_pairs(sweep, photo_path, tmp_pat
     assert np.array_equal(png(tmp_path / "obama_face0_z1.png"), png(out / "obama_face0_a+2.png"))
     assert np.array_equal(png(tmp_path / "obama_face0_z0.png"), png(out / "obama_face0_a+0.png"))
     z0 = json.loads((tmp_path / "obama_face0_z0.json").read_text())
-    assert z0["role"] == "pi0" and z0["components"]["pi0"]["name"] == "reconstruction"
+    assert z0["role"] == "z0" and z0["components"]["pi0"]["name"] == "reconstruction"
     assert z0["pivot_file"].endswith("obama.pivot.safetensors")
 
 
@@ -154,12 +154,12 @@ def test_batch_goes_on_after_a_failure(photos, photo_path, tmp_path):
                                  "-o", str(tmp_path), *NO_TUNING])
     assert r.exit_code == 3
     assert "eagle-no-face.jpg: no face found" in r.output
-    assert (tmp_path / "obama_face0_pi1.png").is_file()
+    assert (tmp_path / "obama_face0_z1.png").is_file()
 
 
 def test_inputs_never_overwritten(photo_path, tmp_path):
     shutil.copy(photo_path, tmp_path / "a.jpg")
-    victim = tmp_path / "a_face0_pi1.png"
+    victim = tmp_path / "a_face0_z1.png"
     victim.write_bytes(b"precious")
     r = CliRunner().invoke(cli, ["edit", str(tmp_path / "a.jpg"), str(victim), "--preset", "tiny", "-o",
                                  str(tmp_path), *NO_TUNING])

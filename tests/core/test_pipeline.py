@@ -1,4 +1,4 @@
-"""The pipeline composed from the fakes of counterface.testing (+ the reference tuner/direction/pi0)."""
+"""The pipeline composed from the fakes of counterface.testing (+ the reference tuner/direction/operators)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_pi1_size_and_mask(tuned, photo):
 def test_alpha_zero_reconstruction_equals_pi0(tuned, photo):
     pipe, face, pivot, _ = tuned
     recon = pipe.render(photo, face, pivot, 0.0).image
-    assert np.array_equal(pipe.pi0(photo, face, pivot, alpha=2.0), recon)
+    assert np.array_equal(pipe.pi0(photo, face, pivot, alpha=2.0).image, recon)
     assert np.array_equal(pipe.pi1(photo, face, pivot, alpha=0.0).image, recon)
 
 
@@ -123,7 +123,7 @@ def test_no_face(fakes):
 
 def test_sidecar_content(tuned, photo):
     pipe, face, pivot, seconds = tuned
-    rec = pipe.sidecar(input_path="x.jpg", input_sha256="ab", face=face, alpha=1.0, role="pi1", pivot=pivot,
+    rec = pipe.sidecar(input_path="x.jpg", input_sha256="ab", face=face, alpha=1.0, role="z1", pivot=pivot,
                        seconds=seconds)
     assert rec["face"]["matrix"] == np.asarray(face.matrix).tolist()
     assert rec["losses"]["tune"] and rec["losses"]["refine"]

@@ -8,7 +8,7 @@ result row. An ``id`` column, when present, is the row's key; otherwise the path
 Output folder::
 
     OUT/pairs/<name>_z1.png + .json     pi_1(Z) and its sidecar, one per face (and alpha)
-    OUT/pairs/<name>_z0.png + .json     pi_0(Z), the baseline variant chosen by the pi0 component
+    OUT/pairs/<name>_z0.png + .json     pi_0(Z), from the operator chosen with --pi0
 
     <name> = <file stem>-<8 hex of (key, sha256, job)>_face<i>[_a<alpha>] (the alpha tag only in sweeps,
     written like ``counterface sweep`` does: a+1, a-0.5)

@@ -356,7 +356,7 @@ class Runner:
                 renders[a] = pipe.render(photo, face, pivot, a)
             return renders[a]
 
-        baseline = pipe.component("pi0")
+        pi1_name, pi0_name = pipe.operator("pi1").name, pipe.operator("pi0").name
         blend_mask = None
         if self.evaluator is not None:
             blend_mask = pipe.component("blender").mask(photo.shape[:2], face)
@@ -365,9 +365,14 @@ class Runner:
         for alpha in self.alphas:
             t = Timer()
             with t("pi1"):
-                z1 = render(alpha).image
-            with t("pi0"):  # what Pipeline.pi0 does, with the renders shared between pi_1 and pi_0
-                z0 = baseline.make(photo, lambda a: render(a).image, float(alpha))
+                r1 = pipe.pi1(photo, face, pivot, alpha)
+            with t("pi0"):
+                r0 = pipe.pi0(photo, face, pivot, alpha)
+            if pi0_name == "reconstruction" and 0.0 not in renders:
+                renders[0.0] = r0  # the metrics' reconstruction
+            z1, z0 = r1.image, r0.image
+            attributes = {"z1": r1.meta["attributes"], "z0": r0.meta["attributes"]}
+            leakage = pipe.leakage(pivot, r1, r0)
             name = f"{stem}_face{index}" + (f"_{alpha_tag(alpha)}" if len(self.alphas) > 1 else "")
             seconds = {**prep.seconds, **pivot_seconds, **t.seconds}
             files = {}
@@ -378,16 +383,20 @@ class Runner:
                 # the metrics describe the files as published: read a lossy encoding back
                 written[role] = img if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
                 side = pipe.sidecar(input_path=item.path, input_sha256=sha, face=face, alpha=float(alpha), role=role,
-                                    pivot=pivot, seconds=seconds,
-                                    extra={"output": Path(rel).name, "batch": {"key": item.key, "job": self.job, "pi0": baseline.name,
+                                    pivot=pivot, seconds=seconds, attributes=attributes[role],
+                                    extra={**leakage, "output": Path(rel).name, "batch": {"key": item.key, "job": self.job,
+                                                     "pi1": pi1_name, "pi0": pi0_name,
                                                      "pair": f"pairs/{name}_{'z0' if role == 'z1' else 'z1'}{self.suffix}",
                                                      "meta": dict(item.meta)}})
                 write_json(self.out_dir / f"pairs/{name}_{role}.json", side, out_dir=self.out_dir, inputs=[item.path])
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
                                    "face": index, "faces": n_faces, "alpha": float(alpha),
-                                   **files, "pi0": baseline.name, "face_width": round(float(face.face_width), 2),
+                                   **files, "pi1": pi1_name, "pi0": pi0_name,
+                                   "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+            row.update(distance_columns(attributes))
+            row.update({k: v for k, v in leakage.items() if k.startswith("leakage_")})
             if self.shard != (1, 1):
                 row["shard"] = f"{self.shard[0]}/{self.shard[1]}"
             row.update(_user_columns(item.meta))
@@ -398,6 +407,22 @@ class Runner:
                 row["seconds"]["metrics"] = round(t.seconds["metrics"], 4)
             rows.append(row)
         return rows
+
+
+def distance_columns(attributes: Mapping[str, list]) -> dict[str, Any]:
+    """Result-row columns of the edited attributes' signed distances (means over the edited rows; the
+    per-row values are in the sidecars): ``distance_before_<a>`` (the pivot's), ``distance_after_<a>``
+    (Z1) and ``distance_after_<a>_z0`` (Z0); None without an intercept (or for a photo)."""
+    def mean(values):
+        return None if not values else float(np.mean(values))
+
+    out: dict[str, Any] = {}
+    for role, records in attributes.items():
+        for rec in records:
+            a = rec["attribute"]
+            out.setdefault(f"distance_before_{a}", mean(rec["distance_before"]))
+            out[f"distance_after_{a}" + ("" if role == "z1" else f"_{role}")] = mean(rec["distance_after"])
+    return out
 
 
 def _user_columns(meta: Mapping[str, Any]) -> dict[str, Any]:

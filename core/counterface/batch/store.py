@@ -21,7 +21,7 @@ from ..imageio import write_bytes
 
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
-            "z0_sidecar", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard")
+            "z0_sidecar", "pi1", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard")
 #: columns the metrics write (a manifest's ``identity`` column, a person's name, must not shadow the
 #: identity similarity, nor make ``evaluate`` believe the row is measured)
 METRIC_COLUMNS = tuple(

@@ -11,7 +11,14 @@ import click
 
 from ..errors import CounterfaceError
 
-COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi0")
+COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0")
+#: help of the options that do not choose one component of their own kind
+_OPTION_HELP = {
+    "direction": "Attribute to edit: a registered direction or a boundary file (repeat to edit several at once; "
+                 "see docs/pipeline.md).",
+    "pi1": "pi_1 operator, the Z1 image: shift (default: alpha along the normal) or on (see `counterface plugins`).",
+    "pi0": "pi_0 operator, the Z0 image: reconstruction (default), original, negate, off or neutral.",
+}
 
 
 class CounterfaceGroup(click.Group):
@@ -140,7 +147,8 @@ def pipeline_options(func: Callable) -> Callable:
     ]
     for kind in COMPONENT_OPTIONS:
         opts.append(click.option(f"--{kind}", f"comp_{kind}", default=None, metavar="NAME",
-                                 help=f"Choose the {kind} by name (see `counterface plugins`)."))
+                                 multiple=kind == "direction",
+                                 help=_OPTION_HELP.get(kind, f"Choose the {kind} by name (see `counterface plugins`).")))
     for opt in reversed(opts):
         func = opt(func)
 
@@ -165,3 +173,86 @@ def progress_enabled() -> bool:
     if env is not None:
         return env not in ("0", "false", "no", "")
     return sys.stderr.isatty()
+
+
+def operator_options(func: Callable) -> Callable:
+    """Options of the counterfactual operators and attributes (edit, pairs, sweep, batch):
+    --distance, --keep, --watch, --target-score. The command receives them as one dict,
+    ``operator_settings``; :func:`apply_operator_settings` folds it into a resolved configuration."""
+    opts = [
+        click.option("--distance", "distance", type=float, multiple=True, metavar="D",
+                     help="Target signed distance of the on/off operator (default: the boundary's on_distance / "
+                          "off_distance); one for all, or one per --direction."),
+        click.option("--keep", multiple=True, metavar="NAME",
+                     help="Attribute whose signed distance the edit must not change (conditioning; repeatable)."),
+        click.option("--watch", multiple=True, metavar="NAME",
+                     help="Attribute whose leakage n.(w1 - w0) is recorded as leakage_<attribute> (repeatable)."),
+        click.option("--target-score", type=float, default=None, metavar="S",
+                     help="With --alpha auto: the scorer's value to reach (the smallest alpha that does is used)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        kwargs["operator_settings"] = {k: kwargs.pop(k) for k in ("distance", "keep", "watch", "target_score")}
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def parse_alpha_option(values) -> Any:
+    """``--alpha`` values (repeatable) -> None, a float, a list of floats (one per --direction) or
+    ``'auto'``."""
+    from ..errors import ConfigError
+
+    values = [v for v in (values or ()) if v is not None]
+    if not values:
+        return None
+    if any(str(v).strip().lower() == "auto" for v in values):
+        if len(values) > 1:
+            raise ConfigError("--alpha auto cannot be combined with other --alpha values")
+        return "auto"
+    out = []
+    for v in values:
+        try:
+            out.append(float(v))
+        except ValueError:
+            raise ConfigError(f"invalid --alpha {v!r}; use a number (repeat once per --direction) or auto") from None
+    return out[0] if len(out) == 1 else out
+
+
+def apply_operator_settings(cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Fold :func:`operator_options` into a resolved configuration (in place; returned).
+
+    ``--distance`` goes to whichever of the pi1/pi0 operators takes a ``distance`` (on, off); when
+    both do, ``--set pi1.distance=D`` / ``--set pi0.distance=D`` must say which."""
+    from ..errors import ConfigError
+    from ..registry import check_params, entry
+
+    settings = settings or {}
+    edit = cfg.setdefault("edit", {})
+    for key in ("keep", "watch"):
+        if settings.get(key):
+            edit[key] = list(settings[key])
+    if settings.get("target_score") is not None:
+        edit["target_score"] = float(settings["target_score"])
+    distance = list(settings.get("distance") or ())
+    if distance:
+        takers = []
+        for role in ("pi1", "pi0"):
+            name = (cfg.get(role) or {}).get("name")
+            if not name:
+                continue
+            try:
+                check_params(entry("operator", name).factory, {"distance": 0.0}, "")
+                takers.append(role)
+            except ConfigError:
+                pass
+        if not takers:
+            raise ConfigError("--distance sets the target of the on/off operators; choose one with --pi1 on or --pi0 off")
+        if len(takers) > 1:
+            raise ConfigError("--distance is ambiguous: both --pi1 and --pi0 take a distance; "
+                              "use --set pi1.distance=D and --set pi0.distance=D")
+        cfg[takers[0]]["distance"] = distance[0] if len(distance) == 1 else distance
+    return cfg

@@ -6,8 +6,8 @@ edit settings and seed, per-stage seconds and the losses at the end of each tuni
 
 Output names (in ``-o/--out``, default ``counterface-out``)::
 
-    edit   <stem>_face<i>_pi1.png
-    pairs  <stem>_face<i>_z1.png   <stem>_face<i>_z0.png
+    edit   <stem>_face<i>_z1.png                               (Z1 = pi_1(Z))
+    pairs  <stem>_face<i>_z1.png   <stem>_face<i>_z0.png      (Z1 = pi_1(Z), Z0 = pi_0(Z))
     sweep  <stem>_face<i>_a<alpha>.png ... (alpha as +1, -0.5)   <stem>_face<i>_sweep.png (contact strip)
 
 A photo that fails (unreadable, no face) is reported on one line and the others go on; the exit
@@ -26,7 +26,17 @@ import click
 import numpy as np
 
 from ..errors import ConfigError, CounterfaceError
-from ._common import check_output_dir, is_photo_error, photo_error, pipeline_options, progress_enabled, resolve_config
+from ._common import (
+    apply_operator_settings,
+    check_output_dir,
+    is_photo_error,
+    operator_options,
+    parse_alpha_option,
+    photo_error,
+    pipeline_options,
+    progress_enabled,
+    resolve_config,
+)
 
 DEFAULT_OUT = "counterface-out"
 
@@ -57,7 +67,7 @@ def alpha_tag(alpha: float) -> str:
 def _edit_overrides(alpha=None, layers=None, face=None, seed=None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if alpha is not None:
-        out["alpha"] = float(alpha)
+        out["alpha"] = alpha if isinstance(alpha, (str, list)) else float(alpha)
     if layers is not None:
         out["layers"] = layers
     if face is not None:
@@ -105,7 +115,7 @@ def _prepare(pipe, *, with_pivot: bool) -> None:
     configuration or weights problem fails once and at once, not per photo after minutes of tuning.
     With a saved pivot, the inverter, tuner and identity network are not needed and not built."""
     from .. import config as config_mod
-    from ..registry import KIND_NAMES
+    from ..registry import SECTIONS
 
     face = pipe.edit.get("face")
     if face not in (None, "largest", "all"):
@@ -113,11 +123,20 @@ def _prepare(pipe, *, with_pivot: bool) -> None:
             int(face)
         except (TypeError, ValueError):
             raise ConfigError(f"invalid --face {face!r}; use largest, all or a 0-based index") from None
+    pipe.check_operators()  # --pi1 on with a direction that has no intercept: one line, before any weights
     skip = {"inverter", "tuner", "identity"} if with_pivot else set()
-    for kind in KIND_NAMES:
-        if kind not in skip and pipe.has(kind):
-            pipe.component(kind)
+    for section in SECTIONS:
+        if section not in skip and pipe.has(section):
+            pipe.component(section)
     config_mod.parse_layers(pipe.edit["layers"], getattr(pipe.generator, "num_ws", None))
+    for role in ("pi1", "pi0"):
+        pipe.operator(role)
+    pipe.kept_attributes()
+    pipe.watched_attributes()
+    if pipe.edit.get("alpha") == "auto":
+        pipe.scorer()
+        if pipe.edit.get("target_score") is None:
+            raise ConfigError("--alpha auto needs --target-score T (the scorer's value to reach)")
 
 
 def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, pivot_file: str | None,
@@ -183,13 +202,14 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
         sys.exit(failures[0].exit_code)
 
 
-def _write(pipe, ctx: dict, name: str, image: np.ndarray, *, role: str, alpha: float | None,
-           seconds: dict[str, float], extra: dict[str, Any] | None = None) -> Path:
+def _write(pipe, ctx: dict, name: str, image: np.ndarray, *, role: str, alpha: Any,
+           seconds: dict[str, float], extra: dict[str, Any] | None = None,
+           attributes: list[dict[str, Any]] | None = None) -> Path:
     from ..imageio import write_image, write_json
 
     out = write_image(f"{name}.png", image, out_dir=ctx["out"], inputs=ctx["inputs"])
     side = pipe.sidecar(input_path=ctx["path"], input_sha256=ctx["sha"], face=ctx["face"], alpha=alpha, role=role,
-                        pivot=ctx["pivot"], seconds=seconds,
+                        pivot=ctx["pivot"], seconds=seconds, attributes=attributes,
                         extra={"output": out.name, "pivot_file": ctx["pivot_file"], **(extra or {})})
     write_json(f"{name}.json", side, out_dir=ctx["out"], inputs=ctx["inputs"])
     click.echo(str(out))
@@ -229,13 +249,33 @@ def _common_options(func):
     ]
     for opt in reversed(opts):
         func = opt(func)
-    return pipeline_options(func)
+    return operator_options(pipeline_options(func))
 
 
-def _pipeline(preset, config_file, components, sets, **edit):
+def _pipeline(preset, config_file, components, sets, operator_settings=None, **edit):
     from ..pipeline import Pipeline
 
-    return Pipeline.from_config(resolve_config(preset, config_file, components, sets, edit=_edit_overrides(**edit)))
+    cfg = resolve_config(preset, config_file, components, sets, edit=_edit_overrides(**edit))
+    return Pipeline.from_config(apply_operator_settings(cfg, operator_settings))
+
+
+def _alpha_for(pipe, ctx) -> tuple[Any, dict[str, Any]]:
+    """The alpha of this face (``--alpha auto``: searched with the scorer) and the sidecar fields."""
+    if pipe.edit.get("alpha") != "auto":
+        return None, {}
+    found = pipe.auto_alpha(ctx["photo"], ctx["face"], ctx["pivot"])
+    if not found.reached:
+        click.echo(f"warning: {ctx['path']} face {ctx['face'].index}: no alpha in {list(found.bounds)} reaches "
+                   f"score {found.target} (reached {found.score:.4g}); used {found.alpha}", err=True)
+    return found.alpha, {"alpha_auto": found.to_json()}
+
+
+def _leakage_fields(pipe, pivot, z1, z0=None) -> dict[str, Any]:
+    return pipe.leakage(pivot, z1, z0)
+
+
+_ALPHA_HELP = ("Strength of the shift/negate operators (default: the preset's, 1.0); repeat once per --direction, "
+               "or auto: per face, the smallest alpha whose output reaches --target-score on the --scorer.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,40 +283,42 @@ def _pipeline(preset, config_file, components, sets, **edit):
 # ---------------------------------------------------------------------------------------------
 @click.command("edit")
 @_common_options
-@click.option("--alpha", type=float, default=None, help="Edit strength (default: the preset's, 1.0).")
-def edit_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha, preset, config_file, sets,
-             components) -> None:
-    """pi_1: edit the attribute of the face(s) in each IMAGE and paste back (IMAGE_face<i>_pi1.png + .json)."""
-    pipe = _pipeline(preset, config_file, components, sets, alpha=alpha, layers=layers, face=face, seed=seed)
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
+def edit_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
+             components, operator_settings) -> None:
+    """pi_1: edit the attribute of the face(s) in each IMAGE and paste back (IMAGE_face<i>_z1.png + .json)."""
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
+                     layers=layers, face=face, seed=seed)
 
     def produce(ctx):
-        res = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"])
-        _write(pipe, ctx, f"{ctx['stem']}_pi1", res.image, role="pi1", alpha=res.alpha,
-               seconds={**ctx["seconds"], **res.meta["seconds"]})
+        alpha, auto = _alpha_for(pipe, ctx)
+        res = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
+        _write(pipe, ctx, f"{ctx['stem']}_z1", res.image, role="z1", alpha=res.alpha,
+               seconds={**ctx["seconds"], **res.meta["seconds"]}, attributes=res.meta["attributes"],
+               extra={**auto, **_leakage_fields(pipe, ctx["pivot"], res)})
 
     _run(pipe, images, Path(out_dir), produce, pivot_file=pivot_file, save_pivot=save_pivot)
 
 
 @click.command("pairs")
 @_common_options
-@click.option("--alpha", type=float, default=None, help="pi_1 strength (default: the preset's, 1.0).")
-def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha, preset, config_file, sets,
-              components) -> None:
-    """pi_1 and pi_0 of each face: IMAGE_face<i>_z1.png and _z0.png (+ .json); --pi0 picks the baseline."""
-    from ..provenance import Timer
-
-    pipe = _pipeline(preset, config_file, components, sets, alpha=alpha, layers=layers, face=face, seed=seed)
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
+def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
+              components, operator_settings) -> None:
+    """pi_1 and pi_0 of each face: IMAGE_face<i>_z1.png and _z0.png (+ .json); --pi1/--pi0 pick the operators."""
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
+                     layers=layers, face=face, seed=seed)
 
     def produce(ctx):
-        t = Timer()
-        z1 = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"])
-        with t("pi0"):
-            z0 = pipe.pi0(ctx["photo"], ctx["face"], ctx["pivot"])
+        alpha, auto = _alpha_for(pipe, ctx)
+        z1 = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
+        z0 = pipe.pi0(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
         pair = {"z1": f"{ctx['stem']}_z1.png", "z0": f"{ctx['stem']}_z0.png"}
-        _write(pipe, ctx, f"{ctx['stem']}_z1", z1.image, role="pi1", alpha=z1.alpha,
-               seconds={**ctx["seconds"], **z1.meta["seconds"]}, extra={"pair": pair})
-        _write(pipe, ctx, f"{ctx['stem']}_z0", z0, role="pi0", alpha=z1.alpha,
-               seconds={**ctx["seconds"], **t.seconds}, extra={"pair": pair})
+        common = {"pair": pair, **auto, **_leakage_fields(pipe, ctx["pivot"], z1, z0)}
+        _write(pipe, ctx, f"{ctx['stem']}_z1", z1.image, role="z1", alpha=z1.alpha,
+               seconds={**ctx["seconds"], **z1.meta["seconds"]}, attributes=z1.meta["attributes"], extra=common)
+        _write(pipe, ctx, f"{ctx['stem']}_z0", z0.image, role="z0", alpha=z1.alpha,
+               seconds={**ctx["seconds"], **z0.meta["seconds"]}, attributes=z0.meta["attributes"], extra=common)
 
     _run(pipe, images, Path(out_dir), produce, pivot_file=pivot_file, save_pivot=save_pivot)
 
@@ -285,18 +327,19 @@ def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha
 @_common_options
 @click.option("--alphas", default="-2,-1,0,1,2", show_default=True, help="Comma-separated strengths.")
 def sweep_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alphas, preset, config_file, sets,
-              components) -> None:
+              components, operator_settings) -> None:
     """One tuning, one image per alpha (IMAGE_face<i>_a<alpha>.png) plus a contact strip (_sweep.png)."""
     values = parse_alphas(alphas)
-    pipe = _pipeline(preset, config_file, components, sets, layers=layers, face=face, seed=seed)
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, layers=layers, face=face, seed=seed)
 
     def produce(ctx):
         outs, names = [], []
         for a in values:
             res = pipe.render(ctx["photo"], ctx["face"], ctx["pivot"], a)
             name = f"{ctx['stem']}_{alpha_tag(a)}"
-            _write(pipe, ctx, name, res.image, role="pi1", alpha=a, seconds={**ctx["seconds"], **res.meta["seconds"]},
-                   extra={"sweep": values})
+            _write(pipe, ctx, name, res.image, role="z1", alpha=a, seconds={**ctx["seconds"], **res.meta["seconds"]},
+                   attributes=res.meta["attributes"],
+                   extra={"sweep": values, **_leakage_fields(pipe, ctx["pivot"], res)})
             outs.append(res.image)
             names.append(f"{name}.png")
         strip = _strip(outs, pipe.mask(ctx["photo"], ctx["face"]))

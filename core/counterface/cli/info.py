@@ -72,7 +72,7 @@ def config_cmd(preset, config_file, sets, components, check: bool) -> None:
         from ..pipeline import Pipeline
 
         pipe = Pipeline.from_config(cfg)
-        for kind in registry.KIND_NAMES:
-            if pipe.has(kind):
-                pipe.component(kind)
+        for section in registry.SECTIONS:
+            if pipe.has(section):
+                pipe.component(section)
     click.echo(json.dumps(cfg, indent=2, default=str))

@@ -82,7 +82,7 @@ def test_edit_end_to_end_with_the_plugin(tmp_path, shared_photo):
     r = _run(env, "edit", shared_photo, "--preset", "tiny", "--direction", "glasses", "--set",
              f"direction.path=\"{vec}\"", "--set", "direction.family=\"any\"", "--alpha", "3", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    side = json.loads(next(out.glob("*_pi1.json")).read_text())
+    side = json.loads(next(out.glob("*_z1.json")).read_text())
     comp = side["components"]["direction"]
     assert comp["name"] == "glasses" and comp["package"] == "counterface-glasses" and comp["version"] == "0.1.0"
     assert side["alpha"] == 3.0
