@@ -51,6 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 FORMAT = "counterface-boundary/1"
+#: (num_ws, w_dim) of the latent spaces of published generators, so that checks need not load a
+#: 1 GB network to know them
+FAMILY_SHAPES: dict[str, tuple[int, int]] = {"stylegan2-ffhq-1024": (18, 512)}
 #: suffixes read as boundary files (safetensors) and as published bare vectors
 BOUNDARY_SUFFIXES = (".safetensors",)
 VECTOR_SUFFIXES = (".pt", ".pth", ".npy")
@@ -277,6 +280,11 @@ def save_boundary(b: Boundary, path: str | os.PathLike) -> Path:
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The decoded JSON metadata of a safetensors boundary file, without reading its tensors."""
+    return read_header(path)[1]
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensor name -> {dtype, shape}, decoded JSON metadata) of a safetensors file; reads the header only."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
@@ -291,6 +299,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise WeightsError(f"boundary file not found: {p}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{p}: not a safetensors boundary file ({' '.join(str(exc).split())[:100]})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{p}: not a safetensors boundary file (bad header)")
     raw = header.get("__metadata__") or {}
     out: dict[str, Any] = {}
     for k, v in raw.items():
@@ -298,7 +308,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             out[k] = json.loads(v)
         except (TypeError, ValueError):
             out[k] = v
-    return out
+    tensors = {k: {"dtype": v.get("dtype"), "shape": v.get("shape")} for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict)}
+    return tensors, out
 
 
 def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str = "") -> Boundary:
@@ -413,3 +425,26 @@ def find_boundary_file(name_or_path: str) -> Path | None:
     if is_boundary_path(name_or_path):
         return Path(str(name_or_path)).expanduser()
     return cached_boundaries().get(str(name_or_path))
+
+
+def calibration_for(name: str, b: Boundary) -> Boundary | None:
+    """The cached boundary ``name`` in :func:`directions_dir` when it calibrates ``b``: the same
+    w_dim, the same family (or an unknown one) and the same normal (every row's cosine >= 1 - 1e-6);
+    None otherwise. It carries the intercept and on/off distances that ``b``, a bare vector, lacks."""
+    path = cached_boundaries().get(str(name)) if name else None
+    if path is None:
+        return None
+    try:
+        c = load_boundary(path)
+    except WeightsError:
+        return None
+    if c.w_dim != b.w_dim or not c.has_intercept or (c.family and b.family and c.family != b.family):
+        return None
+    rows = max(c.rows, b.rows)
+    cos = [float(c.row_normal(min(l, c.rows - 1)) @ b.row_normal(min(l, b.rows - 1))) for l in range(rows)]
+    if min(cos) < 1 - 1e-6:
+        return None
+    c.meta.setdefault("calibration", str(path))
+    if c.layers is None:
+        c.layers = b.layers
+    return c

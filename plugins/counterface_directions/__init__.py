@@ -1,4 +1,4 @@
-"""counterface reference plugin: latent directions (``smile``, ``age``, ``pose``, ``vector``).
+"""counterface reference plugin: latent directions (``smile``, ``age``, ``pose``, ``vector``, ``boundary``).
 
 Hook implementations only; the code is in :mod:`counterface_directions.directions`.
 """
@@ -16,6 +16,8 @@ def register_directions(register):
     register("age", d.AgeDirection, description="InterFaceGAN age for the FFHQ StyleGAN2 (all W+ rows)")
     register("pose", d.PoseDirection, description="InterFaceGAN pose for the FFHQ StyleGAN2 (all W+ rows)")
     register("vector", d.VectorDirection, description="any direction from a .pt/.npy file, or a seeded random one")
+    register("boundary", d.BoundaryDirection,
+             description="a boundary file from `counterface directions learn/calibrate` (--direction FILE)")
 
 
 @counterface.hookimpl

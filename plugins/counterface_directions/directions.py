@@ -6,6 +6,13 @@ A direction ``v`` is stored per W+ row as a (num_ws or 1, w_dim) tensor; applyin
 Accepted file shapes (``.pt`` loaded with ``weights_only=True``, ``.npy`` with ``allow_pickle=False``):
 (w_dim,), (1, w_dim), (num_ws, w_dim) or (1, num_ws, w_dim). Files whose rows are all identical
 (the published ``pose.pt`` is 18 copies of one unit vector) collapse to a single row.
+
+Every direction exposes its :class:`counterface.boundary.Boundary` (``direction.boundary``; geometry
+in :mod:`counterface.boundary`). The published vectors have no intercept (``intercept is None``)
+unless ``counterface directions calibrate NAME`` stored one in the directions folder
+(:func:`counterface.boundary.directions_dir`) under the direction's name with the same normal.
+``BoundaryDirection`` (registered as ``boundary``) applies a boundary file (``path``): what
+``--direction FILE.safetensors`` resolves to.
 """
 
 from __future__ import annotations
@@ -87,9 +94,33 @@ def normalise_shape(t, *, source: str = "direction"):
 class LatentDirection(AttributeDirection):
     """Shared implementation: ``w + alpha * v`` on the chosen W+ rows, exact elsewhere."""
 
+    _boundary = None
+
     def _vector(self):
         """The (rows, w_dim) float32 CPU tensor, loaded or drawn on first use (subclasses)."""
         raise NotImplementedError
+
+    def _file(self) -> Path | None:
+        """The local file the vector comes from, if any (for its sha256)."""
+        return None
+
+    @property
+    def boundary(self):
+        """This direction as a :class:`counterface.boundary.Boundary` (intercept None for a bare
+        vector, unless a calibration of the same normal is in the directions folder)."""
+        if self._boundary is None:
+            from counterface.boundary import Boundary, calibration_for
+
+            meta: dict[str, Any] = {}
+            f = self._file()
+            if f is not None:
+                from counterface.imageio import file_sha256
+
+                meta = {"file_sha256": file_sha256(f), "provenance": {"file": f.name}}
+            b = Boundary(normal=self._vector(), intercept=None, attribute=self.attribute, family=self.family,
+                         layers=None if self.default_layers is None else list(self.default_layers), meta=meta)
+            self._boundary = calibration_for(self.name or self.attribute, b) or b
+        return self._boundary
 
     def _layers(self, layers, num_ws: int) -> list[int]:
         spec = layers if layers is not None else self.default_layers
@@ -150,6 +181,9 @@ class InterFaceGANDirection(LatentDirection):
         self.normalize = bool(normalize)
         self._v = None
 
+    def _file(self) -> Path | None:
+        return resolve_file(self.weights)
+
     def _vector(self):
         if self._v is None:
             v = load_vector(resolve_file(self.weights), what=f"{self.attribute} direction")
@@ -203,6 +237,9 @@ class VectorDirection(LatentDirection):
         if self.dim <= 0:
             raise ConfigError(f"direction dim must be positive, got {dim}")
 
+    def _file(self) -> Path | None:
+        return None if self.path is None else resolve_file(self.path)
+
     def _vector(self):
         import torch
 
@@ -217,3 +254,61 @@ class VectorDirection(LatentDirection):
                 v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
             self._v = v
         return self._v
+
+
+class BoundaryDirection(LatentDirection):
+    """A boundary file (``counterface directions learn/calibrate``; a ``.safetensors`` file, or a
+    published ``.pt``/``.npy`` vector without intercept) applied as ``w + alpha * n`` on its rows.
+
+    Parameters: ``path`` (the file, or the name of a boundary in the directions folder), ``layers``
+    (default W+ rows; ``None`` = the rows the boundary was fitted on, else every row). ``attribute``
+    and ``family`` come from the file; a latent of another family or w_dim is refused with a
+    ConfigError.
+    """
+
+    def __init__(self, *, path: str | None = None, layers: Any = None):
+        from counterface.boundary import find_boundary_file, read_metadata
+
+        if path in (None, ""):
+            raise ConfigError("direction 'boundary' needs a file: --direction FILE.safetensors "
+                              "(or --set direction.path=FILE)")
+        found = find_boundary_file(str(path))
+        self.path = str(found if found is not None else path)
+        p = Path(self.path).expanduser()
+        if not p.is_file():
+            raise WeightsError(f"boundary file not found: {path}")
+        meta = read_metadata(p) if p.suffix.lower() == ".safetensors" else {}
+        self.attribute = str(meta.get("attribute") or p.stem)
+        self.family = str(meta.get("family") or "")
+        own = meta.get("layers")
+        self.layers = layers if layers is not None else own
+        self.default_layers = None if self.layers in (None, "all") else parse_layers(self.layers, None)
+        self._v = None
+
+    def _file(self) -> Path | None:
+        return Path(self.path).expanduser()
+
+    @property
+    def boundary(self):
+        if self._boundary is None:
+            from counterface.boundary import load_boundary
+            from counterface.imageio import file_sha256
+
+            b = load_boundary(self._file(), attribute=self.attribute, family=self.family)
+            b.meta.setdefault("file_sha256", file_sha256(self._file()))
+            if self.default_layers is not None or self.layers == "all":
+                b.layers = None if self.default_layers is None else list(self.default_layers)
+            self._boundary = b
+        return self._boundary
+
+    def _vector(self):
+        if self._v is None:
+            self._v = self.boundary.normal
+        return self._v
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        b = self.boundary
+        d.update(path=self.path, sha256=b.meta.get("file_sha256"), has_intercept=b.has_intercept,
+                 w_dim=b.w_dim)
+        return d
