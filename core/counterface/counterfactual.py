@@ -125,7 +125,7 @@ def check_intercept(operator: Any, role: str, edits: Sequence[AttributeEdit]) ->
                 f"--{role} {operator.name or type(operator).__name__.lower()} moves to a signed distance, but direction "
                 f"{e.spec!r} has no intercept (a published unit vector: nothing says where its boundary lies); "
                 f"use a boundary from `counterface directions learn` or `counterface directions calibrate {e.spec}`, "
-                f"or --{role} shift")
+                f"or {'--pi1 shift' if role == 'pi1' else '--pi0 reconstruction (or negate, original)'}")
 
 
 def steps_for(operator: Any, edits: Sequence[AttributeEdit], w, alphas: Sequence[float]) -> list[Any]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import config as config_mod
-from .errors import ConfigError, NoFaceError
+from .errors import ConfigError, NoFaceError, WeightsError
 from .provenance import Timer, component_record, environment
 from .registry import create
 from .types import AlignedFace, EditResult, Pivot
@@ -333,7 +333,21 @@ class Pipeline:
             specs = [(self._direction_spec(), self.component("direction"))]
             specs += [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("directions"))]
             for spec, direction in specs:
-                if getattr(direction, "has_intercept", None) is False:
+                known = getattr(direction, "has_intercept", None)
+                name = getattr(direction, "name", "") or spec
+                if known is None and not _local_weights(direction):
+                    from .boundary import cached_boundaries  # not downloaded yet: only a calibration has one
+
+                    known = None if name in cached_boundaries() else False
+                if known is None:
+                    try:
+                        b = getattr(direction, "boundary", None)
+                        known = False if b is None else bool(b.has_intercept)
+                    except WeightsError:  # the vector's file is missing: only a cached calibration has one
+                        from .boundary import cached_boundaries
+
+                        known = None if name in cached_boundaries() else False
+                if known is False:
                     check_intercept(op, role, [_NoIntercept(spec)])
 
     def alphas(self, alpha: Any = None) -> list[float]:
@@ -552,6 +566,22 @@ def torch_full(n: int, value: float):
     import torch
 
     return torch.full((n,), float(value), dtype=torch.float64)
+
+
+def _local_weights(direction: Any) -> bool:
+    """False when the direction reads a registered weights file (``weights``) that is not on disk yet,
+    so that checking it would mean a download; True otherwise."""
+    from pathlib import Path
+
+    name = getattr(direction, "weights", None)
+    if not isinstance(name, str) or Path(name).expanduser().is_file():
+        return True
+    try:
+        from . import weights
+
+        return weights.path(name).is_file()
+    except Exception:  # noqa: BLE001 - not a registered name: let loading say what is wrong
+        return True
 
 
 class _NoIntercept:
