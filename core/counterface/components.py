@@ -258,3 +258,43 @@ class Operator(Component):
     @abstractmethod
     def step(self, distance: "torch.Tensor | None", *, alpha: float, boundary: Any, index: int = 0,
              rows: int = 0) -> "torch.Tensor": ...
+
+
+class Embedder(Component):
+    """Image features for the outlet model of ``counterface polarization`` (kind ``embedder``).
+
+    ``embed(images)``: a sequence of (H, W, 3) uint8 RGB arrays of any sizes; returns an (N, D)
+    float32 numpy array, one row per image, in order, D fixed for the component. Deterministic and
+    row-wise: an image's row does not depend on the other images of the call (the caller embeds each
+    image file once and caches the row). Must not modify the images. Weights are fetched through
+    :mod:`counterface.weights` on first use, never in the constructor.
+    """
+
+    kind = "embedder"
+
+    @abstractmethod
+    def embed(self, images: Sequence["np.ndarray"]) -> "np.ndarray": ...
+
+
+class OutletModel(Component):
+    """g(y | Z, X, p): which outlet y publishes an article, given its image Z, its context X and the
+    politician p (kind ``outlet_model``), for ``counterface polarization``.
+
+    ``fit(features, outlets, classes, seed=0)``: ``features`` a
+    :class:`counterface.polarization.OutletFeatures` of N articles (``embedding`` (N, D) float32,
+    ``politician`` (N,) str, ``covariates`` (N, C) float64, already encoded: categorical columns
+    one-hot, numeric ones as given); ``outlets`` the N outlet labels (str); ``classes`` every outlet,
+    in the order of the output columns. Returns a **new** fitted object and leaves the component as
+    it was, so one component serves every cross-fitting fold and bootstrap replicate. Same inputs and
+    ``seed`` give the same fit.
+
+    The fitted object's ``predict_proba(features)`` returns (M, len(classes)) float64 probabilities
+    in ``classes`` order; an outlet absent from the training rows gets NaN (the other columns sum
+    to 1). rho_T is specific to each politician, so the image's effect on g must be able to differ by
+    politician (image x politician interactions, or one model per politician).
+    """
+
+    kind = "outlet_model"
+
+    @abstractmethod
+    def fit(self, features: Any, outlets: Sequence[str], classes: Sequence[str], seed: int = 0) -> Any: ...

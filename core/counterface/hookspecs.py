@@ -91,6 +91,27 @@ def register_operators(register):
 
 
 @hookspec
+def register_embedders(register):
+    """Register :class:`~counterface.Embedder` factories (kind ``embedder``): image features for the
+    outlet model of ``counterface polarization``.
+
+    :param register: ``register(name, factory, description="")``. Registering must not load a network
+        or fetch weights; do that on the first ``embed`` call.
+    """
+
+
+@hookspec
+def register_outlet_models(register):
+    """Register :class:`~counterface.OutletModel` factories (kind ``outlet_model``): g(y | Z, X, p)
+    for ``counterface polarization``.
+
+    :param register: ``register(name, factory, description="")``. ``fit`` must return a new fitted
+        object (never mutate the component): it is called once per cross-fitting fold and bootstrap
+        replicate.
+    """
+
+
+@hookspec
 def register_presets(register):
     """Register named compositions of components.
 

@@ -25,6 +25,8 @@ HOOKS: dict[str, str] = {
     "blender": "register_blenders",
     "identity": "register_identity_encoders",
     "operator": "register_operators",
+    "embedder": "register_embedders",
+    "outlet_model": "register_outlet_models",
     "preset": "register_presets",
 }
 KIND_NAMES = tuple(k for k in HOOKS if k != "preset")

@@ -1,0 +1,109 @@
+"""`counterface polarization`: rho_T from the pairs (see docs/polarization.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+from ._common import check_output_dir, progress_enabled
+
+SET_KINDS = ("embedder", "outlet_model")
+
+
+def _params(sets: tuple[str, ...]) -> dict[str, dict]:
+    from ..config import parse_set
+
+    out: dict[str, dict] = {k: {} for k in SET_KINDS}
+    for item in sets:
+        kind, param, value = parse_set(item)
+        if kind not in SET_KINDS or param == "name":
+            raise ConfigError(f"--set {item!r}: polarization takes embedder.PARAM=VALUE or outlet_model.PARAM=VALUE "
+                              "(choose the components with --embedder and --outlet-model)")
+        out[kind][param] = value
+    return out
+
+
+def _columns(text: str | None) -> list[str]:
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+@click.command("polarization")
+@click.argument("articles", type=click.Path(path_type=Path))
+@click.option("--pairs", type=click.Path(path_type=Path), default=None,
+              help="A batch output folder, or a CSV/JSONL with key, z1, z0 (the built-in outlet model).")
+@click.option("--scores", type=click.Path(path_type=Path), default=None,
+              help="Your own model's probabilities: CSV/JSONL with key, outlet, p_z1, p_z0 (no model is fitted).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: rho.csv, slant.csv, articles.csv, polarization.json, forest.png.")
+@click.option("--embedder", default="resnet18", show_default=True, metavar="NAME",
+              help="Image features for g: pixels (offline), arcface, resnet18, resnet50 or a plugin's.")
+@click.option("--outlet-model", "outlet_model", default="logistic", show_default=True, metavar="NAME",
+              help="The outlet model g (kind outlet_model).")
+@click.option("--by-politician", is_flag=True, help="One outlet model per politician instead of image x politician "
+              "interactions (sets outlet_model.by_politician=true).")
+@click.option("--set", "sets", multiple=True, metavar="KIND.PARAM=VALUE",
+              help="A parameter of the embedder or outlet model, e.g. --set embedder.size=8 --set outlet_model.C=0.5.")
+@click.option("--covariates", default=None, metavar="A,B", help="Article columns X given to g (numeric or categorical).")
+@click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
+@click.option("--reference-outlet", default=None, metavar="OUTLET",
+              help="Compare every outlet with this one (rho rows and slant); default: every outlet pair, and the "
+                   "first outlet in sorted order as the slant's reference.")
+@click.option("--bootstrap", type=int, default=200, show_default=True, metavar="B",
+              help="Bootstrap replicates (each refits g on the built-in route).")
+@click.option("--cluster", default=None, metavar="COLUMN", help="Resample (and fold) whole clusters of this column.")
+@click.option("--permutations", type=int, default=100, show_default=True, metavar="R", help="Placebo permutations.")
+@click.option("--placebo", type=click.Choice(["auto", "outlets", "pairs"]), default="auto", show_default=True,
+              help="outlets: permute outlet labels within politician and refit g; pairs: swap Z1/Z0 within pairs. "
+                   "auto: outlets on the built-in route, pairs with --scores.")
+@click.option("--group", default=None, metavar="COLUMN",
+              help="Also report rho per group of politicians (e.g. party), with a placebo that permutes the labels.")
+@click.option("--alpha", type=float, default=None, help="Use the pairs made at this alpha (a sweep's batch folder).")
+@click.option("--level", type=float, default=0.95, show_default=True, help="Confidence level of the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, bootstrap and placebo.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Processes for bootstrap and placebo replicates.")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="Write the forest plot (needs matplotlib).")
+def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
+                     reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha, level, seed, jobs,
+                     plot) -> None:
+    """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
+
+    Fits the outlet model g with K-fold cross-fitting (or takes --scores), writes rho.csv, slant.csv,
+    articles.csv, polarization.json and forest.png into OUT, and prints g's held-out accuracy.
+    """
+    from .. import polarization
+
+    if pairs is None and scores is None:
+        raise ConfigError("give --pairs PAIRS (built-in outlet model) or --scores FILE")
+    if pairs is not None and scores is not None:
+        raise ConfigError("give either --pairs or --scores, not both")
+    if jobs < 1:
+        raise ConfigError("--jobs must be >= 1")
+    params = _params(sets)
+    if by_politician:
+        params["outlet_model"]["by_politician"] = True
+    check_output_dir(out_dir)
+    settings = polarization.Settings(folds=folds, bootstrap=bootstrap, permutations=permutations, placebo=placebo,
+                                     reference_outlet=reference_outlet, level=level, seed=seed, jobs=jobs)
+    bars: dict = {}
+
+    def progress(stage: str, i: int, n: int) -> None:
+        if not progress_enabled():
+            return
+        from tqdm import tqdm
+
+        if stage not in bars:
+            bars[stage] = tqdm(total=n or None, desc=stage, unit="img" if stage == "embed" else "rep",
+                               leave=False, file=click.get_text_stream("stderr"))
+        bars[stage].update(i if stage == "embed" else 1)
+
+    try:
+        polarization.run(articles, out_dir, pairs=pairs, scores=scores, embedder=embedder, outlet_model=outlet_model,
+                         embedder_params=params["embedder"], model_params=params["outlet_model"],
+                         covariates=_columns(covariates), cluster=cluster, group=group, alpha=alpha,
+                         settings=settings, plot=plot, echo=click.echo,
+                         warn=lambda m: click.echo(f"warning: {m}", err=True), progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()

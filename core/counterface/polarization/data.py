@@ -1,0 +1,266 @@
+"""Joining the inputs of ``counterface polarization``: articles, their pairs or the researcher's scores.
+
+Conventions (stated once): an article's key is its manifest key (the ``id`` column when present, else
+the path as written, as for ``counterface batch``); ``classes`` is the sorted list of outlets the
+articles have; problems that leave the run able to go on are collected as one-line ``notes`` (the
+CLI prints each as ``warning: ...``); problems that stop it raise :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+#: an outlet with fewer articles than this gets a warning (its log-odds are poorly estimated)
+MIN_OUTLET_ARTICLES = 5
+
+
+@dataclass
+class Study:
+    """The joined articles, one row each, in manifest order."""
+
+    keys: list[str]
+    politician: np.ndarray  # (N,) object
+    outlet: np.ndarray  # (N,) object
+    cluster: np.ndarray  # (N,) object: the bootstrap's resampling unit (the key by default)
+    covariates: np.ndarray  # (N, C) float64, categorical columns one-hot
+    covariate_names: list[str]
+    classes: list[str]
+    group: np.ndarray | None = None  # (N,) object, --group labels
+    image: list[Path] | None = None  # the published image Z (built-in route)
+    z1: list[Path] | None = None
+    z0: list[Path] | None = None
+    p_z1: np.ndarray | None = None  # (N, K) the researcher's scores (--scores route)
+    p_z0: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def subset(self, rows: Sequence[int]) -> "Study":
+        """The articles at ``rows`` (same classes, notes and counts)."""
+        rows = np.asarray(rows, dtype=int)
+
+        def pick(v):
+            if v is None:
+                return None
+            return [v[i] for i in rows] if isinstance(v, list) else v[rows]
+
+        return Study(keys=pick(self.keys), politician=pick(self.politician), outlet=pick(self.outlet),
+                     cluster=pick(self.cluster), covariates=pick(self.covariates),
+                     covariate_names=self.covariate_names, classes=self.classes, group=pick(self.group),
+                     image=pick(self.image), z1=pick(self.z1), z0=pick(self.z0), p_z1=pick(self.p_z1),
+                     p_z0=pick(self.p_z0), notes=self.notes, counts=self.counts)
+
+
+def read_table(source: str | Path, what: str) -> list[dict[str, Any]]:
+    """Rows of a CSV or JSONL table (values as written)."""
+    src = Path(source)
+    if not src.is_file():
+        raise ConfigError(f"{what} not found: {src}")
+    try:
+        text = src.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {src}: {exc}") from None
+    if src.suffix.lower() == ".csv":
+        return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    if src.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{src}:{n}: each line must be a JSON object")
+            rows.append(row)
+        return rows
+    raise ConfigError(f"{src}: {what} must be a .csv or .jsonl file")
+
+
+def _need(row: Mapping[str, Any], cols: Sequence[str], where: str) -> None:
+    missing = [c for c in cols if row.get(c) in (None, "")]
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(missing)}")
+
+
+def read_pairs(source: str | Path, alpha: float | None = None) -> dict[str, tuple[Path, Path]]:
+    """key -> (z1, z0) from a batch output folder (its results rows, face 0 of each key) or a
+    CSV/JSONL table with ``key, z1, z0`` (paths relative to the table's folder)."""
+    src = Path(source)
+    if src.is_dir():
+        from ..batch import load_rows
+
+        rows = [r for r in load_rows(src) if r.get("z1") and r.get("z0")]
+        if not rows:
+            raise ConfigError(f"{src}: no pairs (no results*.jsonl rows with z1 and z0); is it a batch output folder?")
+        base = src
+    else:
+        rows = read_table(src, "pairs")
+        base = src.resolve().parent
+        for n, r in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
+            _need(r, ("key", "z1", "z0"), f"{src}:{n}")
+    if alpha is not None:
+        rows = [r for r in rows if r.get("alpha") in (None, "") or math.isclose(float(r["alpha"]), alpha)]
+    chosen: dict[str, dict] = {}
+    alphas: dict[str, set] = {}
+    for r in rows:
+        key = str(r["key"])
+        alphas.setdefault(key, set()).add(r.get("alpha"))
+        face = int(r.get("face") or 0)
+        if key not in chosen or face < int(chosen[key].get("face") or 0):
+            chosen[key] = r  # the largest face (face 0) of each photo
+    several = sorted(k for k, a in alphas.items() if len(a) > 1)
+    if several:
+        raise ConfigError(f"{src}: {len(several)} keys have pairs at several alphas (e.g. {several[0]!r}); "
+                          "choose one with --alpha")
+
+    def _p(v: Any) -> Path:
+        p = Path(str(v)).expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    return {k: (_p(r["z1"]), _p(r["z0"])) for k, r in chosen.items()}
+
+
+def read_scores(source: str | Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """key -> {outlet: (p_z1, p_z0)} from a CSV/JSONL with columns ``key, outlet, p_z1, p_z0``."""
+    src = Path(source)
+    rows = read_table(src, "scores")
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for n, r in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
+        _need(r, ("key", "outlet", "p_z1", "p_z0"), f"{src}:{n}")
+        try:
+            p1, p0 = float(r["p_z1"]), float(r["p_z0"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{src}:{n}: p_z1 and p_z0 must be numbers") from None
+        if not (0 < p1 <= 1 and 0 < p0 <= 1):
+            raise ConfigError(f"{src}:{n}: p_z1 and p_z0 must be probabilities in (0, 1] (a log-odds needs p > 0)")
+        key, outlet = str(r["key"]), str(r["outlet"])
+        if outlet in out.setdefault(key, {}):
+            raise ConfigError(f"{src}:{n}: key {key!r} and outlet {outlet!r} appear twice")
+        out[key][outlet] = (p1, p0)
+    return out
+
+
+def encode_covariates(values: Mapping[str, Sequence[Any]], n: int) -> tuple[np.ndarray, list[str]]:
+    """Columns -> (N, C) float64: a column whose every value parses as a number stays numeric, any
+    other is one-hot (one column per level, ``name=level``)."""
+    blocks, names = [], []
+    for name, col in values.items():
+        texts = ["" if v is None else str(v) for v in col]
+        try:
+            nums = np.array([float(t) for t in texts], np.float64)
+            if not np.all(np.isfinite(nums)):
+                raise ValueError
+            blocks.append(nums[:, None])
+            names.append(name)
+        except ValueError:
+            levels = sorted(set(texts))
+            blocks.append(np.array([[t == lv for lv in levels] for t in texts], np.float64).reshape(n, len(levels)))
+            names.extend(f"{name}={lv}" for lv in levels)
+    if not blocks:
+        return np.zeros((n, 0), np.float64), []
+    return np.concatenate(blocks, axis=1), names
+
+
+def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, scores: str | Path | None = None,
+                covariates: Sequence[str] = (), cluster: str | None = None, group: str | None = None,
+                alpha: float | None = None) -> Study:
+    """Read ARTICLES and join each article with its pair (built-in route) or its scores."""
+    from ..batch import read_manifest
+
+    if (pairs is None) == (scores is None):
+        raise ConfigError("give --pairs (the built-in outlet model) or --scores (your own model's probabilities)")
+    items = read_manifest(articles_src)
+    if not items:
+        raise ConfigError(f"{articles_src}: no articles")
+    needed = ["politician", "outlet", *covariates] + ([cluster] if cluster else []) + ([group] if group else [])
+    for it in items:
+        missing = [c for c in needed if it.meta.get(c) in (None, "")]
+        if missing:
+            raise ConfigError(f"{articles_src}: article {it.key!r} has no {', '.join(missing)} "
+                              f"(ARTICLES needs path, outlet, politician{''.join(', ' + c for c in needed[2:])})")
+    notes: list[str] = []
+    counts = {"articles": len(items)}
+    if pairs is not None:
+        table = read_pairs(pairs, alpha)
+        kept = [it for it in items if it.key in table]
+        unpaired = [it.key for it in items if it.key not in table]
+        if unpaired:
+            notes.append(f"{len(unpaired)} of {len(items)} articles have no pair and are left out "
+                         f"(e.g. {', '.join(repr(k) for k in unpaired[:3])})")
+        counts["unpaired"] = len(unpaired)
+        extra = len(set(table) - {it.key for it in items})
+        if extra:
+            notes.append(f"{extra} pairs match no article and are ignored")
+    else:
+        table = read_scores(scores)
+        kept = [it for it in items if it.key in table]
+        unscored = [it.key for it in items if it.key not in table]
+        if unscored:
+            notes.append(f"{len(unscored)} of {len(items)} articles have no scores and are left out "
+                         f"(e.g. {', '.join(repr(k) for k in unscored[:3])})")
+        counts["unscored"] = len(unscored)
+    politicians_all = sorted({str(it.meta["politician"]) for it in items})
+    politicians_kept = {str(it.meta["politician"]) for it in kept}
+    for p in politicians_all:
+        if p not in politicians_kept:
+            notes.append(f"politician {p!r} has no {'pairs' if pairs is not None else 'scores'}; no rho for them")
+    if not kept:
+        raise ConfigError(f"no article of {articles_src} has {'a pair' if pairs is not None else 'scores'} "
+                          "(do the keys match? an article's key is its id column, else its path as written)")
+    classes = sorted({str(it.meta["outlet"]) for it in kept})
+    if len(classes) < 2:
+        raise ConfigError(f"the articles have one outlet ({classes[0]!r}); rho compares at least two")
+    per_outlet = Counter(str(it.meta["outlet"]) for it in kept)
+    for o in classes:
+        if per_outlet[o] < MIN_OUTLET_ARTICLES:
+            notes.append(f"outlet {o!r} has only {per_outlet[o]} articles (fewer than {MIN_OUTLET_ARTICLES}): "
+                         "its log-odds are poorly estimated")
+    cov, cov_names = encode_covariates({c: [it.meta[c] for it in kept] for c in covariates}, len(kept))
+    study = Study(
+        keys=[it.key for it in kept],
+        politician=np.array([str(it.meta["politician"]) for it in kept], dtype=object),
+        outlet=np.array([str(it.meta["outlet"]) for it in kept], dtype=object),
+        cluster=np.array([str(it.meta[cluster]) if cluster else it.key for it in kept], dtype=object),
+        covariates=cov, covariate_names=cov_names, classes=classes,
+        group=np.array([str(it.meta[group]) for it in kept], dtype=object) if group else None,
+        notes=notes, counts=counts)
+    counts["used"] = len(kept)
+    if pairs is not None:
+        study.image = [it.path for it in kept]
+        study.z1 = [table[it.key][0] for it in kept]
+        study.z0 = [table[it.key][1] for it in kept]
+        return study
+    scored = {o for k in study.keys for o in table[k]}
+    unknown = sorted(scored - set(classes))
+    if unknown:
+        notes.append(f"the scores have outlets the articles do not ({', '.join(map(repr, unknown))}); they are ignored")
+    p1 = np.full((len(kept), len(classes)), np.nan)
+    p0 = np.full((len(kept), len(classes)), np.nan)
+    for i, k in enumerate(study.keys):
+        for j, o in enumerate(classes):
+            if o in table[k]:
+                p1[i, j], p0[i, j] = table[k][o]
+    lacking = [o for j, o in enumerate(classes) if np.isnan(p1[:, j]).all()]
+    if lacking:
+        notes.append(f"no scores for outlets {', '.join(map(repr, lacking))}: their rho is left empty")
+    ok_cols = [j for j, o in enumerate(classes) if o not in lacking]
+    partial = int(np.isnan(p1[:, ok_cols]).any(axis=1).sum())
+    if partial > 0:
+        notes.append(f"{partial} articles lack scores for some outlets; those outlet pairs skip them")
+    study.p_z1, study.p_z0 = p1, p0
+    return study

@@ -1,0 +1,173 @@
+"""rho_T and the outlet slant from per-article log-odds differences; bootstrap and placebo.
+
+Per article i (politician p, pair Z1, Z0) and outlet pair (y1, y2)::
+
+    d_i(y1, y2) = [log g(y1|Z1) - log g(y2|Z1)] - [log g(y1|Z0) - log g(y2|Z0)]
+    rho_T(p, y1, y2) = mean of d_i over p's articles
+    slant(y) = mean of d_i(y, reference) over all articles
+
+An article whose d is undefined (an outlet its scoring model never saw, a missing score) is left
+out of that mean; ``n`` counts the articles used. Statistics are kept as one flat vector
+(:class:`Layout`) so the bootstrap and the placebo treat every rho and slant alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .crossfit import EPS
+
+
+def outlet_pairs(classes: Sequence[str], reference: str | None = None) -> list[tuple[int, int]]:
+    """Index pairs (a, b): every pair a < b, or (y, reference) for every other outlet y."""
+    k = len(classes)
+    if reference is not None:
+        r = list(classes).index(reference)
+        return [(a, r) for a in range(k) if a != r]
+    return [(a, b) for a in range(k) for b in range(a + 1, k)]
+
+
+def contributions(p_z1: np.ndarray, p_z0: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(N, len(pairs)) per-article log-odds differences d_i(y1, y2) (NaN where a probability is)."""
+    l1 = np.log(np.clip(p_z1, EPS, 1.0))
+    l0 = np.log(np.clip(p_z0, EPS, 1.0))
+    if not pairs:
+        return np.zeros((len(p_z1), 0))
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+    return (l1[:, a] - l1[:, b]) - (l0[:, a] - l0[:, b])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which statistics there are: rho per (politician, pair), rho per (group, pair), slant per outlet."""
+
+    politicians: list[str]
+    pairs: list[tuple[int, int]]
+    groups: list[str]
+    outlets: int
+    reference: int
+
+    @property
+    def size(self) -> int:
+        return (len(self.politicians) + len(self.groups)) * len(self.pairs) + self.outlets
+
+
+def _means(d: np.ndarray, labels: np.ndarray, levels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per level: nan-mean of d's rows and the count of non-NaN rows."""
+    means = np.full((len(levels), d.shape[1]), np.nan)
+    counts = np.zeros((len(levels), d.shape[1]), int)
+    for i, lv in enumerate(levels):
+        rows = d[labels == lv]
+        ok = ~np.isnan(rows)
+        counts[i] = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[i] = np.where(counts[i] > 0, np.nansum(rows, axis=0) / np.maximum(counts[i], 1), np.nan)
+    return means, counts
+
+
+def statistics(layout: Layout, p_z1: np.ndarray, p_z0: np.ndarray, politician: np.ndarray,
+               group: np.ndarray | None = None, signs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts), each of length ``layout.size``: rho by politician, rho by group, slant.
+
+    ``signs`` (N,) of +-1 swaps Z1 and Z0 of the articles with -1 (the placebo's permutation)."""
+    d = contributions(p_z1, p_z0, layout.pairs)
+    ref_pairs = [(a, layout.reference) for a in range(layout.outlets)]
+    dref = contributions(p_z1, p_z0, ref_pairs)
+    if signs is not None:
+        d = d * signs[:, None]
+        dref = dref * signs[:, None]
+    vals, cnts = [], []
+    m, c = _means(d, politician, layout.politicians)
+    vals.append(m.ravel())
+    cnts.append(c.ravel())
+    if layout.groups:
+        m, c = _means(d, group, layout.groups)
+        vals.append(m.ravel())
+        cnts.append(c.ravel())
+    m, c = _means(dref, np.zeros(len(dref), dtype=object), [0])
+    vals.append(m.ravel())
+    cnts.append(c.ravel())
+    return np.concatenate(vals), np.concatenate(cnts)
+
+
+def resample_clusters(cluster: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of a bootstrap draw: as many clusters as there are, drawn with replacement, each
+    bringing all its rows."""
+    levels, codes = np.unique(cluster.astype(str), return_inverse=True)
+    members = [np.flatnonzero(codes == i) for i in range(len(levels))]
+    draw = rng.integers(0, len(levels), len(levels))
+    return np.concatenate([members[i] for i in draw])
+
+
+def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column of a (B, S) replicate matrix (NaN replicates ignored)."""
+    lo = (1 - level) / 2 * 100
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN interval
+            return np.nanpercentile(replicates, lo, axis=0), np.nanpercentile(replicates, 100 - lo, axis=0)
+
+
+def permutation_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Two-sided permutation p-value per column: (1 + #{|T*| >= |T|}) / (1 + R), R the non-NaN draws."""
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(null)
+        hits = (np.abs(null) >= np.abs(observed)[None, :] - 1e-12) & ok
+        p = (1 + hits.sum(axis=0)) / (1 + ok.sum(axis=0))
+    p = p.astype(float)
+    p[np.isnan(observed)] = np.nan
+    return p
+
+
+def permute_within(labels: np.ndarray, strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``labels`` shuffled within each stratum (a uniformly random permutation inside each)."""
+    out = labels.copy()
+    for s in np.unique(strata.astype(str)):
+        rows = np.flatnonzero(strata.astype(str) == s)
+        out[rows] = labels[rows[rng.permutation(len(rows))]]
+    return out
+
+
+def cluster_signs(cluster: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """+-1 per row, one fair coin per cluster: swaps Z1 and Z0 of whole clusters."""
+    levels, codes = np.unique(cluster.astype(str), return_inverse=True)
+    return rng.choice(np.array([-1.0, 1.0]), size=len(levels))[codes]
+
+
+def group_contrasts(values: np.ndarray, counts: np.ndarray, pol_group: dict[str, str], layout: Layout) -> np.ndarray:
+    """Per (group, pair): article-weighted rho of the group's politicians minus that of the others,
+    from per-politician rho ``values`` and ``counts`` (the first block of a statistics vector)."""
+    npairs = len(layout.pairs)
+    rho = values[:len(layout.politicians) * npairs].reshape(len(layout.politicians), npairs)
+    n = counts[:len(layout.politicians) * npairs].reshape(len(layout.politicians), npairs).astype(float)
+    w = np.where(np.isnan(rho), 0.0, n)
+    r = np.nan_to_num(rho)
+    out = np.full((len(layout.groups), npairs), np.nan)
+    labels = np.array([pol_group.get(p) for p in layout.politicians], dtype=object)
+    for gi, g in enumerate(layout.groups):
+        ins, outs = labels == g, labels != g
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = (w[ins] * r[ins]).sum(0) / w[ins].sum(0)
+            b = (w[outs] * r[outs]).sum(0) / w[outs].sum(0)
+        out[gi] = a - b
+    return out.ravel()
+
+
+def run_replicates(fn: Callable[[int], np.ndarray], count: int, jobs: int = 1) -> np.ndarray:
+    """(count, S) matrix of ``fn(0..count-1)``; ``jobs`` > 1 runs them in joblib worker processes.
+    Each replicate seeds itself from its index, so the result does not depend on ``jobs``."""
+    if count <= 0:
+        return np.zeros((0, 0))
+    if jobs == 1:
+        rows = [fn(i) for i in range(count)]
+    else:
+        from joblib import Parallel, delayed
+
+        rows = Parallel(n_jobs=jobs)(delayed(fn)(i) for i in range(count))
+    return np.stack(rows)

@@ -1,0 +1,88 @@
+"""What the outlet model sees: :class:`OutletFeatures`, and image embeddings computed once per file.
+
+Embeddings are cached per image *content* (sha256 of the file) and embedder (its name and
+``describe()``), in memory and, when a cache file is given, on disk (``OUT/cache/embeddings.npz``),
+so a rerun and every bootstrap replicate reuse them: replicates refit g, never re-embed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutletFeatures:
+    """N articles as the outlet model sees them (the input of :meth:`counterface.OutletModel.fit`).
+
+    ``embedding`` (N, D) float32 image features; ``politician`` (N,) str; ``covariates`` (N, C)
+    float64 (categorical columns one-hot, numeric as given).
+    """
+
+    embedding: np.ndarray
+    politician: np.ndarray
+    covariates: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.politician)
+
+    def take(self, rows: np.ndarray) -> "OutletFeatures":
+        return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows])
+
+
+def embedder_digest(embedder) -> str:
+    """Identifies what an embedder computes: its name and parameters."""
+    desc = json.dumps({"name": getattr(embedder, "name", ""), "params": embedder.describe()}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(desc.encode()).hexdigest()[:16]
+
+
+def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None, out_dir: Path | None = None,
+                batch: int = 32, progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict]:
+    """(len(paths), D) float32 rows, one per path; each distinct file is read and embedded once.
+
+    Returns the rows and ``{"images": distinct files, "embedded": newly embedded, "cached": reused}``.
+    """
+    from ..imageio import file_sha256, read_image, write_bytes
+
+    digest = embedder_digest(embedder)
+    cache: dict[str, np.ndarray] = {}
+    if cache_file is not None and Path(cache_file).is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                if str(z["embedder"]) == digest:
+                    cache = {k: row for k, row in zip(z["keys"].tolist(), z["rows"])}
+        except (OSError, ValueError, KeyError):
+            cache = {}  # an unreadable cache is rebuilt
+    by_path: dict[Path, str] = {}
+    for p in paths:
+        rp = Path(p).resolve()
+        if rp not in by_path:
+            by_path[rp] = file_sha256(rp)
+    todo = [(rp, sha) for rp, sha in by_path.items() if sha not in cache]
+    todo = list({sha: (rp, sha) for rp, sha in todo}.values())
+    for i in range(0, len(todo), batch):
+        chunk = todo[i:i + batch]
+        rows = np.asarray(embedder.embed([read_image(rp) for rp, _ in chunk]), np.float32)
+        if rows.ndim != 2 or len(rows) != len(chunk):
+            from ..errors import PluginError
+
+            raise PluginError(f"embedder {getattr(embedder, 'name', '')!r} returned shape {rows.shape} "
+                              f"for {len(chunk)} images; expected (N, D)")
+        for (_, sha), row in zip(chunk, rows):
+            cache[sha] = row
+        if progress:
+            progress(len(chunk))
+    if todo and cache_file is not None:
+        keys = sorted(cache)
+        buf = io.BytesIO()
+        np.savez(buf, embedder=np.array(digest), keys=np.array(keys), rows=np.stack([cache[k] for k in keys]))
+        write_bytes(cache_file, buf.getvalue(), out_dir=out_dir)
+    out = np.stack([cache[by_path[Path(p).resolve()]] for p in paths]).astype(np.float32)
+    return out, {"images": len(set(by_path.values())), "embedded": len(todo), "cached": len(set(by_path.values())) - len(todo)}

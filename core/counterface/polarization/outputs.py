@@ -1,0 +1,133 @@
+"""The files of ``counterface polarization`` (written atomically into OUT):
+
+* ``rho.csv``: politician, outlet_1, outlet_2, rho, ci_low, ci_high, n, p_placebo (with ``--group``,
+  also one row per group, politician = ``COLUMN=value``);
+* ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo;
+* ``articles.csv``: one row per article and outlet pair: its log-odds difference d;
+* ``polarization.json``: settings, versions, seeds, counts, warnings, g's held-out accuracy/log-loss;
+* ``forest.png``: rho with its interval per politician and outlet pair (needs matplotlib).
+
+Numbers are written with full precision (``repr``); an undefined value is an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..imageio import write_bytes, write_json
+from .analysis import Result
+from .data import Study
+
+RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo")
+SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
+
+
+def _num(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(float(v)) else repr(float(v))
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    return v
+
+
+def _csv(path: Path, columns: Sequence[str], rows: Sequence[dict], out_dir: Path) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_num(r.get(c)) for c in columns])
+    return write_bytes(path, buf.getvalue().encode("utf-8"), out_dir=out_dir)
+
+
+def rho_rows(res: Result, group_column: str | None = None) -> list[dict]:
+    lay, cls = res.layout, res.classes
+    rows = []
+    units = [(p, False) for p in lay.politicians] + [(g, True) for g in lay.groups]
+    for u, (label, is_group) in enumerate(units):
+        for j, (a, b) in enumerate(lay.pairs):
+            i = u * len(lay.pairs) + j
+            p = res.group_p[(u - len(lay.politicians)) * len(lay.pairs) + j] if is_group else res.p_placebo[i]
+            rows.append({"politician": f"{group_column}={label}" if is_group else label,
+                         "outlet_1": cls[a], "outlet_2": cls[b], "rho": res.values[i], "ci_low": res.ci_low[i],
+                         "ci_high": res.ci_high[i], "n": int(res.counts[i]), "p_placebo": p})
+    return rows
+
+
+def slant_rows(res: Result) -> list[dict]:
+    lay, cls = res.layout, res.classes
+    start = (len(lay.politicians) + len(lay.groups)) * len(lay.pairs)
+    rows = []
+    for k in range(lay.outlets):
+        i = start + k
+        ref = k == lay.reference
+        rows.append({"outlet": cls[k], "reference": cls[lay.reference], "slant": res.values[i],
+                     "ci_low": res.ci_low[i], "ci_high": res.ci_high[i], "n": int(res.counts[i]),
+                     "p_placebo": "" if ref else res.p_placebo[i]})
+    return rows
+
+
+def article_rows(study: Study, res: Result) -> list[dict]:
+    rows = []
+    for i, key in enumerate(study.keys):
+        for j, (a, b) in enumerate(res.layout.pairs):
+            rows.append({"key": key, "politician": study.politician[i], "outlet": study.outlet[i],
+                         "cluster": study.cluster[i], "fold": "" if res.folds is None else int(res.folds[i]),
+                         "outlet_1": res.classes[a], "outlet_2": res.classes[b], "d": res.contributions[i, j]})
+    return rows
+
+
+def forest_plot(path: Path, rows: Sequence[dict], out_dir: Path, level: float) -> Path | None:
+    """rho and its interval per row (politician x outlet pair); None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    labels = [f"{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}" for r in rows]
+    rho = np.array([r["rho"] for r in rows], float)
+    lo = np.array([r["ci_low"] for r in rows], float)
+    hi = np.array([r["ci_high"] for r in rows], float)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    ok = ~np.isnan(lo) & ~np.isnan(hi)
+    ax.hlines(y[ok], lo[ok], hi[ok], color="0.3", lw=2)
+    ax.plot(rho, y, "o", color="C0")
+    ax.axvline(0, color="0.6", ls="--", lw=1)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(f"rho_T (log-odds difference, Z1 vs Z0) with {level:.0%} bootstrap interval")
+    ax.set_title("Polarization by politician and outlet pair")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return write_bytes(path, buf.getvalue(), out_dir=out_dir)
+
+
+def write_all(out_dir: Path, study: Study, res: Result, record: dict, group_column: str | None = None,
+              plot: bool = True) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    rows = rho_rows(res, group_column)
+    paths = {
+        "rho": _csv(out_dir / "rho.csv", RHO_COLUMNS, rows, out_dir),
+        "slant": _csv(out_dir / "slant.csv", SLANT_COLUMNS, slant_rows(res), out_dir),
+        "articles": _csv(out_dir / "articles.csv",
+                         ("key", "politician", "outlet", "cluster", "fold", "outlet_1", "outlet_2", "d"),
+                         article_rows(study, res), out_dir),
+    }
+    if plot and rows:
+        p = forest_plot(out_dir / "forest.png", rows, out_dir, res.settings.get("level", 0.95))
+        if p is not None:
+            paths["forest"] = p
+    record = dict(record, outputs={k: v.name for k, v in paths.items()} | {"record": "polarization.json"})
+    paths["record"] = write_json(out_dir / "polarization.json", record, out_dir=out_dir)
+    return paths
