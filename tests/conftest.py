@@ -1,21 +1,19 @@
 """Shared test fixtures.
 
-``shared``: the read-only ``../shared`` folder beside the checkout (conformance data, real photos,
-published directions). Override with ``COUNTERFACE_SHARED``. Tests that need it are skipped when it
-is absent, except under CI (``CI`` set), where a missing folder fails them.
+``shared``: the test data in the repository, ``tests/data`` (conformance manifests and goldens,
+redistributable photos, the published direction files; sources and licences in its README). A clone
+runs every test without anything beside it.
 ``fakes``: the fake components of ``counterface.testing`` registered for one test.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared"))
+DATA = ROOT / "tests" / "data"
 
 # One thread is faster than two on the 2-core CI machines (see docs/performance.md) and keeps
 # results independent of the core count.
@@ -29,19 +27,15 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    if not SHARED.is_dir():
-        message = f"shared data folder not found at {SHARED}"
-        if os.environ.get("CI"):  # CI always has it: a missing folder must not silently skip half the suite
-            pytest.fail(message + " (CI must provide it)")
-        pytest.skip(message)
-    return SHARED
+    """``tests/data``: photos/, directions/, conformance/ (the repository's own copy, never skipped)."""
+    assert DATA.is_dir(), f"test data folder missing: {DATA}"
+    return DATA
 
 
 @pytest.fixture(scope="session")
 def conformance_dir(shared) -> Path:
-    d = shared / "conformance"
-    sys.path.insert(0, str(d))  # detweights.py is imported from there, never copied
-    return d
+    """Manifests and goldens; the deterministic weights are built by ``tests.conformance``."""
+    return shared / "conformance"
 
 
 @pytest.fixture(scope="session")

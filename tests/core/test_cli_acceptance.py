@@ -44,8 +44,8 @@ def tree(path: Path) -> dict[str, str]:
 @pytest.fixture
 def work(tmp_path, photos):
     """A folder with a photo, a no-face photo, a file, a manifest; inputs are hashed to check they survive."""
-    shutil.copy(photos / "obama_small.jpg", tmp_path / "face.jpg")
-    shutil.copy(photos / "eagle-no-face.jpg", tmp_path / "eagle.jpg")
+    shutil.copy(photos / "astronaut_small.jpg", tmp_path / "face.jpg")
+    shutil.copy(photos / "coffee-no-face.jpg", tmp_path / "eagle.jpg")
     (tmp_path / "afile").write_text("x")
     (tmp_path / "m.csv").write_text("path\nface.jpg\n")
     return tmp_path

@@ -65,20 +65,20 @@ def test_face_selection_and_set_options(photos, tmp_path):
 
 
 def test_no_face_is_one_line_and_exit_3(photos, tmp_path):
-    res = run("align", photos / "eagle-no-face.jpg", "-o", tmp_path / "o", "--aligner", "dlib")
+    res = run("align", photos / "coffee-no-face.jpg", "-o", tmp_path / "o", "--aligner", "dlib")
     assert res.exit_code == 3
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert lines == [f"error: {photos / 'eagle-no-face.jpg'}: no face found"]
+    assert lines == [f"error: {photos / 'coffee-no-face.jpg'}: no face found"]
     assert "Traceback" not in res.output
 
 
 def test_batch_of_photos_goes_on_after_a_failure(photos, tmp_path):
     out = tmp_path / "o"
-    res = run("align", photos / "eagle-no-face.jpg", photos / "obama_small.jpg", tmp_path / "missing.jpg",
+    res = run("align", photos / "coffee-no-face.jpg", photos / "astronaut_small.jpg", tmp_path / "missing.jpg",
               "-o", out, "--aligner", "dlib", "--size", 64)
     assert res.exit_code == 3  # the first failure's status
-    assert (out / "obama_small_face0.png").exists()
-    assert "eagle-no-face.jpg: no face found" in res.output and "missing.jpg" in res.output
+    assert (out / "astronaut_small_face0.png").exists()
+    assert "coffee-no-face.jpg: no face found" in res.output and "missing.jpg" in res.output
 
 
 def test_unreadable_image_and_unknown_aligner(tmp_path):

@@ -21,12 +21,12 @@ from tests.helpers import synthetic_photos, write_broken_images, write_manifest
 
 #: the tiny preset with fewer optimisation steps: the same code path, a few seconds per photo
 TINY = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2"]
-GOOD_PHOTOS = ["obama_small.jpg", "obama_16bit.png", "lin-manuel-miranda.png", "two_people.jpg", "obama_gray.jpg"]
+GOOD_PHOTOS = ["astronaut_small.jpg", "astronaut_16bit.png", "astronaut_rgba.png", "two_people.jpg", "astronaut_gray.jpg"]
 
 
 def make_broken(folder: Path, photos: Path) -> dict[str, str]:
     """Deliberately broken inputs (full paths) -> the failure reason each must get."""
-    reasons = write_broken_images(folder, (photos / "obama.jpg").read_bytes())
+    reasons = write_broken_images(folder, (photos / "astronaut.jpg").read_bytes())
     return {str(folder / name): reason for name, reason in reasons.items()}
 
 
@@ -59,8 +59,8 @@ def run_cli(args, env=None, **kw):
 def test_tiny_batch_of_the_shared_photos_and_broken_files(photos, tmp_path):
     good = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     expected_fail = make_broken(tmp_path / "broken", photos)
-    expected_fail[str(photos / "eagle-no-face.jpg")] = "no_face"
-    expected_fail[str(photos / "obama-240p.jpg")] = "face_too_small"  # ~60 px face < --min-face 80
+    expected_fail[str(photos / "coffee-no-face.jpg")] = "no_face"
+    expected_fail[str(photos / "astronaut_240p.jpg")] = "face_too_small"  # ~60 px face < --min-face 80
     files = good + [Path(p) for p in expected_fail if "broken" in p]
     manifest = write_manifest(tmp_path / "m.csv", files)
     out = tmp_path / "out"
@@ -117,7 +117,7 @@ def test_a_killed_batch_resumes_with_every_pair_intact(photos, tmp_path, sig):
 
 @pytest.mark.slow
 def test_shards_from_the_cli_cover_the_manifest_once(photos, tmp_path):
-    files = [photos / n for n in GOOD_PHOTOS] + [photos / "eagle-no-face.jpg"]
+    files = [photos / n for n in GOOD_PHOTOS] + [photos / "coffee-no-face.jpg"]
     manifest = write_manifest(tmp_path / "m.csv", files)
     out = tmp_path / "out"
     seen = []
@@ -135,7 +135,7 @@ def test_shards_from_the_cli_cover_the_manifest_once(photos, tmp_path):
 
 @pytest.mark.slow
 def test_workers_give_the_same_bytes_as_one_process(photos, tmp_path):
-    files = [photos / n for n in ("obama_small.jpg", "lin-manuel-miranda.png")]  # one per worker
+    files = [photos / n for n in ("astronaut_small.jpg", "astronaut_rgba.png")]  # one per worker
     manifest = write_manifest(tmp_path / "m.csv", files + [tmp_path / "missing.jpg"])
     outs = {}
     for w in (0, 2):

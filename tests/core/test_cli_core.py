@@ -18,7 +18,7 @@ def cli(*args, env=None):
 
 @pytest.fixture
 def bad_files(tmp_path, photos):
-    good = (photos / "obama.jpg").read_bytes()
+    good = (photos / "astronaut.jpg").read_bytes()
     files = {
         "corrupt.jpg": good[:200] + bytes(range(256)) * 8,
         "text.jpg": b"Dear editor,\nthis is a letter, not a photo.\n",
@@ -56,9 +56,9 @@ def test_plugins_and_presets_list_the_reference_components():
 
 
 def test_unknown_component_and_bad_set_are_one_line(tmp_path, photos):
-    r = cli("edit", photos / "obama.jpg", "--preset", "tiny", "--tuner", "ptl", "-o", tmp_path)
+    r = cli("edit", photos / "astronaut.jpg", "--preset", "tiny", "--tuner", "ptl", "-o", tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == "error: unknown tuner 'ptl' (did you mean 'pti'?); valid: pti"
-    r = cli("edit", photos / "obama.jpg", "--preset", "tiny", "--set", "tuner.stepz=3", "-o", tmp_path)
+    r = cli("edit", photos / "astronaut.jpg", "--preset", "tiny", "--set", "tuner.stepz=3", "-o", tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "stepz" in r.stderr
     r = cli("--threads", "zero", "plugins")
     assert r.returncode == 2 and "--threads" in r.stderr
@@ -69,7 +69,7 @@ def test_offline_smilegan_names_the_missing_file(tmp_path, photos):
 
     env = dict(os.environ, COUNTERFACE_OFFLINE="1", COUNTERFACE_HOME=str(tmp_path / "home"),
                TORCH_HOME=str(tmp_path / "torch"))
-    r = cli("edit", photos / "obama.jpg", "--aligner", "dlib", "-o", tmp_path / "out", env=env)
+    r = cli("edit", photos / "astronaut.jpg", "--aligner", "dlib", "-o", tmp_path / "out", env=env)
     assert r.returncode == 4, r.stderr
     line = r.stderr.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line

@@ -25,7 +25,7 @@ def test_tiny_batch_and_evaluate_measure_lpips_offline_by_default(photos, tmp_pa
     run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *map(str, a)], capture_output=True,
                                     text=True, timeout=900, env=env)
     # one optimisation step each: the metric backbone, not the tuning, is under test
-    r = run("batch", photos / "obama_small.jpg", "-o", out, "--preset", "tiny", "--set", "tuner.latent_steps=1",
+    r = run("batch", photos / "astronaut_small.jpg", "-o", out, "--preset", "tiny", "--set", "tuner.latent_steps=1",
             "--set", "tuner.tune_steps=1")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]

@@ -96,7 +96,7 @@ def test_missing_matplotlib_is_a_one_line_error(fakes, tmp_path, monkeypatch):
 def test_figures_from_a_tiny_preset_sweep(photos, tmp_path):
     """The issue's check: both PNGs from a tiny-preset sweep of real photos (subprocesses). One sweep
     serves both figures; a separate one-alpha batch with ``--sweep`` is covered on the fakes above."""
-    manifest = write_manifest(tmp_path / "m.csv", [photos / "obama_small.jpg", photos / "lin-manuel-miranda.png"],
+    manifest = write_manifest(tmp_path / "m.csv", [photos / "astronaut_small.jpg", photos / "astronaut_rgba.png"],
                               ["Obama", "Miranda"])
     tiny = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2", "--lpips", "random"]
     run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *a], capture_output=True, text=True, timeout=1200)

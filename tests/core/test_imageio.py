@@ -94,12 +94,12 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path):
 
 
 def test_real_odd_mode_photos(photos):
-    ref = imageio.read_image(photos / "obama.jpg")
-    for name in ("obama_gray.jpg", "obama_cmyk.jpg", "obama_exif_rotated.jpg", "obama_16bit.png",
-                 "lin-manuel-miranda.png", "32bit.png"):
+    ref = imageio.read_image(photos / "astronaut.jpg")
+    for name in ("astronaut_gray.jpg", "astronaut_cmyk.jpg", "astronaut_exif_rotated.jpg", "astronaut_16bit.png",
+                 "astronaut_rgba.png", "hopper_rgba.png"):
         out = imageio.read_image(photos / name)
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
-    rot = imageio.read_image(photos / "obama_exif_rotated.jpg")
+    rot = imageio.read_image(photos / "astronaut_exif_rotated.jpg")
     assert rot.shape == ref.shape  # upright once EXIF is honoured
 
 

@@ -442,7 +442,7 @@ def test_import_refuses_what_cannot_be_a_checkpoint(tmp_path, photos):
     import torch
 
     spec("model.pt", sha256=None, size=None)
-    for bad, why in [(photos / "obama_small.jpg", "not a PyTorch checkpoint"),
+    for bad, why in [(photos / "astronaut_small.jpg", "not a PyTorch checkpoint"),
                      (tmp_path / "page.pt", "web page"), (tmp_path / "empty.pt", "not a PyTorch checkpoint")]:
         if bad.parent == tmp_path:
             bad.write_bytes(b"<!DOCTYPE html><html>quota</html>" if "page" in bad.name else b"")

@@ -1,8 +1,8 @@
 """Session-scoped real-format checkpoint files rebuilt from the conformance manifests.
 
-Each fixture writes the deterministic checkpoint once per test session (``detweights`` from
-``../shared/conformance``, never copied) in exactly the layout of the released file, so the public
-loaders are exercised on the real key names, shapes and containers.
+Each fixture writes the deterministic checkpoint once per test session (``tests.conformance`` from
+the manifests in ``tests/data/conformance``) in exactly the layout of the released file, so the
+public loaders are exercised on the real key names, shapes and containers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 
 def _build(conformance_dir, manifest: str, *, bare: bool = False):
-    import detweights as dw
+    from tests import conformance as dw
 
     m = dw.load_manifest(conformance_dir / manifest)
     c = dw.load_constants(conformance_dir / "constants.npz")

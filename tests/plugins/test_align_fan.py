@@ -117,7 +117,7 @@ def test_cli_reports_missing_fan_weights_with_exit_4(torch_home, photos, tmp_pat
 
     from counterface.cli import cli
 
-    res = CliRunner().invoke(cli, ["align", str(photos / "obama_small.jpg"), "-o", str(tmp_path / "o"),
+    res = CliRunner().invoke(cli, ["align", str(photos / "astronaut_small.jpg"), "-o", str(tmp_path / "o"),
                                    "--aligner", "fan", "--set", "aligner.detector=dlib"])
     assert res.exit_code == 4
     assert "2DFAN4-11f355bf06.pth.tar" in res.output and "Traceback" not in res.output

@@ -1,6 +1,6 @@
 """ArcFace IR-SE50: the real-format file loads through the public loader and matches the goldens.
 
-The checkpoint is rebuilt from ``../shared/conformance/arcface_ir_se50.json`` (detweights) in the
+The checkpoint is rebuilt from ``tests/data/conformance/arcface_ir_se50.json`` (detweights) in the
 real ``model_ir_se50.pth`` layout (a bare state dict); goldens and tolerances are those of the
 conformance README.
 """
@@ -16,6 +16,7 @@ import torch
 import counterface
 import counterface_nets
 from counterface.errors import WeightsError
+from tests import conformance as cf
 from counterface_nets import irse
 
 ATOL_EMB = 1e-5
@@ -24,7 +25,7 @@ ATOL_FEAT = 2e-4
 
 @pytest.fixture(scope="module")
 def goldens(conformance_dir):
-    return np.load(conformance_dir / "goldens.npz")
+    return cf.load_goldens(conformance_dir)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import counterface
 from counterface import ConfigError, WeightsError
 from counterface_directions import directions as d
 
-HASHES = {  # ../shared/directions/README.md (verified copies of encoder4editing@99ea505)
+HASHES = {  # tests/data/README.md (verified copies of encoder4editing@99ea505)
     "smile.pt": "817a7e732b59dee9eba862bec8bd7e8373568443bc9f9731a21cf9b0356f0653",
     "age.pt": "50074516b1629707d89b5e43d6b8abd1792212fa3b961a87a11323d6a5222ae0",
     "pose.pt": "736e0eacc8488fa0b020a2e7bd256b957284c364191dfea693705e5d06d43e7d",

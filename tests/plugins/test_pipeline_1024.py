@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_edit_1024_end_to_end(det_e4e_file, det_arcface_file, shared, photos, tmp_path):
-    photo_path = photos / "obama-240p.jpg"
+    photo_path = photos / "astronaut_240p.jpg"
     args = [
         "pairs", str(photo_path), "--preset", "smilegan-pti", "--aligner", "dlib", "--alpha", "1.5",
         "--set", f"inverter.weights={json.dumps(str(det_e4e_file))}",
@@ -36,9 +36,9 @@ def test_edit_1024_end_to_end(det_e4e_file, det_arcface_file, shared, photos, tm
     r = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     photo = read_image(photo_path)
-    z1, z0 = read_image(tmp_path / "obama-240p_face0_z1.png"), read_image(tmp_path / "obama-240p_face0_z0.png")
+    z1, z0 = read_image(tmp_path / "astronaut_240p_face0_z1.png"), read_image(tmp_path / "astronaut_240p_face0_z0.png")
     assert z1.shape == z0.shape == photo.shape
-    side = json.loads((tmp_path / "obama-240p_face0_z1.json").read_text())
+    side = json.loads((tmp_path / "astronaut_240p_face0_z1.json").read_text())
     assert side["face"]["size"] == 1024
     assert side["components"]["generator"]["params"]["family"] == "stylegan2-ffhq-1024"
     assert side["components"]["direction"]["params"]["default_layers"] == [4, 5, 6]

@@ -18,16 +18,12 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 HERE = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COUNTERFACE_SHARED", HERE.parents[2] / "shared"))  # ../shared beside the checkout
-PHOTO = SHARED / "photos" / "obama_small.jpg"
+PHOTO = HERE.parents[1] / "tests" / "data" / "photos" / "astronaut_small.jpg"  # counterface's test data
 
 
 @pytest.fixture
 def shared_photo():
-    if not PHOTO.is_file():
-        if os.environ.get("CI"):  # CI always has the shared folder: never skip there
-            pytest.fail(f"shared photos not found at {PHOTO}")
-        pytest.skip(f"shared photos not found at {PHOTO}")
+    assert PHOTO.is_file(), f"test photo missing: {PHOTO}"
     return str(PHOTO)
 
 
