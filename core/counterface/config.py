@@ -20,6 +20,7 @@ old component are dropped (they belong to another component). The TOML file uses
 from __future__ import annotations
 
 import copy
+import math
 import re
 import sys
 from pathlib import Path
@@ -38,11 +39,36 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 def parse_value(text: str) -> Any:
     """Parse a ``--set`` value: a TOML literal (number, bool, string, array, inline table) or, failing
-    that, the text itself as a string."""
+    that, the text itself as a string. A number that is not finite (``nan``, ``inf``, also spelled as
+    text such as ``NaN`` or ``Infinity``) is a :class:`ConfigError`."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        value = text
+        try:
+            as_number = float(text)
+        except ValueError:
+            return value
+        if not math.isfinite(as_number):
+            raise ConfigError(f"not a finite number: {text!r}") from None
+        return value
+    try:
+        check_finite(value, "")
+    except ConfigError:
+        raise ConfigError(f"not a finite number: {text!r}") from None
+    return value
+
+
+def check_finite(value: Any, where: str) -> None:
+    """Raise :class:`ConfigError` when ``value`` is, or contains (lists, tables), a NaN or an infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"not a finite number in {where}: {value}" if where else f"not a finite number: {value}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(v, f"{where}.{k}" if where.isidentifier() else where)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            check_finite(v, where)
 
 
 def parse_set(item: str) -> tuple[str, str, Any]:
@@ -55,7 +81,10 @@ def parse_set(item: str) -> tuple[str, str, Any]:
     param = param or "name"
     if not _KEY.match(section) or not _KEY.match(param) or "." in param:
         raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
-    return section, param, parse_value(value.strip())
+    try:
+        return section, param, parse_value(value.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"--set {key}: {exc}") from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -66,6 +95,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {p}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML in {p}: {exc}") from None
+    for section, values in data.items():
+        check_finite(values, f"{p} [{section}]")
     return data
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -192,9 +193,32 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, out_dir: str | os.PathL
 
 def write_json(path: str | os.PathLike, obj: Any, *, out_dir: str | os.PathLike | None = None,
                inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Atomically write ``obj`` as indented JSON (numpy scalars and arrays converted)."""
-    data = json.dumps(obj, indent=2, default=_json_default, sort_keys=False).encode() + b"\n"
+    """Atomically write ``obj`` as indented, strict JSON (numpy scalars and arrays converted).
+
+    JSON has no NaN or infinity: a non-finite float (e.g. a metric of an empty region) is written as
+    ``null``, which readers take as "no value"; ``json.loads`` of every sidecar works in any language."""
+    data = dumps_json(obj, indent=2).encode() + b"\n"
     return write_bytes(path, data, out_dir=out_dir, inputs=inputs)
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` as strict JSON: numpy/torch/Path values converted, NaN and infinities as ``null``."""
+    return json.dumps(finite_or_none(obj), default=_json_default, allow_nan=False, **kwargs)
+
+
+def finite_or_none(obj: Any) -> Any:
+    """A copy of ``obj`` with every non-finite float (also in numpy scalars and arrays) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return finite_or_none(obj.tolist())
+    if type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "tolist"):  # a tensor (torch not imported here)
+        return finite_or_none(obj.detach().cpu().tolist())
+    return obj
 
 
 def _json_default(o: Any):

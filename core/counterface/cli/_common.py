@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from typing import Any, Callable
@@ -19,6 +20,38 @@ _OPTION_HELP = {
     "pi1": "pi_1 operator, the Z1 image: shift (default: alpha along the normal) or on (see `counterface plugins`).",
     "pi0": "pi_0 operator, the Z0 image: reconstruction (default), original, negate, off or neutral.",
 }
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses NaN and infinities, and values outside ``[min, max]`` when given
+    (click's FloatRange alone lets ``nan`` through every bound)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param, ctx) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def finite(min: float | None = None, max: float | None = None, *, min_open: bool = False,
+           max_open: bool = False) -> FiniteFloat:
+    """The type of a numeric option: finite, optionally within a range (``type=finite(min=0)``)."""
+    return FiniteFloat(min=min, max=max, min_open=min_open, max_open=max_open)
+
+
+def finite_number(text: Any, option: str) -> float:
+    """``text`` as a finite float, or a ConfigError naming ``option`` (values parsed by hand, e.g. lists)."""
+    from ..errors import ConfigError
+
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} expects numbers, got {text!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{option} expects finite numbers, got {text!r}")
+    return number
 
 
 class CounterfaceGroup(click.Group):
@@ -180,14 +213,14 @@ def operator_options(func: Callable) -> Callable:
     --distance, --keep, --watch, --target-score. The command receives them as one dict,
     ``operator_settings``; :func:`apply_operator_settings` folds it into a resolved configuration."""
     opts = [
-        click.option("--distance", "distance", type=float, multiple=True, metavar="D",
+        click.option("--distance", "distance", type=finite(), multiple=True, metavar="D",
                      help="Target signed distance of the on/off operator (default: the boundary's on_distance / "
                           "off_distance); one for all, or one per --direction."),
         click.option("--keep", multiple=True, metavar="NAME",
                      help="Attribute whose signed distance the edit must not change (conditioning; repeatable)."),
         click.option("--watch", multiple=True, metavar="NAME",
                      help="Attribute whose leakage n.(w1 - w0) is recorded as leakage_<attribute> (repeatable)."),
-        click.option("--target-score", type=float, default=None, metavar="S",
+        click.option("--target-score", type=finite(), default=None, metavar="S",
                      help="With --alpha auto: the scorer's value to reach (the smallest alpha that does is used)."),
     ]
     for opt in reversed(opts):
@@ -219,6 +252,8 @@ def parse_alpha_option(values) -> Any:
             out.append(float(v))
         except ValueError:
             raise ConfigError(f"invalid --alpha {v!r}; use a number (repeat once per --direction) or auto") from None
+        if not math.isfinite(out[-1]):
+            raise ConfigError(f"invalid --alpha {v!r}: not a finite number")
     return out[0] if len(out) == 1 else out
 
 

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..errors import CounterfaceError, UnknownComponentError
-from ._common import check_output_dir, is_photo_error, photo_error, pipeline_options, resolve_config
+from ._common import check_output_dir, finite, is_photo_error, photo_error, pipeline_options, resolve_config
 
 
 def aligner_config(preset, config_file, components, sets) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -84,7 +84,7 @@ def _unique_stem(path: Path, seen: dict[str, int]) -> str:
 @pipeline_options
 @click.option("--face", default="all", show_default=True,
               help="Which faces: largest, all, or an index N (0-based, largest first).")
-@click.option("--min-face", type=click.FloatRange(min=0), default=0, show_default=True, metavar="PX",
+@click.option("--min-face", type=finite(min=0), default=0, show_default=True, metavar="PX",
               help="Skip faces narrower than PX photo pixels.")
 @click.option("--size", type=click.IntRange(min=8), default=None, metavar="N",
               help="Crop side in pixels (default: the aligner's, 1024 for FFHQ; e4e reads 256).")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from ._common import check_output_dir, pipeline_options, progress_enabled, resolve_config
+from ._common import check_output_dir, finite, finite_number, pipeline_options, progress_enabled, resolve_config
 from .edit import _prepare
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
@@ -31,10 +30,7 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
             part = part.strip()
             if not part:
                 continue
-            try:
-                out.append(float(part))
-            except ValueError:
-                raise ConfigError(f"--alpha expects numbers, got {part!r}") from None
+            out.append(finite_number(part, "--alpha"))
     return out
 
 
@@ -157,7 +153,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
 @click.option("--label", default=None, metavar="COLUMN", help="Manifest column naming each face (default: the key).")
 @click.option("--max", "max_faces", type=click.IntRange(min=1), default=12, show_default=True,
               help="Faces shown in Figure 2.")
-@click.option("--alpha", "alpha", type=float, default=None, help="Which alpha Figure 2 shows (default: the largest).")
+@click.option("--alpha", "alpha", type=finite(), default=None, help="Which alpha Figure 2 shows (default: the largest).")
 @click.option("-o", "--output", "fig_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to save the PNGs (default: OUT/figures).")
 def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
