@@ -91,7 +91,9 @@ class Boundary:
         norms = n.norm(dim=1, keepdim=True)
         if bool((norms < 1e-12).any()):
             raise ConfigError("boundary normal has a zero row")
-        self.normal = (n.double() / norms.double()).float().contiguous()
+        if bool(((norms - 1).abs() > 1e-6).any()):  # unit rows are kept bit for bit (files round-trip)
+            n = (n.double() / norms.double()).float()
+        self.normal = n.contiguous()
         if self.intercept is not None:
             b = torch.as_tensor(self.intercept).detach().to("cpu", torch.float32).reshape(-1)
             if b.numel() == 1 and self.rows > 1:
@@ -193,6 +195,12 @@ class Boundary:
         for k, v in self.meta.items():
             out.setdefault(k, v)
         return out
+
+
+def same_family(a: str | None, b: str | None) -> bool:
+    """False only when both families are known and differ (``''`` and ``'any'`` match every family)."""
+    unknown = ("", "any", None)
+    return a in unknown or b in unknown or a == b
 
 
 # -- geometry --------------------------------------------------------------------------------------
@@ -438,7 +446,7 @@ def calibration_for(name: str, b: Boundary) -> Boundary | None:
         c = load_boundary(path)
     except WeightsError:
         return None
-    if c.w_dim != b.w_dim or not c.has_intercept or (c.family and b.family and c.family != b.family):
+    if c.w_dim != b.w_dim or not c.has_intercept or not same_family(c.family, b.family):
         return None
     rows = max(c.rows, b.rows)
     cos = [float(c.row_normal(min(l, c.rows - 1)) @ b.row_normal(min(l, b.rows - 1))) for l in range(rows)]

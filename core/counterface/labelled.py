@@ -133,11 +133,10 @@ class LatentCache:
         write_bytes(self.path, buf.getvalue())
 
 
-def read_photos(source: str | Path, label: str, pipe, cache_path: str | Path,
-                progress: Callable[[str], None] | None = None) -> Examples:
-    """Examples from labelled photos inverted through ``pipe`` (a :class:`counterface.pipeline.Pipeline`)."""
+def manifest_labels(source: str | Path, label: str) -> tuple[list, list[float | None]]:
+    """(manifest items, their label values or None) of a labelled manifest; ConfigError for a
+    missing label column or an unreadable label."""
     from .batch import read_manifest
-    from .imageio import read_image
     from .learn import parse_label
 
     items = read_manifest(source)
@@ -147,15 +146,26 @@ def read_photos(source: str | Path, label: str, pipe, cache_path: str | Path,
     if label not in columns:
         have = ", ".join(columns) if columns else "none: a folder has no label columns, use a CSV or JSONL manifest"
         raise ConfigError(f"{source}: no label column {label!r} (columns: {have})")
+    values = []
+    for it in items:
+        try:
+            values.append(parse_label(it.meta.get(label)))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: row {it.key!r}: {exc}") from None
+    return items, values
+
+
+def read_photos(source: str | Path, label: str, pipe, cache_path: str | Path,
+                progress: Callable[[str], None] | None = None) -> Examples:
+    """Examples from labelled photos inverted through ``pipe`` (a :class:`counterface.pipeline.Pipeline`)."""
+    from .imageio import read_image
+
+    items, labels = manifest_labels(source, label)
     digest = config_digest(pipe.config)
     cache = LatentCache(cache_path)
     latents, values, keys, shas, skipped = [], [], [], [], []
     inverted = cached = 0
-    for it in items:
-        try:
-            v = parse_label(it.meta.get(label))
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: row {it.key!r}: {exc}") from None
+    for it, v in zip(items, labels):
         if v is None:
             skipped.append((it.key, "no label"))
             continue

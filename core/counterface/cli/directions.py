@@ -14,6 +14,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
+from ..boundary import same_family
 from ..errors import ConfigError
 from ._common import CounterfaceGroup, resolve_config
 
@@ -103,7 +104,7 @@ def _conditioning(specs: tuple[str, ...], w_dim: int, family: str | None, rows: 
         if o.w_dim != w_dim:
             raise ConfigError(f"--orthogonal-to {spec}: a {o.w_dim}-dimensional boundary (family "
                               f"{o.family or 'unknown'!r}) for {w_dim}-dimensional latents")
-        if family and o.family and o.family != family:
+        if not same_family(o.family, family):
             raise ConfigError(f"--orthogonal-to {spec}: a boundary of family {o.family!r}, the latents are {family!r}")
         if o.shared:
             n = o.normal[0].double().numpy()
@@ -197,12 +198,15 @@ def learn_cmd(input_path, label, output, threshold, keep_extremes, layers, ortho
                                   f"{pipe.config.get('preset')!r} ({gfam}) has w_dim {w_dim}")
             if lat.ndim == 3 and lat.shape[1] != num_ws:
                 raise ConfigError(f"{src}: latents with {lat.shape[1]} W+ rows, but the generator ({gfam}) has {num_ws}")
-            if fam and gfam and fam != gfam:
+            if not same_family(fam, gfam):
                 raise ConfigError(f"{src}: latents of family {fam!r}, but the generator is {gfam!r}")
             fam = gfam or fam
     else:
         if not label:
             raise ConfigError("--label COLUMN is required: the manifest column holding the labels")
+        _, values = labelled.manifest_labels(src, label)  # refuse bad labels before inverting anything
+        pre = np.array([np.nan if v is None else v for v in values], np.float64)
+        learn.check_classes(learn.binarize(pre, threshold, keep_extremes)[1], min_per_class)
         pipe = _pipeline(preset, config_file, components, sets)
         cache = Path(cache_path) if cache_path else out.absolute().parent / "counterface-latents.npz"
         ex = labelled.read_photos(src, label, pipe, cache, progress=lambda m: click.echo(m, err=True))
@@ -280,20 +284,24 @@ def calibrate_cmd(spec, samples, scorer, output, threshold, keep_extremes, refit
     from ..labelled import generator_shape
     from ..pipeline import to_image
 
-    try:
-        given = resolve_boundary(spec)
-    except ConfigError:
-        if find_boundary_file(spec) is not None or spec in registry.entries("direction"):
-            raise
-        given = None  # an attribute without a direction yet: the normal is fitted
     pipe = _pipeline(preset, config_file, components, sets)
+    configured = (pipe.config.get("direction") or {}).get("name")
+    if spec == configured and spec != "boundary":  # the preset's own direction, with its parameters
+        given = pipe.component("direction").boundary
+    else:
+        try:
+            given = resolve_boundary(spec)
+        except ConfigError:
+            if find_boundary_file(spec) is not None or spec in registry.entries("direction"):
+                raise
+            given = None  # an attribute without a direction yet: the normal is fitted
     g = pipe.generator
     gfam, num_ws, w_dim = generator_shape(g)
     if given is not None:
         if given.w_dim != w_dim:
             raise ConfigError(f"{spec}: a {given.w_dim}-dimensional boundary (family {given.family or 'unknown'!r}), "
                               f"but the generator ({gfam}) has w_dim {w_dim}")
-        if given.family and gfam and given.family != gfam:
+        if not same_family(given.family, gfam):
             raise ConfigError(f"{spec}: a boundary for {given.family!r}, but the generator is {gfam!r}")
     attribute = given.attribute if given is not None else spec
     scorer_name = scorer or attribute
