@@ -48,3 +48,13 @@ class WeightsError(CounterfaceError):
 
 class OutputError(CounterfaceError):
     """An output path is unsafe (outside the output folder, or an input file)."""
+
+
+class TargetNotFoundError(NoFaceError):
+    """``--face match``: no face in the photo is similar enough to the reference person (batch failure
+    reason ``target_not_found``); the photo is not edited rather than a guess."""
+
+
+class ReferencePhotoError(ConfigError):
+    """A reference photo for ``--face match`` is missing, unreadable or shows no face (batch failure
+    reason ``bad_reference``)."""

@@ -24,11 +24,13 @@ PATH_COLUMNS = ("path", "image", "file", "filename")
 
 @dataclass(frozen=True)
 class Item:
-    """One input photo: ``key`` (stable across machines), the resolved ``path`` and user columns."""
+    """One input photo: ``key`` (stable across machines), the resolved ``path`` and user columns;
+    ``base``: the manifest's folder, from which relative paths in its columns (``reference``) are read."""
 
     key: str
     path: Path
     meta: Mapping[str, Any] = field(default_factory=dict)
+    base: Path | None = None
 
 
 def _is_hidden(rel: Path) -> bool:
@@ -62,7 +64,7 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
     path = path.absolute()
     key = str(row["id"]) if row.get("id") not in (None, "") else raw
     meta = {k: v for k, v in row.items() if k != col and k is not None}
-    return Item(key=key, path=path, meta=meta)
+    return Item(key=key, path=path, meta=meta, base=base)
 
 
 def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:
