@@ -152,9 +152,10 @@ class Inverter(Component):
 class Tuner(Component):
     """Refines the latent and tunes the generator around it (steps 3 and 4).
 
-    ``tune(generator, w_init, target, mouth_mask=None, identity=None, progress=None)``:
+    ``tune(generator, w_init, target, region_mask=None, identity=None, progress=None)``:
     ``w_init`` (num_ws, w_dim) from the inverter; ``target`` (1, 3, R, R) in [-1, 1], the aligned
-    face at the generator's resolution; ``mouth_mask`` (1, 1, R, R) in [0, 1] or None; ``identity``
+    face at the generator's resolution; ``region_mask`` (1, 1, R, R) in [0, 1] or None, the edited
+    attribute's region (:meth:`counterface.AlignedFace.region` of the direction's ``region``); ``identity``
     an :class:`IdentityEncoder` or None. Returns a :class:`~counterface.types.Pivot` holding only the
     tensors it changed. The generator passed in must be left exactly as it was on return.
     Reproducible: same inputs and ``seed`` give the same pivot.
@@ -171,7 +172,7 @@ class Tuner(Component):
         generator: Generator,
         w_init: "torch.Tensor",
         target: "torch.Tensor",
-        mouth_mask: "torch.Tensor | None" = None,
+        region_mask: "torch.Tensor | None" = None,
         identity: "IdentityEncoder | None" = None,
         progress: Callable[[dict[str, float]], None] | None = None,
     ) -> "Pivot": ...
@@ -185,12 +186,18 @@ class AttributeDirection(Component):
     ``default_layers``; rows outside are returned bit-identical). ``attribute`` names what it edits
     (``'smile'``), ``family`` the latent space it belongs to; applying it to a latent of another
     family raises :class:`~counterface.errors.ConfigError`. The result is on ``w``'s device and dtype.
+
+    ``region``: where the attribute lives on the aligned face, for the tuner's region loss and the
+    metrics: a :class:`counterface.types.Region`, a name (``'mouth'``, ``'eyes'``, ``'face'``),
+    landmark indices or a builder ``face -> mask``; ``None`` = the aligner's own region if any, else
+    the whole face.
     """
 
     kind = "direction"
     attribute: str = ""
     family: str = ""
     default_layers: Sequence[int] | None = None
+    region: Any = None
 
     @abstractmethod
     def apply(self, w: "torch.Tensor", alpha: float, layers: Sequence[int] | None = None) -> "torch.Tensor": ...

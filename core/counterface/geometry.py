@@ -350,3 +350,22 @@ def polygon_area(points: Sequence[Sequence[float]]) -> float:
     p = np.asarray(points, dtype=np.float64)
     x, y = p[:, 0], p[:, 1]
     return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def landmark_mask(crop_landmarks: np.ndarray, indices, size: int, dilate: float = 0.03) -> np.ndarray:
+    """(size, size) float32 in {0, 1}: the convex hull of the landmarks ``indices`` (crop pixels),
+    dilated by ``dilate * size`` pixels; all zeros when a chosen landmark is not finite."""
+    import cv2
+
+    pts = np.asarray(crop_landmarks, dtype=np.float64)[list(indices)]
+    mask = np.zeros((size, size), np.uint8)
+    if len(pts) == 0 or not np.all(np.isfinite(pts)):
+        return mask.astype(np.float32)
+    shift = 4
+    hull = cv2.convexHull(np.rint(pts * (1 << shift)).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=shift)
+    r = int(round(max(dilate, 0.0) * size))
+    if r > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask.astype(np.float32)

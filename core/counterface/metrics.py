@@ -10,11 +10,12 @@ What each number means (higher is better unless said otherwise):
     Cosine similarity of the identity embeddings of the original face and the edited face, both
     cut from their photos with the *same* alignment matrix (1 = same embedding).
 ``psnr_outside`` / ``lpips_outside``
-    Preservation of the face outside the mouth region: the aligned crops of the original and edited
-    photos compared where the mouth region mask is 0 (PSNR in dB, ``inf`` for identical pixels;
-    LPIPS, lower is better, 0 for identical pixels). For LPIPS the mouth region of the edited crop is
-    replaced by the original's before comparing, so a change inside the mouth cannot leak into the
-    score through the network's receptive field.
+    Preservation of the face outside the edited attribute's region (``Evaluator.region``: the
+    direction's :class:`~counterface.types.Region`, the mouth for smile, the eyes for glasses): the
+    aligned crops of the original and edited photos compared where the region mask is 0 (PSNR in dB,
+    ``inf`` for identical pixels; LPIPS, lower is better, 0 for identical pixels). For LPIPS the
+    region of the edited crop is replaced by the original's before comparing, so a change inside it
+    cannot leak into the score through the network's receptive field.
 ``unchanged_outside_blend``
     Fraction of photo pixels outside the blend mask (m == 0) that are bit-identical to the input
     (1.0 is the blender's contract).
@@ -142,9 +143,17 @@ def mouth_region(landmark_sets: Sequence[np.ndarray], size: int, dilate: float =
 
     The region that a smile edit is allowed to change; everything else should be preserved.
     """
+    return landmark_region(landmark_sets, size, range(48, 68), dilate)
+
+
+def landmark_region(landmark_sets: Sequence[np.ndarray], size: int, indices, dilate: float = 0.25) -> np.ndarray:
+    """(size, size) bool: the convex hull of the landmarks ``indices`` of every set given (crop
+    pixels), grown by ``dilate`` times the widest such hull: the region an edit of that attribute
+    may change (:class:`counterface.types.Region`: the mouth for smile, the eyes for glasses)."""
     import cv2
 
-    pts = [np.asarray(lm, dtype=np.float64)[MOUTH] for lm in landmark_sets if lm is not None]
+    idx = list(indices)
+    pts = [np.asarray(lm, dtype=np.float64)[idx] for lm in landmark_sets if lm is not None]
     out = np.zeros((size, size), dtype=np.uint8)
     if not pts:
         return out.astype(bool)
@@ -381,6 +390,22 @@ class Evaluator:
     size: int = 256
     psnr_cap: float = 100.0
     lpips_net: str = ""  # recorded in each row next to the LPIPS numbers
+    region: Any = None  # the edited attribute's Region (name, indices...); None = the mouth (smile)
+
+    def edit_region(self, sets: Sequence[np.ndarray], face: "AlignedFace", factor: float) -> np.ndarray:
+        """(size, size) bool: the region the edit may change, in the metrics' crop (the union of the
+        region's landmark hulls on the original and the edited faces, grown by its ``metric_dilate``)."""
+        from .types import resolve_region
+
+        r = resolve_region("mouth" if self.region is None else self.region)
+        if r.builder is None:
+            return landmark_region(sets, self.size, r.landmarks, r.metric_dilate)
+        from .types import AlignedFace
+
+        m = scale_matrix(face.matrix, factor)
+        small = AlignedFace(landmarks=face.landmarks, matrix=m, crop=np.zeros((self.size, self.size, 3), np.uint8),
+                            crop_landmarks=sets[0])
+        return r.mask(small) > 0
 
     def face_crops(self, images: Sequence[np.ndarray], face: "AlignedFace") -> list[np.ndarray]:
         m = scale_matrix(face.matrix, self.size / float(face.size))
@@ -411,7 +436,7 @@ class Evaluator:
         elif "smile_z1" in out and "smile_z0" in out:
             out["smile_delta"] = None  # a face lost on either output: missing, and counted as such
         sets = [crop_lm] + [transform_points(lm[r], scale_matrix(face.matrix, factor)) for r in ("z1", "z0") if r in lm]
-        outside = ~mouth_region(sets, self.size)
+        outside = ~self.edit_region(sets, face, factor)
         images = [photo, z1] + ([z0] if z0 is not None else [])
         crops = self.face_crops(images, face)
         for role, crop in zip(("z1", "z0"), crops[1:]):

@@ -212,8 +212,8 @@ class Pipeline:
         np.random.seed(seed % (2**32))
         identity = self.component("identity") if self.has("identity") else None
         target = to_tensor(face.crop)
-        mask = torch.from_numpy(np.ascontiguousarray(face.mouth_mask, dtype=np.float32))[None, None]
-        pivot = self.component("tuner").tune(self.generator, w0, target, mouth_mask=mask, identity=identity,
+        mask = torch.from_numpy(np.ascontiguousarray(self.region_mask(face), dtype=np.float32))[None, None]
+        pivot = self.component("tuner").tune(self.generator, w0, target, region_mask=mask, identity=identity,
                                              progress=progress)
         pivot.generator = self.generator_record()
         return pivot
@@ -286,10 +286,23 @@ class Pipeline:
         """The edited attributes (:class:`counterface.counterfactual.AttributeEdit`), the configured
         direction first, then ``edit.directions`` in order; each on ``edit.layers`` or its own rows."""
         if "_edits" not in self._components:
+            self._components["_edits"] = self._edits(self.directions(), self.edit["layers"])
+        return self._components["_edits"]
+
+    def directions(self) -> list[tuple[str, Any]]:
+        """(spec, direction component) of every edited attribute: the configured direction, then
+        ``edit.directions``. Cheap: no boundary is loaded."""
+        if "_directions" not in self._components:
             specs = [(self._direction_spec(), self.component("direction"))]
             specs += [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("directions"))]
-            self._components["_edits"] = self._edits(specs, self.edit["layers"])
-        return self._components["_edits"]
+            self._components["_directions"] = specs
+        return self._components["_directions"]
+
+    def region_mask(self, face: AlignedFace) -> np.ndarray:
+        """(size, size) float32 in [0, 1]: where the edited attributes live on the aligned face (the
+        union of their directions' ``region``; the tuner's region loss)."""
+        masks = [face.region(getattr(d, "region", None)) for _, d in self.directions()]
+        return np.maximum.reduce(masks) if len(masks) > 1 else masks[0]
 
     def kept_attributes(self) -> list:
         """Attributes the edit must not move (``edit.keep``), on every W+ row."""
@@ -330,9 +343,7 @@ class Pipeline:
             op = self.component(role)
             if not getattr(op, "needs_intercept", False):
                 continue
-            specs = [(self._direction_spec(), self.component("direction"))]
-            specs += [(str(s), self._direction_for(str(s))) for s in _as_list(self.edit.get("directions"))]
-            for spec, direction in specs:
+            for spec, direction in self.directions():
                 known = getattr(direction, "has_intercept", None)
                 name = getattr(direction, "name", "") or spec
                 if known is None and not _local_weights(direction):

@@ -231,7 +231,7 @@ class FakeAligner(Aligner):
     """Treats the centred square (``fraction`` of the shorter side) as the one face.
 
     Returns one :class:`AlignedFace` with an exact similarity matrix, landmarks from
-    :func:`canonical_landmarks` mapped back to the photo, and a dilated mouth mask; no face when the
+    :func:`canonical_landmarks` mapped back to the photo, and a dilated mouth ``region_mask``; no face when the
     photo is smaller than ``min_size`` pixels on a side.
     """
 
@@ -260,7 +260,7 @@ class FakeAligner(Aligner):
         k = max(3, size // 16) | 1
         mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
         face = AlignedFace(landmarks=lm, matrix=matrix, crop=np.ascontiguousarray(crop), crop_landmarks=crop_lm,
-                           mouth_mask=(mask.astype(np.float32) / 255.0), box=(x0, y0, x0 + side, y0 + side),
+                           region_mask=(mask.astype(np.float32) / 255.0), box=(x0, y0, x0 + side, y0 + side),
                            score=1.0, index=0)
         return [face]
 

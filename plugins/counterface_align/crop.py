@@ -70,21 +70,8 @@ def ffhq_crop(image: np.ndarray, matrix, size: int, fade: bool = True) -> np.nda
 
 def mouth_mask(crop_landmarks: np.ndarray, size: int, dilate: float = 0.03) -> np.ndarray:
     """(size, size) float32 in {0, 1}: the hull of landmarks 48-67 (outer and inner lips) in crop
-    pixels, dilated by ``dilate * size`` pixels (the tuner's region of the edit)."""
-    import cv2
-
-    pts = np.asarray(crop_landmarks, dtype=np.float64)[geometry.MOUTH]
-    mask = np.zeros((size, size), np.uint8)
-    if not np.all(np.isfinite(pts)):
-        return mask.astype(np.float32)
-    shift = 4
-    hull = cv2.convexHull(np.rint(pts * (1 << shift)).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=shift)
-    r = int(round(max(dilate, 0.0) * size))
-    if r > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        mask = cv2.dilate(mask, kernel)
-    return mask.astype(np.float32)
+    pixels, dilated by ``dilate * size`` pixels: ``AlignedFace.region('mouth')``."""
+    return geometry.landmark_mask(crop_landmarks, range(48, 68), size, dilate)
 
 
 def quad_side(landmarks: np.ndarray) -> float:
@@ -101,7 +88,9 @@ def usable(landmarks: np.ndarray) -> bool:
 
 def align_one(image: np.ndarray, landmarks, size: int, *, box=None, score=None, index: int = 0,
               mouth_dilate: float = 0.03, fade: bool = True) -> AlignedFace:
-    """One :class:`AlignedFace` from 68 landmarks in photo pixels."""
+    """One :class:`AlignedFace` from 68 landmarks in photo pixels. Its edit regions are built from the
+    landmarks when asked for (``face.region(...)``); ``mouth_dilate`` is accepted for old
+    configurations and unused (a :class:`counterface.types.Region` carries its own dilation)."""
     lm = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
     M = geometry.ffhq_matrix(lm, size)
     crop_lm = geometry.apply(M, lm)
@@ -110,7 +99,6 @@ def align_one(image: np.ndarray, landmarks, size: int, *, box=None, score=None, 
         matrix=M,
         crop=ffhq_crop(image, M, size, fade=fade),
         crop_landmarks=crop_lm,
-        mouth_mask=mouth_mask(crop_lm, size, mouth_dilate),
         box=None if box is None else tuple(float(v) for v in box),
         score=None if score is None else float(score),
         index=index,

@@ -87,7 +87,7 @@ class DlibAligner(Aligner):
     is found and the photo is small (at most ``max_detect_side / 2`` on its long side); ``max_detect_side``
     photos are shrunk to this long side for detection only (landmarks use full resolution);
     ``detector`` ``hog`` or ``cnn`` (dlib's MMOD CNN; slow on CPU); ``predictor`` a path to another
-    68-point ``.dat``; ``mouth_dilate`` mouth-mask dilation as a fraction of the crop; ``fade`` the
+    68-point ``.dat``; ``mouth_dilate`` unused (kept for old configurations: each attribute's region sets its dilation); ``fade`` the
     FFHQ-style blur fade where a crop leaves the photo.
     """
 

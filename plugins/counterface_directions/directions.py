@@ -34,6 +34,9 @@ INTERFACEGAN: dict[str, tuple[str, str | None]] = {
     "age": ("age.pt", None),
     "pose": ("pose.pt", None),
 }
+#: where each published attribute lives on the face (:data:`counterface.types.REGIONS`): the tuner's
+#: region loss and the metrics' preserved area follow it
+INTERFACEGAN_REGIONS: dict[str, str] = {"smile": "mouth", "age": "face", "pose": "face"}
 
 
 def resolve_file(name_or_path: str | Path) -> Path:
@@ -179,6 +182,7 @@ class InterFaceGANDirection(LatentDirection):
         self.layers = layers if layers is not None else default_layers
         self.default_layers = parse_layers(self.layers, None) if self.layers not in (None, "all") else None
         self.normalize = bool(normalize)
+        self.region = INTERFACEGAN_REGIONS[attribute]
         self._v = None
 
     def _file(self) -> Path | None:
@@ -220,11 +224,14 @@ class VectorDirection(LatentDirection):
     Parameters: ``path`` (file; ``None`` = a deterministic random unit vector of ``dim`` dimensions
     from ``seed``, for tests and the tiny preset), ``layers`` (default rows; ``None`` = all),
     ``attribute`` (a label for sidecars), ``family`` (the generator family the vector belongs to;
-    ``'any'`` skips the check), ``normalize`` (rescale rows to unit norm).
+    ``'any'`` skips the check), ``normalize`` (rescale rows to unit norm), ``region`` (where the
+    attribute lives: ``mouth``, ``eyes``, ``face``, landmark indices; ``None`` = the whole face).
     """
 
     def __init__(self, *, path: str | None = None, layers: Any = None, attribute: str = "vector",
-                 family: str = "any", dim: int = 512, seed: int = 0, normalize: bool = False):
+                 family: str = "any", dim: int = 512, seed: int = 0, normalize: bool = False,
+                 region: Any = None):
+        self.region = region
         self.path = None if path is None else str(path)
         self.layers = layers
         self.default_layers = None if layers in (None, "all") else parse_layers(layers, None)
@@ -263,10 +270,11 @@ class BoundaryDirection(LatentDirection):
     Parameters: ``path`` (the file, or the name of a boundary in the directions folder), ``layers``
     (default W+ rows; ``None`` = the rows the boundary was fitted on, else every row). ``attribute``
     and ``family`` come from the file; a latent of another family or w_dim is refused with a
-    ConfigError.
+    ConfigError. ``region``: where the attribute lives (``mouth``, ``eyes``, ``face``, landmark
+    indices; default: the file's ``region`` metadata, else the whole face).
     """
 
-    def __init__(self, *, path: str | None = None, layers: Any = None):
+    def __init__(self, *, path: str | None = None, layers: Any = None, region: Any = None):
         from counterface.boundary import find_boundary_file, read_metadata
 
         if path in (None, ""):
@@ -279,6 +287,7 @@ class BoundaryDirection(LatentDirection):
             raise WeightsError(f"boundary file not found: {path}")
         meta = read_metadata(p) if p.suffix.lower() == ".safetensors" else {}
         self.attribute = str(meta.get("attribute") or p.stem)
+        self.region = region if region is not None else meta.get("region")
         self.family = str(meta.get("family") or "")
         own = meta.get("layers")
         self.layers = layers if layers is not None else own

@@ -9,7 +9,11 @@ single W vector initialised at ``w_avg`` and broadcast to every row (``start='w'
 
 Step 4, generator tuning at the pivot w* (w frozen)::
 
-    pixel * |G(w*) - Z|_1 + lpips * LPIPS + mouth * |M . (G(w*) - Z)|_1 + id * (1 - cos(ArcFace(G), ArcFace(Z)))
+    pixel * |G(w*) - Z|_1 + lpips * LPIPS + region * |M . (G(w*) - Z)|_1 + id * (1 - cos(ArcFace(G), ArcFace(Z)))
+
+``M`` is the edited attribute's region (the direction's :class:`~counterface.types.Region`: the mouth
+for smile, the eyes for glasses, the whole face for age). Images are in [-1, 1], so the pixel terms
+are 2x (L1) and 4x (MSE) the same formulas on [0, 1] images (see docs/pipeline.md).
 
 AdamW on the selected generator parameters only (see :mod:`.selection`); stops early once LPIPS
 falls to ``lpips_threshold`` (PTI's ``LPIPS_value_threshold``). Losses are computed at a working
@@ -30,7 +34,7 @@ tune_pixel             ``l1`` (seed)       L2 (``pt_l2_lambda = 1``)
 lambda_pixel, _lpips   1, 1                ``pt_l2_lambda = 1``, ``pt_lpips_lambda = 1``
 lpips_threshold        0.06                ``LPIPS_value_threshold = 0.06``
 lpips_net              ``alex``            ``lpips_type = 'alex'``
-lambda_mouth, lambda_id 1.0, 0.1           (not in PTI; the seed's extra terms)
+lambda_region, _id     1.0, 0.1            (not in PTI; the seed's extra terms)
 tuned parameters       synthesis >= 64 px  all of G
 resolution             256                 full resolution (1024)
 =====================  ==================  ==========================================
@@ -89,7 +93,7 @@ class PTITuner(Tuner):
         tune_pixel: str = "l1",
         lambda_pixel: float = 1.0,
         lambda_lpips: float = 1.0,
-        lambda_mouth: float = 1.0,
+        lambda_region: float = 1.0,
         lambda_id: float = 0.1,
         lpips_threshold: float = 0.06,
         tune_min_resolution: int | None = 64,
@@ -101,6 +105,7 @@ class PTITuner(Tuner):
         weight_decay: float = 0.0,
         seed: int = 0,
         device: str = "auto",
+        lambda_mouth: float | None = None,
     ):
         if start not in _STARTS:
             raise ConfigError(f"tuner.start must be one of {', '.join(_STARTS)}, got {start!r}")
@@ -123,7 +128,11 @@ class PTITuner(Tuner):
         self.tune_pixel = tune_pixel
         self.lambda_pixel = float(lambda_pixel)
         self.lambda_lpips = float(lambda_lpips)
-        self.lambda_mouth = float(lambda_mouth)
+        if lambda_mouth is not None:  # the old, smile-specific name of lambda_region
+            if lambda_region != 1.0 and float(lambda_mouth) != float(lambda_region):
+                raise ConfigError("tuner.lambda_mouth is the old name of tuner.lambda_region: give one of them")
+            lambda_region = lambda_mouth
+        self.lambda_region = float(lambda_region)
         self.lambda_id = float(lambda_id)
         self.lpips_threshold = float(lpips_threshold)
         self.tune_min_resolution = None if tune_min_resolution is None else int(tune_min_resolution)
@@ -228,9 +237,9 @@ class PTITuner(Tuner):
             lpv = perceptual.distance(lp, img, target)
             total = self.lambda_pixel * pix + self.lambda_lpips * lpv
             rec = {"pixel": pix, "lpips": lpv}
-            if mask is not None and self.lambda_mouth > 0:
-                rec["mouth"] = (mask * diff).abs().mean()
-                total = total + self.lambda_mouth * rec["mouth"]
+            if mask is not None and self.lambda_region > 0:
+                rec["region"] = (mask * diff).abs().mean()
+                total = total + self.lambda_region * rec["region"]
             if use_id:
                 emb = identity.embed(img).to(dev)
                 rec["id"] = 1.0 - F.cosine_similarity(emb, target_emb, dim=1).mean()
@@ -256,8 +265,13 @@ class PTITuner(Tuner):
         return first or final, final, steps, early
 
     # -- Tuner -----------------------------------------------------------------------------------
-    def tune(self, generator, w_init, target, mouth_mask=None, identity=None,
-             progress: Callable[[dict[str, float]], None] | None = None) -> Pivot:
+    @property
+    def lambda_mouth(self) -> float:
+        """The old name of ``lambda_region``."""
+        return self.lambda_region
+
+    def tune(self, generator, w_init, target, region_mask=None, identity=None,
+             progress: Callable[[dict[str, float]], None] | None = None, mouth_mask=None) -> Pivot:
         import torch
 
         dev = self._device(generator)
@@ -268,8 +282,10 @@ class PTITuner(Tuner):
         work = res if self.resolution is None or self.resolution >= res else self.resolution
         target = resize(target.detach().to(dev, torch.float32), work)
         mask = None
-        if mouth_mask is not None:
-            mask = resize(mouth_mask.detach().to(dev, torch.float32), work).clamp(0, 1)
+        if region_mask is None:
+            region_mask = mouth_mask  # the old keyword
+        if region_mask is not None:
+            mask = resize(region_mask.detach().to(dev, torch.float32), work).clamp(0, 1)
         lp = self._lpips(dev)
 
         flags = {n: p.requires_grad for n, p in params.items()}

@@ -169,8 +169,7 @@ class _ShiftedAligner:
 def _face(lm):
     from counterface.types import AlignedFace
 
-    return AlignedFace(landmarks=lm, matrix=np.eye(2, 3), crop=np.zeros((4, 4, 3), np.uint8), crop_landmarks=lm,
-                       mouth_mask=np.zeros((4, 4), np.float32))
+    return AlignedFace(landmarks=lm, matrix=np.eye(2, 3), crop=np.zeros((4, 4, 3), np.uint8), crop_landmarks=lm)
 
 
 def test_redetect_maps_back_and_picks_the_nearest_face():

@@ -45,11 +45,11 @@ def snapshot(gen):
 
 def test_losses_decrease_and_generator_restored(gen, target):
     before = snapshot(gen)
-    pivot = PTITuner(**FAST).tune(gen, w0(gen), target, mouth_mask=mouth(gen), identity=testing.FakeIdentityEncoder())
+    pivot = PTITuner(**FAST).tune(gen, w0(gen), target, region_mask=mouth(gen), identity=testing.FakeIdentityEncoder())
     m = pivot.meta
     assert m["losses"]["refine"]["loss"] < m["losses_start"]["refine"]["loss"]
     assert m["losses"]["tune"]["loss"] < m["losses_start"]["tune"]["loss"]
-    assert set(m["losses"]["tune"]) == {"loss", "pixel", "lpips", "mouth", "id"}
+    assert set(m["losses"]["tune"]) == {"loss", "pixel", "lpips", "region", "id"}
     assert m["steps"] == {"refine": 12, "tune": 12}
     # the generator is exactly as it was (values and requires_grad flags)
     after = snapshot(gen)

@@ -20,7 +20,7 @@ METRIC_MARKERS = ("psnr_outside", "identity", "smile_z1")
 
 def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
     """The :class:`~counterface.types.AlignedFace` a sidecar describes (crop cut again from ``photo``
-    with the recorded matrix; the mouth mask is not stored and left empty)."""
+    with the recorded matrix; regions are rebuilt from the landmarks)."""
     from ..metrics import transform_points, warp_to_crop
     from ..types import AlignedFace
 
@@ -33,7 +33,6 @@ def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
         raise ConfigError("sidecar has no usable face record (matrix, landmarks, size)") from None
     crop = warp_to_crop(photo, matrix, size)
     return AlignedFace(landmarks=landmarks, matrix=matrix, crop=crop, crop_landmarks=transform_points(landmarks, matrix),
-                       mouth_mask=np.zeros((size, size), np.float32),
                        box=None if f.get("box") is None else tuple(f["box"]), score=f.get("score"),
                        index=int(f.get("index", 0)))
 

@@ -122,6 +122,8 @@ class Runner:
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError("--alpha values must be distinct")
         self.evaluator = evaluator
+        if evaluator is not None and getattr(evaluator, "region", "unset") is None:
+            evaluator.region = getattr(pipeline.component("direction"), "region", None) or "face"  # the metrics' region
         self.workers = int(workers)
         if self.workers < 0:
             raise ConfigError("--workers must be 0 or more")
