@@ -10,17 +10,17 @@ that no article is scored by a model that saw it, or the researcher's own probab
 (``--scores``). Modules: :mod:`.data` (joining the inputs), :mod:`.features` (embeddings, once per
 image), :mod:`.crossfit` (folds and out-of-fold scores), :mod:`.estimate` (log-odds, aggregation,
 bootstrap and permutation helpers), :mod:`.analysis` (the estimation), :mod:`.outputs` (the files),
-:mod:`.run` (everything in order), :mod:`.synthetic` (a planted study). See docs/polarization.md.
+:mod:`.runner` (everything in order), :mod:`.synthetic` (a planted study). See docs/polarization.md.
 """
 
 from .analysis import Result, Settings, analyse
-from .crossfit import crossfit, heldout_metrics, make_folds
+from .crossfit import heldout_metrics, make_folds
 from .data import Study, build_study, read_pairs, read_scores
 from .estimate import contributions, outlet_pairs
 from .features import OutletFeatures, embed_files
-from .run import run
+from .runner import run
 
-__all__ = ["OutletFeatures", "Result", "Settings", "Study", "analyse", "build_study", "contributions", "crossfit",
+__all__ = ["OutletFeatures", "Result", "Settings", "Study", "analyse", "build_study", "contributions",
            "embed_files", "heldout_metrics", "make_folds", "make_study", "outlet_pairs", "read_pairs", "read_scores",
            "run"]
 

@@ -1,0 +1,281 @@
+"""counterface.polarization: the estimators, cross-fitting, placebo and the reference components."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import counterface
+from counterface.errors import ConfigError, WeightsError
+from counterface.polarization import analysis, crossfit, estimate
+from counterface.polarization.data import Study
+from counterface.polarization.features import OutletFeatures
+
+probs = st.integers(2, 4).flatmap(
+    lambda k: st.lists(st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k), min_size=1, max_size=6))
+
+
+def _normalise(rows):
+    a = np.array(rows, float)
+    return a / a.sum(axis=1, keepdims=True)
+
+
+# -- the log-odds contributions ---------------------------------------------------------------------
+@given(probs, st.data())
+def test_contributions_swap_antisymmetry_and_additivity(rows, data):
+    p1 = _normalise(rows)
+    p0 = _normalise(data.draw(st.lists(st.lists(st.floats(0.01, 1.0), min_size=p1.shape[1], max_size=p1.shape[1]),
+                                       min_size=len(p1), max_size=len(p1))))
+    k = p1.shape[1]
+    pairs = [(a, b) for a in range(k) for b in range(k)]
+    d = estimate.contributions(p1, p0, pairs)
+    col = {pr: j for j, pr in enumerate(pairs)}
+    # swapping Z1 and Z0 negates every contribution; swapping the outlets does too
+    np.testing.assert_allclose(estimate.contributions(p0, p1, pairs), -d, atol=1e-9)
+    for a in range(k):
+        np.testing.assert_allclose(d[:, col[(a, a)]], 0, atol=1e-12)
+        for b in range(k):
+            np.testing.assert_allclose(d[:, col[(a, b)]], -d[:, col[(b, a)]], atol=1e-9)
+            for c in range(k):  # log-odds differences chain: (a, c) = (a, b) + (b, c)
+                np.testing.assert_allclose(d[:, col[(a, c)]], d[:, col[(a, b)]] + d[:, col[(b, c)]], atol=1e-9)
+    # odds ratios only: unnormalised probabilities (any positive row scale) give the same d
+    scale = data.draw(st.floats(0.05, 0.9))
+    np.testing.assert_allclose(estimate.contributions(p1 * scale, p0, pairs), d, atol=1e-9)
+
+
+def test_outlet_pairs_every_pair_or_against_reference():
+    assert estimate.outlet_pairs(["a", "b", "c"]) == [(0, 1), (0, 2), (1, 2)]
+    assert estimate.outlet_pairs(["a", "b", "c"], "b") == [(0, 1), (2, 1)]
+
+
+# -- permutations and resampling --------------------------------------------------------------------
+@given(st.lists(st.tuples(st.sampled_from("xyz"), st.sampled_from("AB")), min_size=1, max_size=40),
+       st.integers(0, 2 ** 32 - 1))
+def test_permute_within_is_a_permutation_inside_every_stratum(rows, seed):
+    labels = np.array([r[0] for r in rows], dtype=object)
+    strata = np.array([r[1] for r in rows], dtype=object)
+    out = estimate.permute_within(labels, strata, np.random.default_rng(seed))
+    for s in set(strata.tolist()):
+        assert sorted(out[strata == s].tolist()) == sorted(labels[strata == s].tolist())
+
+
+def test_permute_within_draws_different_permutations():
+    labels = np.array(list("aaaaabbbbb"), dtype=object)
+    strata = np.array(["s"] * 10, dtype=object)
+    draws = {tuple(estimate.permute_within(labels, strata, np.random.default_rng(r))) for r in range(30)}
+    assert len(draws) > 10  # a real shuffle, not a fixed reordering
+
+
+@given(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=40), st.integers(0, 2 ** 32 - 1))
+def test_cluster_signs_flip_whole_clusters(clusters, seed):
+    c = np.array(clusters, dtype=object)
+    s = estimate.cluster_signs(c, np.random.default_rng(seed))
+    assert set(np.unique(s)) <= {-1.0, 1.0}
+    for lv in set(clusters):
+        assert len(set(s[c == lv].tolist())) == 1
+
+
+@given(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=30), st.integers(0, 2 ** 32 - 1))
+def test_cluster_bootstrap_draws_whole_clusters(clusters, seed):
+    c = np.array(clusters, dtype=object)
+    idx = estimate.resample_clusters(c, np.random.default_rng(seed))
+    drawn = c[idx]
+    for lv in set(drawn.tolist()):  # each drawn cluster arrives whole, a whole number of times
+        assert (drawn == lv).sum() % (c == lv).sum() == 0
+    assert len(set(c.tolist())) == sum((drawn == lv).sum() // (c == lv).sum() for lv in set(drawn.tolist()))
+
+
+@given(st.lists(st.floats(-5, 5), min_size=1, max_size=5), st.integers(1, 50), st.integers(0, 1000))
+def test_permutation_p_bounds(observed, r, seed):
+    obs = np.array(observed)
+    null = np.random.default_rng(seed).normal(size=(r, len(obs)))
+    p = estimate.permutation_p(obs, null)
+    assert np.all(p >= 1 / (r + 1) - 1e-12) and np.all(p <= 1)
+    # the observed statistic counted among the draws: an extreme value gets exactly 1 / (R + 1)
+    p_far = estimate.permutation_p(np.full(len(obs), 1e9), null)
+    np.testing.assert_allclose(p_far, 1 / (r + 1))
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefghij"), st.sampled_from("LR")), min_size=6, max_size=40),
+       st.integers(2, 3), st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_folds_never_split_a_group(rows, k, seed):
+    groups = np.array([r[0] for r in rows], dtype=object)
+    strata = np.array([r[1] for r in rows], dtype=object)
+    if len(set(groups.tolist())) < k:
+        with pytest.raises(ConfigError):
+            crossfit.make_folds(strata, groups, k, seed)
+        return
+    folds = crossfit.make_folds(strata, groups, k, seed)
+    assert set(folds.tolist()) <= set(range(k)) and (folds >= 0).all()
+    for g in set(groups.tolist()):
+        assert len(set(folds[groups == g].tolist())) == 1
+
+
+# -- cross-fitting never scores an article with a model that saw it --------------------------------
+class _Spy(counterface.OutletModel):
+    """Records every fit; its fitted objects check each scored row against the rows they trained on.
+
+    Column 0 of the embedding is the article's id, so copies made by the bootstrap keep their id."""
+
+    def __init__(self):
+        self.fits = []
+        self.violations = []
+        self.scored = 0
+
+    def fit(self, features, outlets, classes, seed=0):
+        seen = set(features.embedding[:, 0].astype(int).tolist())
+        self.fits.append((seen, list(outlets), list(features.politician)))
+        spy = self
+
+        class Fitted:
+            def predict_proba(self, feats):
+                ids = set(feats.embedding[:, 0].astype(int).tolist())
+                spy.violations.extend(sorted(ids & seen))
+                spy.scored += len(feats)
+                rng = np.random.default_rng(len(ids))
+                p = rng.random((len(feats), len(classes))) + 0.1
+                return p / p.sum(axis=1, keepdims=True)
+
+        return Fitted()
+
+
+def _study(n=40, clusters=None):
+    rng = np.random.default_rng(0)
+    pol = np.array(["p", "q"] * (n // 2), dtype=object)
+    outlet = np.array(rng.choice(["a", "b", "c"], n), dtype=object)
+    keys = [f"k{i}" for i in range(n)]
+    cl = np.array(clusters if clusters is not None else keys, dtype=object)
+    return Study(keys=keys, politician=pol, outlet=outlet, cluster=cl, covariates=np.zeros((n, 0)),
+                 covariate_names=[], classes=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_crossfitting_never_scores_an_article_with_a_model_that_saw_it(clustered):
+    n = 40
+    study = _study(n, clusters=[f"c{i // 4}" for i in range(n)] if clustered else None)
+    ids = np.arange(n, dtype=np.float32)[:, None]
+    emb = (np.hstack([ids, np.zeros((n, 2), np.float32)]), np.hstack([ids, np.ones((n, 2), np.float32)]),
+           np.hstack([ids, 2 * np.ones((n, 2), np.float32)]))
+    spy = _Spy()
+    res = analysis.analyse(study, analysis.Settings(folds=3, bootstrap=6, permutations=4, seed=5), model=spy,
+                           embeddings=emb)
+    assert spy.violations == []
+    assert len(spy.fits) == 3 * (1 + 6 + 4)  # main fit, every bootstrap replicate and permutation refit
+    assert spy.scored >= 3 * n + 2 * n * (6 + 4)
+    assert res.replicates["bootstrap"] == 6
+    if clustered:  # a cluster is never split between a training and a scoring fold
+        for f in np.unique(res.folds):
+            assert not ({c for c, ff in zip(study.cluster, res.folds) if ff == f}
+                        & {c for c, ff in zip(study.cluster, res.folds) if ff != f})
+    # the placebo refits on outlets permuted within politician: same labels per politician, new order
+    main_counts = sorted(zip(spy.fits[0][2], spy.fits[0][1]))
+    assert main_counts  # the main fit saw labelled rows
+    placebo_fits = spy.fits[-3 * 4:]
+    assert any(f[1] != spy.fits[i][1] for i, f in enumerate(placebo_fits[:3]))
+
+
+# -- the reference components ------------------------------------------------------------------------
+def test_logistic_outlet_model_contract():
+    rng = np.random.default_rng(1)
+    n = 120
+    emb = rng.normal(size=(n, 5)).astype(np.float32)
+    pol = np.array(["p", "q", "r"] * (n // 3), dtype=object)
+    y = np.where(emb[:, 0] + (pol == "p") * emb[:, 1] > 0, "a", "b").astype(object)
+    y[:10] = "c"
+    feats = OutletFeatures(emb, pol, rng.normal(size=(n, 2)))
+    for by in (False, True):
+        model = counterface.create("outlet_model", "logistic", by_politician=by)
+        before = model.describe()
+        fitted = model.fit(feats, y, ["a", "b", "c", "d"], seed=3)
+        assert model.describe() == before
+        p = fitted.predict_proba(feats)
+        assert p.shape == (n, 4)
+        assert np.isnan(p[:, 3]).all()  # an outlet absent from the training rows
+        np.testing.assert_allclose(p[:, :3].sum(axis=1), 1.0, atol=1e-9)
+        np.testing.assert_array_equal(p, model.fit(feats, y, ["a", "b", "c", "d"], seed=3).predict_proba(feats))
+        assert (np.array(["a", "b", "c"])[p[:, :3].argmax(1)] == y).mean() > 0.7
+
+
+def test_pixels_embedder_rows_are_per_image():
+    emb = counterface.create("embedder", "pixels", size=4)
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8) for i in range(3)]
+    copy = [im.copy() for im in imgs]
+    rows = emb.embed(imgs)
+    assert rows.shape == (3, 48) and rows.dtype == np.float32
+    np.testing.assert_array_equal(emb.embed(imgs[1:2])[0], rows[1])  # independent of the other images
+    assert all((a == b).all() for a, b in zip(imgs, copy))
+    with pytest.raises(ConfigError):
+        emb.embed([np.zeros((4, 4), np.uint8)])
+
+
+def test_resnet_embedders_random_offline_and_weights_registered(monkeypatch):
+    from counterface import weights
+
+    for arch, dim in (("resnet18", 512),):
+        emb = counterface.create("embedder", arch, weights="none")
+        rows = emb.embed([np.full((40, 50, 3), 120, np.uint8), np.zeros((30, 30, 3), np.uint8)])
+        assert rows.shape == (2, dim) and np.isfinite(rows).all()
+    for name, prefix in (("resnet18-f37072fd.pth", "f37072fd"), ("resnet50-0676ba61.pth", "0676ba61")):
+        spec = weights.get_spec(name)
+        assert spec.urls[0] == f"https://download.pytorch.org/models/{name}"
+        assert spec.sha256.startswith(prefix) and spec.managed_by == "torchvision"
+    # the real file goes through the weights manager: offline and absent, a one-line WeightsError
+    monkeypatch.setenv("COUNTERFACE_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(pytest.importorskip("tempfile").mkdtemp()))
+    monkeypatch.setenv("COUNTERFACE_HOME", str(pytest.importorskip("tempfile").mkdtemp()))
+    emb = counterface.create("embedder", "resnet18")
+    with pytest.raises(WeightsError):
+        emb.embed([np.zeros((30, 30, 3), np.uint8)])
+
+
+def test_resnet_loads_a_state_dict_with_weights_only(tmp_path):
+    import torch
+    import torchvision
+
+    sd = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "r18.pth"
+    torch.save(sd, path)
+    emb = counterface.create("embedder", "resnet18", weights=str(path))
+    assert emb.embed([np.zeros((32, 32, 3), np.uint8)]).shape == (1, 512)
+    torch.save({"not": "a resnet"}, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError):
+        counterface.create("embedder", "resnet18", weights=str(tmp_path / "bad.pth")).embed(
+            [np.zeros((32, 32, 3), np.uint8)])
+
+
+def test_arcface_embedder_random_network():
+    emb = counterface.create("embedder", "arcface", weights="none")
+    rows = emb.embed([np.full((64, 64, 3), 90, np.uint8), np.full((64, 64, 3), 200, np.uint8)])
+    assert rows.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-4)
+
+
+def test_kinds_are_registered():
+    assert counterface.KINDS["embedder"] is counterface.Embedder
+    assert counterface.KINDS["outlet_model"] is counterface.OutletModel
+    assert {"pixels", "arcface", "resnet18", "resnet50"} <= set(counterface.available("embedder"))
+    assert "logistic" in counterface.available("outlet_model")
+
+
+def test_scores_route_bootstrap_is_seeded_and_placebo_is_sign_flip():
+    n = 30
+    study = _study(n)
+    rng = np.random.default_rng(2)
+    p1 = rng.random((n, 3)) + 0.05
+    p0 = rng.random((n, 3)) + 0.05
+    study.p_z1, study.p_z0 = p1 / p1.sum(1, keepdims=True), p0 / p0.sum(1, keepdims=True)
+    s = analysis.Settings(bootstrap=50, permutations=50, seed=4)
+    a = analysis.analyse(study, s)
+    b = analysis.analyse(study, s)
+    np.testing.assert_array_equal(a.ci_low, b.ci_low)
+    np.testing.assert_array_equal(a.p_placebo, b.p_placebo)
+    assert a.placebo == "pairs"
+    assert np.all(a.ci_low <= a.values + 1e-12) or math.isnan(a.ci_low[0])
+    with pytest.raises(ConfigError):
+        analysis.analyse(study, analysis.Settings(placebo="outlets"))
