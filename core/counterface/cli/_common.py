@@ -12,13 +12,15 @@ import click
 
 from ..errors import CounterfaceError
 
-COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0")
+COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0",
+                     "scorer")
 #: help of the options that do not choose one component of their own kind
 _OPTION_HELP = {
     "direction": "Attribute to edit: a registered direction or a boundary file (repeat to edit several at once; "
                  "see docs/pipeline.md).",
     "pi1": "pi_1 operator, the Z1 image: shift (default: alpha along the normal) or on (see `counterface plugins`).",
     "pi0": "pi_0 operator, the Z0 image: reconstruction (default), original, negate, off or neutral.",
+    "scorer": "Attribute scorer for --alpha auto (see `counterface plugins`).",
 }
 
 
