@@ -57,46 +57,59 @@ def test_plugins_lists_the_example(tmp_path):
     assert "glasses" in r.stdout and "counterface-glasses 0.1.0" in r.stdout
 
 
+def _boundary(path: Path, normal, intercept=0.5) -> str:
+    from counterface.boundary import Boundary, save_boundary
+
+    b = Boundary(normal=torch.as_tensor(normal, dtype=torch.float32), intercept=torch.tensor([intercept]),
+                 attribute="glasses", layers=[0, 1, 2, 3, 4, 5], on_distance=2.0, off_distance=-2.0)
+    return str(save_boundary(b, path))
+
+
 def test_direction_option_selects_it(tmp_path):
     env = _install(tmp_path / "site")
-    vec = tmp_path / "g.npy"
-    np.save(vec, np.ones(64, np.float32))
-    r = _run(env, "config", "--preset", "tiny", "--direction", "glasses", "--set", f"direction.path=\"{vec}\"",
-             "--set", "direction.family=\"any\"", "--check")
+    f = _boundary(tmp_path / "g.safetensors", np.ones(64, np.float32))
+    r = _run(env, "config", "--preset", "tiny", "--direction", "glasses", "--set", f"direction.path=\"{f}\"", "--check")
     assert r.returncode == 0, r.stderr
     cfg = json.loads(r.stdout)
-    assert cfg["direction"] == {"name": "glasses", "path": str(vec), "family": "any"}
+    assert cfg["direction"] == {"name": "glasses", "path": f}
     r = _run(env, "config", "--preset", "tiny", "--direction", "glases")
     assert r.returncode != 0 and "did you mean 'glasses'" in r.stderr and "Traceback" not in r.stderr
+    r = _run(env, "config", "--preset", "tiny", "--direction", "glasses", "--check")  # no file shipped, none given
+    assert r.returncode == 2 and "boundary file" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_edit_end_to_end_with_the_plugin(tmp_path, shared_photo):
+def test_pairs_end_to_end_with_the_plugin(tmp_path, shared_photo):
+    """--direction glasses --pi1 on --pi0 off: the boundary's distances reached, the eye region used."""
     env = _install(tmp_path / "site")
-    vec = tmp_path / "g.npy"
-    np.save(vec, np.linspace(-1, 1, 64).astype(np.float32))  # the tiny generator's w_dim
+    f = _boundary(tmp_path / "g.safetensors", np.linspace(-1, 1, 64).astype(np.float32))  # the tiny w_dim
     out = tmp_path / "out"
-    r = _run(env, "edit", shared_photo, "--preset", "tiny", "--direction", "glasses", "--set",
-             f"direction.path=\"{vec}\"", "--set", "direction.family=\"any\"", "--alpha", "3", "-o", str(out))
+    r = _run(env, "pairs", shared_photo, "--preset", "tiny", "--direction", "glasses", "--set",
+             f"direction.path=\"{f}\"", "--pi1", "on", "--pi0", "off", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    side = json.loads(next(out.glob("*_z1.json")).read_text())
-    comp = side["components"]["direction"]
-    assert comp["name"] == "glasses" and comp["package"] == "counterface-glasses" and comp["version"] == "0.1.0"
-    assert side["alpha"] == 3.0
+    for role, target in (("z1", 2.0), ("z0", -2.0)):
+        side = json.loads(next(out.glob(f"*_{role}.json")).read_text())
+        comp = side["components"]["direction"]
+        assert comp["name"] == "glasses" and comp["package"] == "counterface-glasses" and comp["version"] == "0.1.0"
+        assert comp["params"]["region"] == "eyes"
+        a = side["attributes"][0]
+        assert a["attribute"] == "glasses" and a["layers"] == [0, 1, 2, 3, 4, 5]
+        assert np.allclose(a["distance_after"], target, atol=1e-3)
 
 
-def test_apply_touches_only_the_chosen_rows(tmp_path):
+def test_factory_moves_only_the_boundarys_rows(tmp_path):
     sys.path.insert(0, str(HERE))
     try:
-        from counterface_glasses.direction import GlassesDirection
+        from counterface_glasses import glasses
     finally:
         sys.path.remove(str(HERE))
     v = np.linspace(-1, 1, 8).astype(np.float32)
-    np.save(tmp_path / "v.npy", v)
-    d = GlassesDirection(path=str(tmp_path / "v.npy"), layers="1-2")
+    d = glasses(path=_boundary(tmp_path / "v.safetensors", v), layers="1-2")
+    assert d.region == "eyes" and d.boundary.has_intercept
     w = torch.randn(2, 5, 8)
     out = d.apply(w, 2.0)
     assert torch.equal(out[:, [0, 3, 4]], w[:, [0, 3, 4]])
-    assert torch.allclose(out[:, 1:3] - w[:, 1:3], 2.0 * torch.from_numpy(v).expand(2, 2, 8))
+    n = torch.from_numpy(v / np.linalg.norm(v))
+    assert torch.allclose(out[:, 1:3] - w[:, 1:3], 2.0 * n.expand(2, 2, 8), atol=1e-6)
     assert torch.equal(d.apply(w, 0.0), w)
-    with pytest.raises(Exception, match="8 dims but the latent has 4"):
+    with pytest.raises(Exception, match="8 dimensions but the latent has 4"):
         d.apply(torch.zeros(1, 5, 4), 1.0)
