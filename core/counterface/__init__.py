@@ -8,7 +8,8 @@ Public API::
     preset = counterface.get_preset("smilegan-pti")
 
 Kinds: ``aligner``, ``inverter``, ``tuner``, ``direction``, ``blender``, ``generator``,
-``identity``, ``operator`` (roles ``pi1``/``pi0``). Plugins register implementations through :mod:`counterface.hookspecs`.
+``identity``, ``operator`` (roles ``pi1``/``pi0``); for ``counterface polarization``, ``embedder`` and ``outlet_model``; ``scorer`` (attribute scores).
+Plugins register implementations through :mod:`counterface.hookspecs`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from .components import (
     Generator,
     IdentityEncoder,
     Inverter,
-    OutletModel,
     Operator,
+    OutletModel,
+    Scorer,
     Tuner,
 )
 from .errors import (
@@ -60,12 +62,13 @@ __all__ = [
     "ImageError",
     "Inverter",
     "NoFaceError",
-    "OutletModel",
     "Operator",
+    "OutletModel",
     "OutputError",
     "Pivot",
     "PluginError",
     "Preset",
+    "Scorer",
     "Tuner",
     "UnknownComponentError",
     "WeightsError",

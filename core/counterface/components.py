@@ -305,3 +305,23 @@ class OutletModel(Component):
 
     @abstractmethod
     def fit(self, features: Any, outlets: Sequence[str], classes: Sequence[str], seed: int = 0) -> Any: ...
+
+
+class Scorer(Component):
+    """How much of an attribute a face shows (kind ``scorer``): the labeller of
+    ``counterface directions calibrate`` (and of any check that wants a number per image).
+
+    ``score(images)``: a sequence (or an (N, H, W, 3) array) of (H, W, 3) uint8 RGB images, each an
+    **aligned face crop** (FFHQ alignment, any size, as the generator synthesizes it; a scorer that
+    needs to find the face itself may also accept photos, and says so). Returns an (N,) float64
+    numpy array, one value per image in order, **higher = more of the attribute**, NaN where it
+    cannot score an image (no face found). ``attribute`` names the attribute (``'smile'``); the scale
+    is the scorer's own (only the order matters to a boundary fit). Deterministic; must not modify the
+    images; weights are fetched on first use, never in the constructor.
+    """
+
+    kind = "scorer"
+    attribute: str = ""
+
+    @abstractmethod
+    def score(self, images: Sequence["np.ndarray"]) -> "np.ndarray": ...

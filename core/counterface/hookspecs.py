@@ -112,6 +112,18 @@ def register_outlet_models(register):
 
 
 @hookspec
+def register_scorers(register):
+    """Register :class:`~counterface.Scorer` factories (kind ``scorer``): attribute scores of face
+    images, used by ``counterface directions calibrate`` to label generated faces.
+
+    :param register: ``register(name, factory, description="")``. Name a scorer after its attribute
+        (``smile``) unless several score one attribute. The built object's ``attribute`` says what it
+        scores; ``score(images)`` returns (N,) float64, higher = more of the attribute, NaN where it
+        cannot score an image.
+    """
+
+
+@hookspec
 def register_presets(register):
     """Register named compositions of components.
 

@@ -27,6 +27,7 @@ HOOKS: dict[str, str] = {
     "operator": "register_operators",
     "embedder": "register_embedders",
     "outlet_model": "register_outlet_models",
+    "scorer": "register_scorers",
     "preset": "register_presets",
 }
 KIND_NAMES = tuple(k for k in HOOKS if k != "preset")

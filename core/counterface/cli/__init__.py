@@ -12,7 +12,7 @@ import click
 from ._common import CounterfaceGroup
 
 #: sub-command modules of core; each exposes click commands named ``*_cmd``
-_MODULES = ("info", "weights", "batch", "align", "edit")
+_MODULES = ("info", "weights", "batch", "align", "edit", "directions")
 _MODULES += ("polarization",)  # rho_T from the pairs (issue 11)
 
 
