@@ -464,6 +464,10 @@ SUMMARY_COLUMNS = ("identity", "identity_z0", "psnr_outside", "lpips_outside", "
                    "recon_mse", "recon_lpips", "smile_z", "smile_z1", "smile_z0", "smile_delta")
 
 
+#: result-row columns per edited or watched attribute (:mod:`counterface.counterfactual`)
+ATTRIBUTE_COLUMN_PREFIXES = ("leakage_", "distance_before_", "distance_after_")
+
+
 def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
               columns: Sequence[str] = SUMMARY_COLUMNS) -> list[dict[str, Any]]:
     """Aggregate metric rows: one entry per group (``by`` columns), and for every metric column
@@ -474,8 +478,14 @@ def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
     configuration (same key, job, face and alpha, another sha256: the file was replaced and redone)
     only the last one counts, and rows of several configurations (``job``) are never pooled:
     ``job`` is then added in front of ``by``.
+
+    With the default ``columns``, the per-attribute columns of the operators are summarised too:
+    ``leakage_<a>``, ``distance_before_<a>``, ``distance_after_<a>`` and ``distance_after_<a>_z0``.
     """
     rows = current_rows(rows)
+    if columns is SUMMARY_COLUMNS:
+        dynamic = sorted({k for r in rows for k in r if k.startswith(ATTRIBUTE_COLUMN_PREFIXES)})
+        columns = (*SUMMARY_COLUMNS, *dynamic)
     if "job" not in by and len({r.get("job") for r in rows}) > 1:
         by = ("job", *by)
     groups: dict[tuple, list[dict[str, Any]]] = {}
