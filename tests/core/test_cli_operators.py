@@ -139,3 +139,21 @@ def test_batch_rows_carry_distances_and_leakage(setup, tmp_path):
     assert row["distance_before_smile"] is not None and "leakage_age" in row
     z0 = json.loads((tmp_path / "out" / row["z0_sidecar"]).read_text())
     assert z0["role"] == "z0" and np.allclose(z0["attributes"][0]["distance_after"], b.off_distance, atol=1e-3)
+
+
+def test_alpha_auto_records_its_search(setup, tmp_path):
+    """--alpha auto with a scorer that cannot score the tiny preset's faces (NaN): the upper bound is
+    used, a warning says so, and the sidecar records the search; without --target-score: one line."""
+    r = invoke("edit", setup["photo"], "--preset", "tiny", "--alpha", "auto", "--scorer", "smile",
+               "--pivot", setup["pivot"], "-o", tmp_path / "x")
+    assert r.exit_code == 2 and "--target-score" in r.stderr
+    r = invoke("edit", setup["photo"], "--preset", "tiny", "--alpha", "auto", "--target-score", "0.1", "--scorer",
+               "smile", "--set", "edit.alpha_bounds=[0.0, 2.0]", "--pivot", setup["pivot"], "-o", tmp_path / "y")
+    assert r.exit_code == 0, r.output
+    s = side(tmp_path / "y", "z1")
+    auto = s["alpha_auto"]
+    assert auto["bounds"] == [0.0, 2.0] and auto["scorer"] == "smile" and auto["target_score"] == 0.1
+    assert auto["curve"][0][0] == 0.0 and all(0.0 <= a <= 2.0 for a, _ in auto["curve"])
+    if not auto["reached"]:
+        assert s["alpha"] == 2.0 and "warning:" in r.stderr
+    assert s["attributes"][0]["alpha"] == [s["alpha"]] * 3

@@ -242,3 +242,13 @@ def test_alpha_auto_reaches_the_target_score(fakes, tmp_path):
     assert score(found.alpha - 3.0 / 2**8) < target  # the smallest, to the search's resolution
     z1 = pipe.pi1(photo, face, pivot)  # edit.alpha == "auto": searched, then applied
     assert z1.alpha == found.alpha and np.array_equal(z1.crop, pipe.render(photo, face, pivot, found.alpha).crop)
+
+
+def test_summaries_include_attribute_columns():
+    from counterface.metrics import summarize
+
+    rows = [{"key": k, "job": "j", "face": 0, "alpha": 1.0, "leakage_age": v, "distance_after_smile": d}
+            for k, v, d in (("a", 0.1, 2.0), ("b", 0.3, None), ("c", 0.5, 4.0))]
+    (entry,) = summarize(rows)
+    assert entry["leakage_age"]["mean"] == pytest.approx(0.3) and entry["leakage_age"]["n"] == 3
+    assert entry["distance_after_smile"]["n"] == 2 and entry["distance_after_smile"]["missing"] == 1
