@@ -1,5 +1,7 @@
 """`counterface directions`: learn, calibrate, list and show attribute boundaries.
 
+Only the group is named ``*_cmd`` (the CLI adds those at the top level); its sub-commands are not.
+
 The geometry (signed distance, conditioning) is stated in :mod:`counterface.boundary`; the fits in
 :mod:`counterface.learn`; where labelled latents come from in :mod:`counterface.labelled`.
 """
@@ -174,7 +176,7 @@ def directions_cmd() -> None:
 @click.option("--cache", "cache_path", default=None, metavar="FILE.npz",
               help="Latent cache of the photo route (default: counterface-latents.npz next to the output).")
 @_pipeline_source_options(_PARTS)
-def learn_cmd(input_path, label, output, threshold, keep_extremes, layers, orthogonal_to, method, folds,
+def learn_command(input_path, label, output, threshold, keep_extremes, layers, orthogonal_to, method, folds,
               min_per_class, attribute, seed, cache_path, preset, config_file, sets, components):
     """Learn a boundary from labelled photos (a folder, CSV or JSONL manifest, as `batch` reads) or
     from an .npz of latents and labels, and write it as FILE.safetensors."""
@@ -272,7 +274,7 @@ def learn_cmd(input_path, label, output, threshold, keep_extremes, layers, ortho
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled z (and the folds).")
 @_pipeline_source_options(("generator",))
-def calibrate_cmd(spec, samples, scorer, output, threshold, keep_extremes, refit, method, folds, min_per_class,
+def calibrate_command(spec, samples, scorer, output, threshold, keep_extremes, refit, method, folds, min_per_class,
                   batch_size, seed, preset, config_file, sets, components):
     """Sample z, map it to w, synthesize, score every image with an attribute scorer, then fit the
     boundary's intercept and on/off distances (or, with --refit or for an attribute with no
@@ -416,7 +418,7 @@ def _cached_rows() -> list[dict[str, Any]]:
 
 @directions_cmd.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def list_cmd(as_json):
+def list_command(as_json):
     """Registered directions and the boundaries in the directions folder, with attribute, family,
     whether an intercept is known, and accuracy."""
     from ..boundary import directions_dir
@@ -439,7 +441,7 @@ def list_cmd(as_json):
 @directions_cmd.command("show")
 @click.argument("spec", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def show_cmd(spec, as_json):
+def show_command(spec, as_json):
     """What a boundary file (or a cached or registered direction) holds: attribute, family, w_dim,
     layers, intercept, accuracy, on/off distances, conditioning and provenance."""
     b = resolve_boundary(spec)
