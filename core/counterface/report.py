@@ -168,6 +168,7 @@ def _max_pool(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _signature(path: Path) -> str:
+    """Identifies a file's version: its resolved path, size and modification time."""
     st = path.stat()
     return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
@@ -182,6 +183,12 @@ class Thumbnailer:
         self.made = self.kept = 0
         self.used: set[str] = set()
         self._images: dict[str, np.ndarray] = {}
+        self._signatures: dict[Path, str] = {}  # a run's files do not change under it: stat each once
+
+    def signature(self, path: Path) -> str:
+        if path not in self._signatures:
+            self._signatures[path] = _signature(path)
+        return self._signatures[path]
 
     def _read(self, path: Path, sig: str) -> np.ndarray:
         from .imageio import read_image
@@ -201,6 +208,8 @@ class Thumbnailer:
 
         from .imageio import write_bytes
 
+        if name in self.used:  # made or checked earlier in this run (a photo shared by several pairs)
+            return f"thumbs/{name}"
         self.used.add(name)
         target = self.folder / name
         if target.exists():
@@ -217,12 +226,12 @@ class Thumbnailer:
         return f"thumbs/{name}"
 
     def image(self, path: Path, box: tuple[int, int, int, int]) -> str:
-        sig = _signature(path)
+        sig = self.signature(path)
         x0, y0, x1, y1 = box
         return self._write(self._name("image", sig, box), lambda: self._read(path, sig)[y0:y1, x0:x1])
 
     def difference(self, z1: Path, z0: Path, box: tuple[int, int, int, int]) -> str:
-        s1, s0 = _signature(z1), _signature(z0)
+        s1, s0 = self.signature(z1), self.signature(z0)
         x0, y0, x1, y1 = box
 
         def make():
@@ -327,6 +336,22 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
     notes: list[str] = []
     data = []
     problems = 0
+    hrefs: dict[Path, str] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+
+    def href(p: Path) -> str:
+        if p not in hrefs:
+            hrefs[p] = _href(p, rdir)
+        return hrefs[p]
+
+    def shape_of(p: Path) -> tuple[int, int]:
+        from PIL import Image
+
+        sig = thumbs.signature(p)
+        if sig not in shapes:
+            with Image.open(p) as im:
+                shapes[sig] = (im.height, im.width)
+        return shapes[sig]
     for i, r in enumerate(rows):
         item: dict[str, Any] = {k: _finite(v) for k, v in r.items() if _scalar(v) and k not in ("z1_sidecar", "z0_sidecar")}
         item["flags"] = outlier_flags(r, thresholds)
@@ -343,12 +368,8 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
                 manifest.setdefault(c, None)
             z, z1 = Path(str(r["path"])), out / str(r["z1"])
             z0 = out / str(r["z0"]) if r.get("z0") else None
-            links.update(z=_href(z, rdir), z1=_href(z1, rdir), z0=_href(z0, rdir) if z0 else None)
-            from PIL import Image
-
-            with Image.open(z1) as im:
-                shape = (im.height, im.width)
-            box = crop_box((side.get("face") or {}).get("landmarks"), shape)
+            links.update(z=href(z), z1=href(z1), z0=href(z0) if z0 else None)
+            box = crop_box((side.get("face") or {}).get("landmarks"), shape_of(z1))
             thumb["z"] = thumbs.image(z, box)
             thumb["z1"] = thumbs.image(z1, box)
             if z0 is not None:

@@ -27,6 +27,7 @@ can share one output folder; every reader takes all of them.
 """
 
 from .evaluate import METRIC_MARKERS, evaluate_folder, face_from_sidecar
+from .exclusions import Exclusions, read_exclusions
 from .manifest import (PATH_COLUMNS, Item, alpha_tag, output_stem, parse_shard, read_manifest, scan_folder,
                        select_shard, shard_of, slug)
 from .runner import FINAL_REASONS, LOSSLESS, BatchInterrupted, Prepared, Runner, Summary, prepare
@@ -35,6 +36,7 @@ from .store import (METRIC_COLUMNS, RESERVED, Appender, load_rows, merged_rows, 
 
 __all__ = [
     "METRIC_MARKERS", "evaluate_folder", "face_from_sidecar",
+    "Exclusions", "read_exclusions",
     "PATH_COLUMNS", "Item", "alpha_tag", "output_stem", "parse_shard", "read_manifest", "scan_folder",
     "select_shard", "shard_of", "slug",
     "FINAL_REASONS", "LOSSLESS", "BatchInterrupted", "Prepared", "Runner", "Summary", "prepare",

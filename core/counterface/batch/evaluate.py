@@ -38,13 +38,14 @@ def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
 
 
 def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: bool = False, size: int = 256,
-                    progress: bool = False) -> tuple[int, int, list[dict[str, Any]]]:
+                    progress: bool = False, exclude=None) -> tuple[int, int, list[dict[str, Any]]]:
     """Compute the metrics of every result row of a batch output folder from the files on disk and
     append them to ``metrics.jsonl``; regenerate ``results.csv``. Rows that already carry metrics
     (measured during the batch, or by an earlier ``evaluate``) are skipped unless ``force``.
 
     Returns (rows evaluated, rows that failed, the merged rows). Reconstruction metrics need the
-    pivot and are only measured during the batch.
+    pivot and are only measured during the batch. Rows an exclusion list (``exclude``, an
+    :class:`~counterface.batch.exclusions.Exclusions`) rejects are neither measured nor returned.
     """
     from .. import metrics
     from ..pipeline import Pipeline
@@ -53,6 +54,8 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
     rows = merged_rows(out)
     if not rows:
         raise ConfigError(f"{out}: no results*.jsonl rows; run `counterface batch` first")
+    if exclude is not None:
+        rows, _ = exclude.split(rows)
     todo = [r for r in rows if force or not any(r.get(m) is not None for m in METRIC_MARKERS)]
     appender = Appender(out / "metrics.jsonl")
     lp = metrics.lpips_model(lpips_net) if todo else None
@@ -96,4 +99,5 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
         if bar is not None:
             bar.close()
         write_table(out)
-    return evaluated, failed, merged_rows(out)
+    rows = merged_rows(out)
+    return evaluated, failed, (rows if exclude is None else exclude.split(rows)[0])

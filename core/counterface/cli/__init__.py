@@ -14,6 +14,7 @@ from ._common import CounterfaceGroup
 #: sub-command modules of core; each exposes click commands named ``*_cmd``
 _MODULES = ("info", "weights", "batch", "align", "edit", "directions")
 _MODULES += ("polarization",)  # rho_T from the pairs (issue 11)
+_MODULES += ("report",)  # the HTML review page (issue 13)
 
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,8 @@ from ._common import check_output_dir, finite, finite_number, pipeline_options, 
 from .edit import _prepare
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
+EXCLUDE_HELP = ("Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); "
+                "rows whose decision is reject are left out.")
 LPIPS_HELP = ("LPIPS backbone for the metrics. auto: alex, or random when the run's tuner uses a random "
               "LPIPS trunk (the offline tiny preset); random: offline, tests only; none: skip LPIPS.")
 
@@ -55,8 +57,10 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Image format of the pairs (png and webp are lossless).")
 @click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
+@click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
+              help=EXCLUDE_HELP + " batch skips a photo when any of its pairs is rejected.")
 def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, face, min_face, shard,
-              workers, metrics, lpips_net, image_format, retry_failures) -> None:
+              workers, metrics, lpips_net, image_format, retry_failures, exclude_file) -> None:
     """Run pi_1 and pi_0 over a folder or a CSV/JSONL manifest of photos, resumably.
 
     INPUT is a folder (every image below it), one photo, or a manifest with a `path` column; other columns
@@ -76,6 +80,11 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     check_output_dir(out_dir)
     items = b.read_manifest(input_path, exclude=[out_dir])
     mine = b.select_shard(items, index, count)
+    excluded = 0
+    if exclude_file is not None:  # review decisions of `counterface report`: rejected photos are skipped
+        rejected = b.read_exclusions(exclude_file)
+        kept = [it for it in mine if not rejected.rejects_photo(it.key)]
+        excluded, mine = len(mine) - len(kept), kept
     pipeline = Pipeline.from_config(cfg)
     lpips_net = _lpips_for(lpips_net, cfg)
     _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
@@ -91,6 +100,8 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     s = runner.run(mine)
     click.echo(f"{s.total} photos{where}: {s.done} done ({s.faces} rows), {s.failed} failed, "
                f"{s.skipped} already done; table: {out_dir / 'results.csv'}")
+    if exclude_file is not None:
+        click.echo(f"{excluded} photo(s) excluded by {exclude_file}")
     if s.failed:
         click.echo(f"failures with reasons: {runner.failures.path}")
 
@@ -107,7 +118,9 @@ def _fmt(v) -> str:
 @click.option("--by", "group_by", multiple=True, metavar="COLUMN",
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
+@click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
+              help=EXCLUDE_HELP + " Rejected pairs are neither measured nor summarised.")
+def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file) -> None:
     """Measure every result row of a batch output folder and summarise.
 
     Adds identity similarity, preservation outside the mouth (PSNR, LPIPS), the unchanged fraction
@@ -126,16 +139,24 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json) -> None:
         except (OSError, ValueError):
             run_cfg = None
         lpips_net = _lpips_for(lpips_net, run_cfg)
-    n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled())
+    rejected = b.read_exclusions(exclude_file) if exclude_file is not None else None
+    n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled(),
+                                        exclude=rejected)
+    excluded = len(b.merged_rows(out_dir)) - len(rows) if rejected is not None else 0
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)
     if summary and "job" in summary[0] and "job" not in by:  # several configurations: never pooled
         by = ("job", *by)
-    write_json("summary.json", {"group_by": list(by), "groups": summary}, out_dir=out_dir)
+    record = {"group_by": list(by), "groups": summary}
+    if rejected is not None:
+        record["excluded"] = {"file": str(exclude_file), "rows": excluded}
+    write_json("summary.json", record, out_dir=out_dir)
     if as_json:
-        click.echo(json.dumps({"evaluated": n, "failed": failed, "groups": summary}, indent=2))
+        click.echo(json.dumps({"evaluated": n, "failed": failed, "excluded": excluded, "groups": summary}, indent=2))
         return
     click.echo(f"evaluated {n} row(s), {failed} failed, {len(rows)} in the table; summary: {out_dir / 'summary.json'}")
+    if rejected is not None:
+        click.echo(f"{excluded} row(s) excluded by {exclude_file}")
     for g in summary:
         head = ", ".join(f"{k}={g[k]}" for k in by)
         click.echo(f"{head} ({g['rows']} rows)")
