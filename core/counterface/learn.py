@@ -68,7 +68,7 @@ def binarize(values: np.ndarray, threshold: float | None = None, keep_extremes: 
              ) -> tuple[np.ndarray, np.ndarray]:
     """(kept indices, 0/1 labels) from label values (NaN = unlabelled, dropped).
 
-    * 0/1 values without options: the labels themselves.
+    * 0/1 (or -1/+1) values without options: the labels themselves.
     * ``threshold``: value > threshold is on.
     * ``keep_extremes`` f in (0, 0.5]: the InterFaceGAN recipe for continuous scores: the f * N highest
       scores are on, the f * N lowest off, the middle is dropped (with ``threshold`` too, a kept
@@ -92,6 +92,8 @@ def binarize(values: np.ndarray, threshold: float | None = None, keep_extremes: 
         return idx[sel][order], labels[order]
     if threshold is not None:
         return idx, (vv > float(threshold)).astype(np.int64)
+    if np.isin(vv, (-1.0, 1.0)).all() and (vv == -1.0).any():  # the SVM convention: -1 off, +1 on
+        return idx, (vv > 0).astype(np.int64)
     if not np.isin(vv, (0.0, 1.0)).all():
         raise ConfigError("labels are numeric scores, not 0/1: give --threshold T (on = score > T) "
                           "or --keep-extremes FRACTION")

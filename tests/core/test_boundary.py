@@ -200,6 +200,7 @@ def test_binarize_threshold_and_keep_extremes():
     with pytest.raises(ConfigError, match="--threshold"):
         binarize(v)
     assert binarize(np.array([0.0, 1.0, 1.0]))[1].tolist() == [0, 1, 1]
+    assert binarize(np.array([-1.0, 1.0, -1.0]))[1].tolist() == [0, 1, 0]
 
 
 def test_class_checks_refuse_one_class_and_too_few():

@@ -94,6 +94,7 @@ def test_show_json_and_sidecar(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["accuracy"] == info["accuracy"]
     human = run("directions", "show", tmp_path / "s.safetensors")
     assert "on_distance" in human.stdout and human.exit_code == 0
+    assert run("show", tmp_path / "s.safetensors").exit_code == 2  # only under `directions`
 
 
 def test_learn_errors_are_one_line(tmp_path):
