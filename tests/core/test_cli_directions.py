@@ -267,3 +267,17 @@ def test_calibrate_on_tiny_with_a_fake_scorer(tmp_path, redness, dirs_home, boun
                        "--preset", "tiny", "--scorer", "nope"), match="nope")
     one_line_error(run("directions", "calibrate", "glasses", "--samples", "10", "--preset", "tiny"),
                    match="no scorer for attribute 'glasses'")
+
+
+def test_photo_route_with_real_faces_on_tiny_skips_a_photo_without_a_face(tmp_path, photos):
+    names = {"astronaut.jpg": 1, "astronaut_240p.jpg": 1, "astronaut_gray.jpg": 1, "hopper.jpg": 0,
+             "hopper_rgba.png": 0, "two_people.jpg": 0, "coffee-no-face.jpg": 0}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"path": str(photos / n), "astronaut": v}) + "\n" for n, v in names.items()))
+    res = run("directions", "learn", manifest, "--label", "astronaut", "--preset", "tiny", "--min-per-class", "3",
+              "--folds", "0", "-o", tmp_path / "a.safetensors")
+    assert res.exit_code == 0, res.output
+    assert "6 photos: 6 inverted" in res.stderr and "1 skipped" in res.stderr and "coffee-no-face" in res.stderr
+    b = load_boundary(tmp_path / "a.safetensors")
+    assert (b.meta["n_positive"], b.meta["n_negative"], b.w_dim) == (3, 3, 64)
+    assert b.has_intercept and b.meta["train_accuracy"] > 0.5 and b.meta["accuracy"] is None  # --folds 0
