@@ -203,3 +203,27 @@ def test_batch_and_evaluate_skip_what_the_review_rejected(fake_batch, tmp_path):
     assert r.exit_code == 0, r.output
     assert "1 photo(s) excluded by" in r.output
     assert {x["politician"] for x in batch.merged_rows(fresh)} == {"Bob", "Cy"}
+
+
+def test_polarization_leaves_out_the_articles_whose_pairs_were_rejected(fake_batch, tmp_path):
+    from counterface.polarization import build_study, read_pairs
+    from counterface.polarization.synthetic import make_study
+
+    # pair level on a sweep's batch folder: rejecting Ann's alpha-1 pair leaves her alpha-0 pair usable
+    _, out = fake_batch
+    rows = batch.merged_rows(out)
+    ann1 = next(r for r in rows if r["politician"] == "Ann" and r["alpha"] == 1.0)
+    review = tmp_path / "review.csv"
+    review.write_text(exclusion_csv([{**ann1, "decision": "reject"}]))
+    ex = read_exclusions(review)
+    assert set(read_pairs(out, 1.0)) - set(read_pairs(out, 1.0, ex)) == {ann1["key"]}
+    assert set(read_pairs(out, 0.0, ex)) == set(read_pairs(out, 0.0))
+    # the study: the rejected articles are left out and counted, the others kept
+    study = make_study(tmp_path / "study", articles=24, size=8)
+    keys = ["a0003", "a0010", "a0011"]
+    (tmp_path / "r2.csv").write_text(exclusion_csv([{"key": k, "decision": "reject"} for k in keys]
+                                                   + [{"key": "a0004", "decision": "accept"}]))
+    full = build_study(study["articles"], pairs=study["pairs"])
+    cut = build_study(study["articles"], pairs=study["pairs"], exclude=read_exclusions(tmp_path / "r2.csv"))
+    assert sorted(set(full.keys) - set(cut.keys)) == keys and len(cut.keys) == len(full.keys) - 3
+    assert cut.counts["excluded"] == 3 and any("3 of 24 articles excluded" in n for n in cut.notes)

@@ -64,9 +64,12 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, bootstrap and placebo.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Processes for bootstrap and placebo replicates.")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write the forest plot (needs matplotlib).")
+@click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
+              help="Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); articles "
+                   "whose pair is rejected are left out and counted.")
 def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
                      reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha, level, seed, jobs,
-                     plot) -> None:
+                     plot, exclude_file) -> None:
     """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
 
     Fits the outlet model g with K-fold cross-fitting (or takes --scores), writes rho.csv, slant.csv,
@@ -81,6 +84,11 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
     if jobs < 1:
         raise ConfigError("--jobs must be >= 1")
     params = _params(sets)
+    exclude = None
+    if exclude_file is not None:
+        from ..batch.exclusions import read_exclusions
+
+        exclude = read_exclusions(exclude_file)
     if by_politician:
         params["outlet_model"]["by_politician"] = True
     check_output_dir(out_dir)
@@ -102,7 +110,7 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
         polarization.run(articles, out_dir, pairs=pairs, scores=scores, embedder=embedder, outlet_model=outlet_model,
                          embedder_params=params["embedder"], model_params=params["outlet_model"],
                          covariates=_columns(covariates), cluster=cluster, group=group, alpha=alpha,
-                         settings=settings, plot=plot, echo=click.echo,
+                         settings=settings, plot=plot, echo=click.echo, exclude=exclude,
                          warn=lambda m: click.echo(f"warning: {m}", err=True), progress=progress)
     finally:
         for bar in bars.values():

@@ -97,9 +97,10 @@ def _need(row: Mapping[str, Any], cols: Sequence[str], where: str) -> None:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
 
 
-def read_pairs(source: str | Path, alpha: float | None = None) -> dict[str, tuple[Path, Path]]:
+def read_pairs(source: str | Path, alpha: float | None = None, exclude=None) -> dict[str, tuple[Path, Path]]:
     """key -> (z1, z0) from a batch output folder (its results rows, face 0 of each key) or a
-    CSV/JSONL table with ``key, z1, z0`` (paths relative to the table's folder)."""
+    CSV/JSONL table with ``key, z1, z0`` (paths relative to the table's folder). ``exclude`` (an
+    :class:`~counterface.batch.exclusions.Exclusions`): keys whose chosen pair it rejects are left out."""
     src = Path(source)
     if src.is_dir():
         from ..batch import load_rows
@@ -127,6 +128,8 @@ def read_pairs(source: str | Path, alpha: float | None = None) -> dict[str, tupl
     if several:
         raise ConfigError(f"{src}: {len(several)} keys have pairs at several alphas (e.g. {several[0]!r}); "
                           "choose one with --alpha")
+    if exclude is not None:
+        chosen = {k: r for k, r in chosen.items() if not exclude.rejects(r)}
 
     def _p(v: Any) -> Path:
         p = Path(str(v)).expanduser()
@@ -176,10 +179,20 @@ def encode_covariates(values: Mapping[str, Sequence[Any]], n: int) -> tuple[np.n
     return np.concatenate(blocks, axis=1), names
 
 
+def _exclude(items, table, kept_table, exclude, notes, counts):
+    """Leave out the articles whose pairs (scores) the exclusion list rejected; note and count them."""
+    dropped = set(table) - set(kept_table)
+    n = sum(it.key in dropped for it in items)
+    counts["excluded"] = n
+    notes.append(f"{n} of {len(items)} articles excluded by {exclude.source} (their pairs were rejected in review)")
+    return [it for it in items if it.key not in dropped], kept_table
+
+
 def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, scores: str | Path | None = None,
                 covariates: Sequence[str] = (), cluster: str | None = None, group: str | None = None,
-                alpha: float | None = None) -> Study:
-    """Read ARTICLES and join each article with its pair (built-in route) or its scores."""
+                alpha: float | None = None, exclude=None) -> Study:
+    """Read ARTICLES and join each article with its pair (built-in route) or its scores. Articles whose
+    pair (or key, with scores) the exclusion list ``exclude`` rejects are left out and counted."""
     from ..batch import read_manifest
 
     if (pairs is None) == (scores is None):
@@ -197,6 +210,8 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
     counts = {"articles": len(items)}
     if pairs is not None:
         table = read_pairs(pairs, alpha)
+        if exclude is not None:
+            items, table = _exclude(items, table, read_pairs(pairs, alpha, exclude), exclude, notes, counts)
         kept = [it for it in items if it.key in table]
         unpaired = [it.key for it in items if it.key not in table]
         if unpaired:
@@ -208,6 +223,9 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
             notes.append(f"{extra} pairs match no article and are ignored")
     else:
         table = read_scores(scores)
+        if exclude is not None:
+            items, table = _exclude(items, table, {k: v for k, v in table.items() if not exclude.rejects({"key": k})},
+                                    exclude, notes, counts)
         kept = [it for it in items if it.key in table]
         unscored = [it.key for it in items if it.key not in table]
         if unscored:

@@ -27,7 +27,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         cluster: str | None = None, group: str | None = None, alpha: float | None = None,
         settings: analysis.Settings | None = None, plot: bool = True,
         echo: Callable[[str], None] = print, warn: Callable[[str], None] = print,
-        progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[str, int, int], None] | None = None, exclude=None) -> dict[str, Any]:
     """Run the whole analysis; returns ``{"paths": ..., "result": Result, "study": Study, "record": ...}``.
 
     ``echo`` receives the report lines, ``warn`` one line per input problem the run went past.
@@ -39,7 +39,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     out = Path(out_dir).resolve()
     t0 = time.perf_counter()
     study = data.build_study(articles, pairs=pairs, scores=scores, covariates=covariates, cluster=cluster,
-                             group=group, alpha=alpha)
+                             group=group, alpha=alpha, exclude=exclude)
     inputs = {"articles": str(Path(articles).resolve())}
     components: dict[str, Any] = {}
     embedding_stats = None
