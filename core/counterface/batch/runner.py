@@ -118,7 +118,9 @@ class Runner:
                  on_photo: Callable[[Item, str], None] | None = None):
         self.pipeline = pipeline
         self.out_dir = Path(out_dir).resolve()
-        self.alphas = [float(a) for a in (alphas if alphas else [pipeline.edit["alpha"]])]
+        self.alphas = [a if a == "auto" else float(a) for a in (alphas if alphas else [pipeline.edit["alpha"]])]
+        if "auto" in self.alphas and len(self.alphas) > 1:  # edit.alpha = "auto": one searched alpha per face
+            raise ConfigError("alpha auto searches one alpha per face: it cannot be part of a sweep")
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError("--alpha values must be distinct")
         self.evaluator = evaluator
@@ -366,6 +368,11 @@ class Runner:
         stem = output_stem(item.key, sha, self.job)
         for alpha in self.alphas:
             t = Timer()
+            auto: dict[str, Any] = {}
+            if alpha == "auto":  # the smallest alpha reaching edit.target_score on the scorer
+                with t("alpha_auto"):
+                    found = pipe.auto_alpha(photo, face, pivot)
+                alpha, auto = found.alpha, {"alpha_auto": found.to_json()}
             with t("pi1"):
                 r1 = pipe.pi1(photo, face, pivot, alpha)
             with t("pi0"):
@@ -386,7 +393,7 @@ class Runner:
                 written[role] = img if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
                 side = pipe.sidecar(input_path=item.path, input_sha256=sha, face=face, alpha=float(alpha), role=role,
                                     pivot=pivot, seconds=seconds, attributes=attributes[role],
-                                    extra={**leakage, "output": Path(rel).name, "batch": {"key": item.key, "job": self.job,
+                                    extra={**leakage, **auto, "output": Path(rel).name, "batch": {"key": item.key, "job": self.job,
                                                      "pi1": pi1_name, "pi0": pi0_name,
                                                      "pair": f"pairs/{name}_{'z0' if role == 'z1' else 'z1'}{self.suffix}",
                                                      "meta": dict(item.meta)}})
@@ -398,6 +405,8 @@ class Runner:
                                    "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in seconds.items()}}
             row.update(distance_columns(attributes))
+            if auto:
+                row["alpha_auto_reached"] = auto["alpha_auto"]["reached"]
             row.update({k: v for k, v in leakage.items() if k.startswith("leakage_")})
             if self.shard != (1, 1):
                 row["shard"] = f"{self.shard[0]}/{self.shard[1]}"
