@@ -284,17 +284,29 @@ def _figures(out: Path, fig_dir: Path, rows_mtime: float, sweep_dir: Path | None
     figure is absent."""
     from . import figures as figs
 
+    from .batch.store import table_files
+    from .imageio import write_json
+
     names = []
     try:
         figs._pyplot()
     except ConfigError as exc:
         notes.append(str(exc))
         return names
+    if sweep_dir is not None:
+        files = table_files(sweep_dir, "results") + table_files(sweep_dir, "metrics")
+        rows_mtime = max([rows_mtime, *(p.stat().st_mtime for p in files)])
+    stamp_file = fig_dir / "settings.json"
+    stamp = {"label": label, "sweep": None if sweep_dir is None else str(sweep_dir)}
+    try:
+        same = json.loads(stamp_file.read_text(encoding="utf-8")) == stamp
+    except (OSError, ValueError):
+        same = False
     jobs = (("figure2.png", lambda p: figs.figure2(out, p, label=label)),
             ("figure3.png", lambda p: figs.figure3(sweep_dir or out, p)))
     for name, draw in jobs:
         target = fig_dir / name
-        if target.exists() and target.stat().st_mtime >= rows_mtime:
+        if same and target.exists() and target.stat().st_mtime >= rows_mtime:  # up to date
             names.append(f"figures/{name}")
             continue
         try:
@@ -304,6 +316,7 @@ def _figures(out: Path, fig_dir: Path, rows_mtime: float, sweep_dir: Path | None
             notes.append(f"{name.split('.')[0].replace('figure', 'Figure ')} not drawn: {' '.join(str(exc).split())}")
             continue
         names.append(f"figures/{name}")
+    write_json(stamp_file, stamp)
     return names
 
 
