@@ -157,3 +157,18 @@ def test_alpha_auto_records_its_search(setup, tmp_path):
     if not auto["reached"]:
         assert s["alpha"] == 2.0 and "warning:" in r.stderr
     assert s["attributes"][0]["alpha"] == [s["alpha"]] * 3
+
+
+def test_batch_alpha_auto_one_search_per_face(setup, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(setup["photo"].read_bytes())
+    args = ["batch", folder, "-o", tmp_path / "out", "--preset", "tiny", "--no-metrics", "--set", 'edit.alpha="auto"',
+            "--set", "edit.target_score=0.1", "--scorer", "smile", *NO_TUNING]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
+    z1 = json.loads((tmp_path / "out" / row["z1_sidecar"]).read_text())
+    assert row["alpha"] == z1["alpha_auto"]["alpha"] and row["alpha_auto_reached"] == z1["alpha_auto"]["reached"]
+    r = invoke(*args)  # resumes: the photo is done
+    assert r.exit_code == 0 and "1 already done" in r.output

@@ -72,6 +72,7 @@ def config_cmd(preset, config_file, sets, components, check: bool) -> None:
         from ..pipeline import Pipeline
 
         pipe = Pipeline.from_config(cfg)
+        pipe.check_operators()  # --pi1 on with a direction without an intercept
         for section in registry.SECTIONS:
             if pipe.has(section):
                 pipe.component(section)
