@@ -123,7 +123,8 @@ def check_intercept(operator: Any, role: str, edits: Sequence[AttributeEdit]) ->
         if getattr(e.boundary, "intercept", None) is None:
             raise ConfigError(
                 f"--{role} {operator.name or type(operator).__name__.lower()} moves to a signed distance, but direction "
-                f"{e.spec!r} has no intercept (a published unit vector: nothing says where its boundary lies); "
+                f"{e.spec!r} has no intercept (a bare direction vector, like the published smile.pt: nothing says "
+                f"where its boundary lies); "
                 f"use a boundary from `counterface directions learn` or `counterface directions calibrate {e.spec}`, "
                 f"or {'--pi1 shift' if role == 'pi1' else '--pi0 reconstruction (or negate, original)'}")
 
