@@ -26,6 +26,7 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+from scipy import sparse
 
 import counterface
 
@@ -88,14 +89,32 @@ class _Part:
             onehot = onehot.astype(np.float64)
             blocks.append(onehot)
             if self.interactions:  # each politician's own image coefficients, no shared image term
-                blocks.append((e[:, :, None] * onehot[:, None, :]).reshape(len(e), -1))
+                blocks.append(_interactions(e, onehot))
             else:
                 blocks.append(e)
         else:
             blocks.append(e)
         if cov is not None and cov.shape[1]:
             blocks.append((cov - self.cov_mean) / self.cov_scale)
+        if any(sparse.issparse(b) for b in blocks):
+            return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr")
         return np.concatenate(blocks, axis=1)
+
+
+#: above this many cells the interaction block is built sparse (each row has one politician's D values)
+DENSE_LIMIT = 4_000_000
+
+
+def _interactions(e: np.ndarray, onehot: np.ndarray):
+    """(N, P * D) block: row i holds e_i in the columns of its politician, zeros elsewhere (column
+    p * D + j is feature j of politician p)."""
+    n, d = e.shape
+    p = onehot.shape[1]
+    if n * d * p <= DENSE_LIMIT:
+        return (onehot[:, :, None] * e[:, None, :]).reshape(n, -1)
+    rows, pols = np.nonzero(onehot)
+    cols = (pols[:, None] * d + np.arange(d)[None, :]).ravel()
+    return sparse.csr_matrix((e[rows].ravel(), (np.repeat(rows, d), cols)), shape=(n, p * d))
 
 
 def _fit_one(model: LogisticOutletModel, emb, pol, cov, y, classes, seed) -> _Part:

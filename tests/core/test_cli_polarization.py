@@ -179,3 +179,20 @@ def test_bad_input_one_line_each(tmp_path, study):
     r = _run(study["articles"], "--pairs", study["pairs"], "-o", tmp_path / "o3", "--embedder", "pixels",
              "--reference-outlet", "nowhere")
     assert r.exit_code == 2 and "nowhere" in r.output
+    # a missing and an unreadable Z1: those articles are left out, the run goes on
+    base = Path(study["pairs"]).parent
+    pairs = _csv(study["pairs"])
+    for p in pairs:
+        p["z1"], p["z0"] = str(base / p["z1"]), str(base / p["z0"])
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    pairs[0]["z1"] = str(tmp_path / "broken.png")
+    pairs[1]["z1"] = str(tmp_path / "absent.png")
+    with open(tmp_path / "pairs.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["key", "z1", "z0"])
+        w.writeheader()
+        w.writerows(pairs)
+    r = _run(study["articles"], "--pairs", tmp_path / "pairs.csv", "-o", tmp_path / "o4", "--embedder", "pixels",
+             "--set", "embedder.size=4", "--bootstrap", 2, "--permutations", 2, "--no-plot")
+    assert r.exit_code == 0, r.output
+    assert "1 articles have a missing image" in r.output and "1 articles have an unreadable image" in r.output
+    assert json.loads((tmp_path / "o4" / "polarization.json").read_text())["counts"]["used"] == 238

@@ -201,6 +201,22 @@ def test_logistic_outlet_model_contract():
         assert (np.array(["a", "b", "c"])[p[:, :3].argmax(1)] == y).mean() > 0.7
 
 
+def test_sparse_interactions_fit_like_dense(monkeypatch):
+    import counterface_polarization.outlet_model as om
+
+    rng = np.random.default_rng(4)
+    n = 90
+    feats = OutletFeatures(rng.normal(size=(n, 6)).astype(np.float32),
+                           np.array(["p", "q", "r"] * (n // 3), dtype=object), np.zeros((n, 0)))
+    y = np.where(rng.random(n) < 0.5, "a", "b").astype(object)
+    model = counterface.create("outlet_model", "logistic")
+    dense = model.fit(feats, y, ["a", "b"], seed=0).predict_proba(feats)
+    monkeypatch.setattr(om, "DENSE_LIMIT", 0)
+    sp = model.fit(feats, y, ["a", "b"], seed=0)
+    assert __import__("scipy").sparse.issparse(sp.parts[None].design(feats.embedding, feats.politician, None))
+    np.testing.assert_allclose(sp.predict_proba(feats), dense, atol=1e-4)
+
+
 def test_pixels_embedder_rows_are_per_image():
     emb = counterface.create("embedder", "pixels", size=4)
     rng = np.random.default_rng(0)

@@ -47,8 +47,11 @@ def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None,
                 batch: int = 32, progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict]:
     """(len(paths), D) float32 rows, one per path; each distinct file is read and embedded once.
 
-    Returns the rows and ``{"images": distinct files, "embedded": newly embedded, "cached": reused}``.
+    Returns the rows and ``{"images": distinct files, "embedded": newly embedded, "cached": reused,
+    "unreadable": {path: reason}}``; the rows of unreadable files are NaN (the caller leaves their
+    articles out).
     """
+    from ..errors import ImageError
     from ..imageio import file_sha256, read_image, write_bytes
 
     digest = embedder_digest(embedder)
@@ -61,28 +64,47 @@ def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None,
         except (OSError, ValueError, KeyError):
             cache = {}  # an unreadable cache is rebuilt
     by_path: dict[Path, str] = {}
+    bad: dict[str, str] = {}
     for p in paths:
         rp = Path(p).resolve()
         if rp not in by_path:
-            by_path[rp] = file_sha256(rp)
-    todo = [(rp, sha) for rp, sha in by_path.items() if sha not in cache]
+            try:
+                by_path[rp] = file_sha256(rp)
+            except OSError as exc:
+                by_path[rp] = ""
+                bad[str(rp)] = exc.strerror or type(exc).__name__
+    hits = {sha for sha in by_path.values() if sha in cache}
+    todo = [(rp, sha) for rp, sha in by_path.items() if sha and sha not in cache]
     todo = list({sha: (rp, sha) for rp, sha in todo}.values())
-    for i in range(0, len(todo), batch):
-        chunk = todo[i:i + batch]
-        rows = np.asarray(embedder.embed([read_image(rp) for rp, _ in chunk]), np.float32)
+    embedded = 0
+    for i in range(0, len(todo), batch):  # read a chunk at a time: a large study never sits in memory
+        chunk = []
+        for rp, sha in todo[i:i + batch]:
+            try:
+                chunk.append((sha, read_image(rp)))
+            except ImageError as exc:
+                bad[str(rp)] = str(exc)
+        if not chunk:
+            continue
+        rows = np.asarray(embedder.embed([im for _, im in chunk]), np.float32)
         if rows.ndim != 2 or len(rows) != len(chunk):
             from ..errors import PluginError
 
             raise PluginError(f"embedder {getattr(embedder, 'name', '')!r} returned shape {rows.shape} "
                               f"for {len(chunk)} images; expected (N, D)")
-        for (_, sha), row in zip(chunk, rows):
+        for (sha, _), row in zip(chunk, rows):
             cache[sha] = row
+        embedded += len(chunk)
         if progress:
             progress(len(chunk))
-    if todo and cache_file is not None:
+    if embedded and cache_file is not None:
         keys = sorted(cache)
         buf = io.BytesIO()
         np.savez(buf, embedder=np.array(digest), keys=np.array(keys), rows=np.stack([cache[k] for k in keys]))
         write_bytes(cache_file, buf.getvalue(), out_dir=out_dir)
-    out = np.stack([cache[by_path[Path(p).resolve()]] for p in paths]).astype(np.float32)
-    return out, {"images": len(set(by_path.values())), "embedded": len(todo), "cached": len(set(by_path.values())) - len(todo)}
+    dim = next(iter(cache.values())).shape[0] if cache else 0
+    nan = np.full(dim, np.nan, np.float32)
+    out = np.stack([cache.get(by_path[Path(p).resolve()], nan) for p in paths]).astype(np.float32) if len(paths) \
+        else np.zeros((0, dim), np.float32)
+    distinct = len({sha for sha in by_path.values() if sha})
+    return out, {"images": distinct, "embedded": embedded, "cached": len(hits), "unreadable": bad}

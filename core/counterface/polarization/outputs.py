@@ -26,6 +26,8 @@ from .data import Study
 
 RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo")
 SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
+#: the forest plot shows at most this many rows
+MAX_FOREST_ROWS = 120
 
 
 def _num(v: Any) -> Any:
@@ -93,6 +95,11 @@ def forest_plot(path: Path, rows: Sequence[dict], out_dir: Path, level: float) -
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    title = "Polarization by politician and outlet pair"
+    if len(rows) > MAX_FOREST_ROWS:  # a readable figure: the largest |rho|, in table order
+        keep = sorted(sorted(range(len(rows)), key=lambda i: -abs(np.nan_to_num(float(rows[i]["rho"]))))[:MAX_FOREST_ROWS])
+        title += f" (the {MAX_FOREST_ROWS} largest |rho| of {len(rows)}; all in rho.csv)"
+        rows = [rows[i] for i in keep]
     labels = [f"{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}" for r in rows]
     rho = np.array([r["rho"] for r in rows], float)
     lo = np.array([r["ci_low"] for r in rows], float)
@@ -105,7 +112,7 @@ def forest_plot(path: Path, rows: Sequence[dict], out_dir: Path, level: float) -
     ax.axvline(0, color="0.6", ls="--", lw=1)
     ax.set_yticks(y, labels)
     ax.set_xlabel(f"rho_T (log-odds difference, Z1 vs Z0) with {level:.0%} bootstrap interval")
-    ax.set_title("Polarization by politician and outlet pair")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)

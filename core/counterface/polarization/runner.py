@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import numpy as np
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
@@ -68,6 +70,21 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             emb, list(study.image) + list(study.z1) + list(study.z0),
             cache_file=out / "cache" / "embeddings.npz", out_dir=out,
             progress=(lambda k: progress("embed", k, 0)) if progress else None)
+        bad = embedding_stats.pop("unreadable")
+        if bad:
+            broken = np.isnan(rows).any(axis=1).reshape(3, n).any(axis=0)
+            first = next(iter(bad.items()))
+            warn(f"{int(broken.sum())} articles have an unreadable image, Z1 or Z0 and are left out "
+                 f"(e.g. {first[0]}: {first[1]})")
+            study.notes.append(f"{int(broken.sum())} articles have an unreadable image, Z1 or Z0 and are left out")
+            study.counts["unreadable"] = int(broken.sum())
+            keep = np.flatnonzero(~broken)
+            if not len(keep):
+                raise ConfigError("no article has readable image, Z1 and Z0 files")
+            study = study.subset(keep)
+            study.counts["used"] = len(study)
+            rows = np.concatenate([rows[:n][keep], rows[n:2 * n][keep], rows[2 * n:][keep]])
+            n = len(study)
         embeddings = (rows[:n], rows[n:2 * n], rows[2 * n:])
         echo(f"embedded {embedding_stats['images']} images with {embedder} "
              f"({embedding_stats['cached']} from the cache), {rows.shape[1]} features each")
