@@ -327,8 +327,6 @@ def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str =
     ``attribute``/``family`` fill in what a bare vector cannot say (the file stem / unknown).
     Raises :class:`~counterface.errors.WeightsError` for a missing or unreadable file.
     """
-    import torch
-
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"boundary file not found: {p}")

@@ -177,7 +177,7 @@ def directions_cmd() -> None:
               help="Latent cache of the photo route (default: counterface-latents.npz next to the output).")
 @_pipeline_source_options(_PARTS)
 def learn_command(input_path, label, output, threshold, keep_extremes, layers, orthogonal_to, method, folds,
-              min_per_class, attribute, seed, cache_path, preset, config_file, sets, components):
+                  min_per_class, attribute, seed, cache_path, preset, config_file, sets, components):
     """Learn a boundary from labelled photos (a folder, CSV or JSONL manifest, as `batch` reads) or
     from an .npz of latents and labels, and write it as FILE.safetensors."""
     from .. import config as config_mod
@@ -275,7 +275,7 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled z (and the folds).")
 @_pipeline_source_options(("generator",))
 def calibrate_command(spec, samples, scorer, output, threshold, keep_extremes, refit, method, folds, min_per_class,
-                  batch_size, seed, preset, config_file, sets, components):
+                      batch_size, seed, preset, config_file, sets, components):
     """Sample z, map it to w, synthesize, score every image with an attribute scorer, then fit the
     boundary's intercept and on/off distances (or, with --refit or for an attribute with no
     direction yet, the whole boundary) on (w, score) (InterFaceGAN's route)."""
