@@ -153,6 +153,8 @@ def test_sorting_and_filtering_by_metric_and_manifest_column(browser, big):
     p = pg.page
     p.select_option("#sort-column", "identity")
     assert pg.first_key() == min(rows, key=lambda r: r["identity"])["key"]
+    p.keyboard.press("j")  # the list takes the keys again after a control was used
+    assert p.get_attribute(".row.selected", "data-key") == sorted(rows, key=lambda r: r["identity"])[1]["key"]
     p.click("#sort-dir")
     assert pg.first_key() == max(rows, key=lambda r: r["identity"])["key"]
     p.select_option("#sort-column", "smile_delta")  # empty values last in both directions

@@ -308,9 +308,11 @@
   }
 
   // -- controls ------------------------------------------------------------------------------------
-  sortSel.addEventListener("change", function () { state.sort = sortSel.value; apply(); vp.scrollTop = 0; render(true); });
+  // after a control is used, the list takes the keyboard again (j/k/a/r/u)
+  function back() { vp.scrollTop = 0; render(true); vp.focus(); }
+  sortSel.addEventListener("change", function () { state.sort = sortSel.value; apply(); back(); });
   $("sort-dir").addEventListener("click", function () {
-    state.asc = !state.asc; $("sort-dir").textContent = state.asc ? "ascending" : "descending"; apply(); vp.scrollTop = 0; render(true);
+    state.asc = !state.asc; $("sort-dir").textContent = state.asc ? "ascending" : "descending"; apply(); back();
   });
   $("filter-add").addEventListener("click", function () {
     var column = filterSel.value, op = $("filter-op").value, val = $("filter-value").value;
@@ -322,11 +324,11 @@
       return;
     }
     state.filters.push(f);
-    apply(); vp.scrollTop = 0; render(true);
+    apply(); back();
   });
   $("filter-value").addEventListener("keydown", function (e) { if (e.key === "Enter") $("filter-add").click(); });
-  $("outliers-only").addEventListener("change", function (e) { state.outliers = e.target.checked; apply(); vp.scrollTop = 0; render(true); });
-  $("decision-filter").addEventListener("change", function (e) { state.decision = e.target.value; apply(); vp.scrollTop = 0; render(true); });
+  $("outliers-only").addEventListener("change", function (e) { state.outliers = e.target.checked; apply(); back(); });
+  $("decision-filter").addEventListener("change", function (e) { state.decision = e.target.value; apply(); back(); });
   $("export").addEventListener("click", exportCsv);
   document.addEventListener("keydown", function (e) {
     var t = e.target && e.target.tagName;
