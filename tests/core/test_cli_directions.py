@@ -281,3 +281,14 @@ def test_photo_route_with_real_faces_on_tiny_skips_a_photo_without_a_face(tmp_pa
     b = load_boundary(tmp_path / "a.safetensors")
     assert (b.meta["n_positive"], b.meta["n_negative"], b.w_dim) == (3, 3, 64)
     assert b.has_intercept and b.meta["train_accuracy"] > 0.5 and b.meta["accuracy"] is None  # --folds 0
+
+
+def test_a_boundary_of_another_family_is_refused(tmp_path, photos):
+    planted_npz(tmp_path / "t.npz", 64, 200, seed=11)
+    res = run("directions", "learn", tmp_path / "t.npz", "--preset", "tiny", "-o", tmp_path / "t.safetensors",
+              "--folds", "0")
+    assert res.exit_code == 0, res.output
+    assert load_boundary(tmp_path / "t.safetensors").family == "stylegan2-random-s64-d64-seed0"
+    res = run("edit", photos / "astronaut_240p.jpg", "--preset", "tiny", "--set", "generator.seed=1",
+              "--direction", tmp_path / "t.safetensors", "-o", tmp_path / "out")
+    one_line_error(res, match="stylegan2-random-s64-d64-seed1")
