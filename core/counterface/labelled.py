@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ConfigError, CounterfaceError
+from .errors import ConfigError, ImageError, NoFaceError
 
 
 @dataclass
@@ -180,11 +180,7 @@ def read_photos(source: str | Path, label: str, pipe, cache_path: str | Path,
                 image = read_image(it.path)
                 face = pipe.faces(image)[0]
                 w = pipe.invert(face).numpy().astype(np.float32)
-            except CounterfaceError as exc:
-                from .cli._common import is_photo_error
-
-                if not is_photo_error(exc):
-                    raise
+            except (ImageError, NoFaceError) as exc:  # this photo only; configuration errors stop the run
                 skipped.append((it.key, " ".join(str(exc).split())))
                 if progress:
                     progress(f"skipped {it.key}: {' '.join(str(exc).split())}")
