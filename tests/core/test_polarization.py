@@ -230,7 +230,7 @@ def test_pixels_embedder_rows_are_per_image():
         emb.embed([np.zeros((4, 4), np.uint8)])
 
 
-def test_resnet_embedders_random_offline_and_weights_registered(monkeypatch):
+def test_resnet_embedders_random_offline_and_weights_registered(monkeypatch, tmp_path):
     from counterface import weights
 
     for arch, dim in (("resnet18", 512),):
@@ -243,8 +243,8 @@ def test_resnet_embedders_random_offline_and_weights_registered(monkeypatch):
         assert spec.sha256.startswith(prefix) and spec.managed_by == "torchvision"
     # the real file goes through the weights manager: offline and absent, a one-line WeightsError
     monkeypatch.setenv("COUNTERFACE_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(pytest.importorskip("tempfile").mkdtemp()))
-    monkeypatch.setenv("COUNTERFACE_HOME", str(pytest.importorskip("tempfile").mkdtemp()))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("COUNTERFACE_HOME", str(tmp_path / "home"))
     emb = counterface.create("embedder", "resnet18")
     with pytest.raises(WeightsError):
         emb.embed([np.zeros((30, 30, 3), np.uint8)])

@@ -101,9 +101,16 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
              f"(chance {h['chance_accuracy']:.3f}, balanced {h['balanced_accuracy']:.3f}), log-loss {h['log_loss']:.3f} "
              f"(uniform {h['uniform_log_loss']:.3f})")
         if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] and h["log_loss"] >= h["uniform_log_loss"]:
-            warn("the outlet model predicts held-out outlets no better than chance: its rho means little")
+            msg = "the outlet model predicts held-out outlets no better than chance: its rho means little"
+            warn(msg)
+            study.notes.append(msg)
     else:
         echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only)")
+    from ..imageio import file_sha256
+
+    for k in list(inputs):
+        if Path(inputs[k]).is_file():
+            inputs[f"{k}_sha256"] = file_sha256(inputs[k])
     record = {
         "command": "polarization",
         "route": "builtin" if res.heldout is not None else "scores",
