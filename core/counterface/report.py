@@ -17,7 +17,10 @@ changed and removes the ones no row uses any more.
 
 Outliers (documented in docs/report.md; :data:`THRESHOLDS`):
 
-* ``low_identity``: ``identity`` (or ``identity_z0``, or ``identity_independent``) below ``identity``
+* ``low_identity``: an identity similarity below its family's threshold (the evaluate summary's,
+  :data:`counterface.metrics.IDENTITY_THRESHOLDS`): ``identity``, ``identity_z0``, ``identity_z1z0``
+  (ArcFace) below ``identity``; ``identity_independent`` (``_z0``, ``_z1z0``; dlib) below
+  ``identity_independent``
 * ``changed_outside_blend``: ``unchanged_outside_blend`` (or ``_z0``) below 1 with a lossless format
   (png, webp): a pixel the blend mask gives weight 0 differs from Z
 * ``low_psnr_outside``: ``psnr_outside`` (or ``_z0``) below ``psnr_outside`` dB
@@ -42,9 +45,10 @@ from urllib.parse import quote
 import numpy as np
 
 from .errors import ConfigError
+from .metrics import IDENTITY_SUFFIXES, IDENTITY_THRESHOLDS
 
-#: default outlier thresholds (``--min-identity``, ``--min-psnr-outside``)
-THRESHOLDS = {"identity": 0.5, "psnr_outside": 20.0}
+#: default outlier thresholds (``--min-identity``, ``--min-identity-independent``, ``--min-psnr-outside``)
+THRESHOLDS = {**IDENTITY_THRESHOLDS, "psnr_outside": 20.0}
 #: the thumbnail shows the landmarks' bounding square grown this many times (clipped to the photo)
 CROP_GROWTH = 2.0
 #: the heat map saturates at this difference (0-255 levels, largest over the channels)
@@ -69,8 +73,9 @@ def outlier_flags(row: Mapping[str, Any], thresholds: Mapping[str, float] = THRE
     flags: list[str] = []
     if row.get("metrics_error"):
         flags.append("metrics_error")
-    ids = [_num(row.get(c)) for c in ("identity", "identity_z0", "identity_independent")]
-    if any(v is not None and v < thresholds["identity"] for v in ids):
+    ids = [(_num(row.get(f"{family}{suffix}")), thresholds.get(family))
+           for family in IDENTITY_THRESHOLDS for suffix in IDENTITY_SUFFIXES]
+    if any(v is not None and limit is not None and v < limit for v, limit in ids):
         flags.append("low_identity")
     lossless = Path(str(row.get("z1") or "")).suffix.lower() in LOSSLESS
     unchanged = [_num(row.get(c)) for c in ("unchanged_outside_blend", "unchanged_outside_blend_z0")]

@@ -36,6 +36,9 @@ def test_outlier_flags_follow_the_documented_thresholds():
     assert report.outlier_flags(good) == []
     assert report.outlier_flags({**good, "identity": 0.49}) == ["low_identity"]
     assert report.outlier_flags({**good, "identity": 0.49}, {"identity": 0.4, "psnr_outside": 20}) == []
+    assert report.outlier_flags({**good, "identity_z1z0": 0.3}) == ["low_identity"]
+    assert report.outlier_flags({**good, "identity_independent": 0.95, "identity_independent_z0": 0.9}) == ["low_identity"]
+    assert report.outlier_flags({**good, "identity_independent": 0.95, "identity_independent_z1z0": 0.93}) == []
     assert report.outlier_flags({**good, "unchanged_outside_blend_z0": 0.999}) == ["changed_outside_blend"]
     # a lossy format always changes pixels: the unchanged fraction is not an outlier there, low PSNR is
     assert report.outlier_flags({**good, "z1": "pairs/a_z1.jpg", "unchanged_outside_blend": 0.3}) == []

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import click
 
-from ._common import check_output_dir, progress_enabled
+from ._common import check_output_dir, finite, progress_enabled
 
 
 @click.command("report")
 @click.argument("out_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the page (default: OUT/report).")
-@click.option("--min-identity", type=float, default=None, metavar="COS",
-              help="Outlier when an identity similarity is below this (default 0.5).")
-@click.option("--min-psnr-outside", type=float, default=None, metavar="DB",
+@click.option("--min-identity", type=finite(-1.0, 1.0), default=None, metavar="COS",
+              help="Outlier when an ArcFace identity similarity (identity, _z0, _z1z0) is below this (default 0.5).")
+@click.option("--min-identity-independent", type=finite(-1.0, 1.0), default=None, metavar="COS",
+              help="Outlier when a dlib identity similarity (identity_independent, _z0, _z1z0) is below this "
+                   "(default 0.92, dlib's same-person threshold).")
+@click.option("--min-psnr-outside", type=finite(), default=None, metavar="DB",
               help="Outlier when psnr_outside (or _z0) is below this many dB (default 20).")
 @click.option("--thumb-size", type=click.IntRange(min=32, max=512), default=128, show_default=True,
               help="Thumbnail size in pixels (largest side).")
@@ -24,7 +27,8 @@ from ._common import check_output_dir, progress_enabled
               help="Batch folder with several alphas for Figure 3 (default: OUT itself).")
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="Draw Figure 2 and Figure 3 into the page (needs matplotlib).")
-def report_cmd(out_dir, report_dir, min_identity, min_psnr_outside, thumb_size, label, sweep_dir, figures) -> None:
+def report_cmd(out_dir, report_dir, min_identity, min_identity_independent, min_psnr_outside, thumb_size, label,
+               sweep_dir, figures) -> None:
     """Write OUT/report/index.html, a page for reviewing every pair of a batch.
 
     It opens from the file system (no server): one row per pair with Z, Z1, Z0 and a |Z1 - Z0| heat
@@ -37,7 +41,9 @@ def report_cmd(out_dir, report_dir, min_identity, min_psnr_outside, thumb_size, 
 
     target = report_dir or out_dir / "report"
     check_output_dir(target)
-    thresholds = {k: v for k, v in (("identity", min_identity), ("psnr_outside", min_psnr_outside)) if v is not None}
+    given = (("identity", min_identity), ("identity_independent", min_identity_independent),
+             ("psnr_outside", min_psnr_outside))
+    thresholds = {k: v for k, v in given if v is not None}
     bar = None
     if progress_enabled():
         from tqdm import tqdm

@@ -11,11 +11,12 @@
   var META = R.meta, ROWS = R.rows, THR = META.thresholds;
   var ROW_H = 152, OVERSCAN = 4;
   var STORE = "counterface-report:" + META.report_id;
-  var PRIORITY = ["identity", "identity_independent", "psnr_outside", "unchanged_outside_blend", "smile_delta",
+  var PRIORITY = ["identity", "identity_independent", "identity_z1z0", "identity_independent_z1z0", "psnr_outside", "unchanged_outside_blend", "smile_delta",
                   "smile_z1", "smile_z0", "lpips_outside", "identity_z0", "psnr_outside_z0",
                   "unchanged_outside_blend_z0"];
   var FLAG_TEXT = {
-    low_identity: "identity (ArcFace, Z1 or Z0 vs Z, or the independent identity) below " + THR.identity,
+    low_identity: "an identity similarity below its threshold: identity, identity_z0, identity_z1z0 (ArcFace) below " +
+        THR.identity + "; identity_independent, _z0, _z1z0 (dlib) below " + THR.identity_independent,
     changed_outside_blend: "unchanged_outside_blend (or _z0) below 1 with a lossless format: a pixel outside the blend region changed",
     low_psnr_outside: "psnr_outside (or _z0) below " + THR.psnr_outside + " dB",
     smile_not_redetected: "no face re-detected on Z1 or Z0 (smile_z1 / smile_z0 empty)",
@@ -59,7 +60,8 @@
   }
   function bad(r, name) {
     var v = r[name];
-    if (/^identity(_z0|_independent)?$/.test(name)) return typeof v === "number" && v < THR.identity;
+    if (/^identity(_z0|_z1z0)?$/.test(name)) return typeof v === "number" && v < THR.identity;
+    if (/^identity_independent(_z0|_z1z0)?$/.test(name)) return typeof v === "number" && v < THR.identity_independent;
     if (/^psnr_outside(_z0)?$/.test(name)) return typeof v === "number" && v < THR.psnr_outside;
     if (/^unchanged_outside_blend(_z0)?$/.test(name)) return r.flags.indexOf("changed_outside_blend") >= 0 && typeof v === "number" && v < 1;
     if (name === "smile_z1" || name === "smile_z0") return r.flags.indexOf("smile_not_redetected") >= 0 && (v === null || v === undefined);
