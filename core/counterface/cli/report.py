@@ -18,7 +18,7 @@ from ._common import check_output_dir, finite, progress_enabled
 @click.option("--min-identity-independent", type=finite(-1.0, 1.0), default=None, metavar="COS",
               help="Outlier when a dlib identity similarity (identity_independent, _z0, _z1z0) is below this "
                    "(default 0.92, dlib's same-person threshold).")
-@click.option("--min-psnr-outside", type=finite(), default=None, metavar="DB",
+@click.option("--min-psnr-outside", type=finite(min=0.0), default=None, metavar="DB",
               help="Outlier when psnr_outside (or _z0) is below this many dB (default 20).")
 @click.option("--thumb-size", type=click.IntRange(min=32, max=512), default=128, show_default=True,
               help="Thumbnail size in pixels (largest side).")
