@@ -37,6 +37,25 @@ layers = "4-6"
 
 Precedence, lowest first: preset, `--config` file, `--<kind> NAME`, `--set`. Choosing another
 component name drops the parameters given for the old one.
+
+## Choosing the face: `--face match`
+
+`--face largest` (default), `all`, an index, or `match`: the face of the person in a reference photo
+(`--reference PHOTO`, repeatable; in `batch` also a manifest column `reference` or `--references DIR
+--reference-column COLUMN`). The matcher (`--matcher NAME`, default `dlib`, offline) embeds every
+face and the reference; the most similar face is edited, and below `--match-threshold` (default the
+matcher's, 0.92 for dlib) the photo fails with `target_not_found` (exit 3; a failure row in a
+batch). Sidecars record `match` (similarity, threshold, recogniser, references, every face's
+similarity). See docs/batch.md.
+
+## Independent identity: `identity_independent`
+
+`batch` and `evaluate` measure identity twice: `identity*` with the pipeline's ArcFace (the network
+the tuner optimised) and `identity_independent*` with `--identity-independent NAME` (default `dlib`'s
+ResNet face descriptor, which the tuner never saw), each for Z1 vs Z, Z0 vs Z (`_z0`) and Z1 vs Z0
+(`_z1z0`). `evaluate` lists the pairs below `--identity-threshold` (0.5) or
+`--identity-independent-threshold` (0.92) under `flags` in summary.json. Tables: results.csv and
+results.parquet (typed).
 """
 
 
