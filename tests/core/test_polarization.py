@@ -295,3 +295,31 @@ def test_scores_route_bootstrap_is_seeded_and_placebo_is_sign_flip():
     assert np.all(a.ci_low <= a.values + 1e-12) or math.isnan(a.ci_low[0])
     with pytest.raises(ConfigError):
         analysis.analyse(study, analysis.Settings(placebo="outlets"))
+
+
+def test_articles_join_on_id_or_key_column(tmp_path):
+    from counterface.polarization.data import build_study
+
+    (tmp_path / "a.csv").write_text("key,path,politician,outlet\nk1,x.png,p,a\nk2,y.png,q,b\nk3,z.png,q,a\n")
+    (tmp_path / "s.csv").write_text("key,outlet,p_z1,p_z0\nk1,a,0.5,0.4\nk1,b,0.5,0.6\nk2,a,0.3,0.4\nk2,b,0.7,0.6\n")
+    st = build_study(tmp_path / "a.csv", scores=tmp_path / "s.csv")
+    assert st.keys == ["k1", "k2"] and st.counts["unscored"] == 1
+    assert any("1 of 3 articles have no scores" in n for n in st.notes)
+
+
+def test_group_placebo_permutes_politician_labels():
+    n = 60
+    pols = np.array([f"p{i % 6}" for i in range(n)], dtype=object)
+    study = Study(keys=[f"k{i}" for i in range(n)], politician=pols, outlet=np.array(["a", "b"] * 30, dtype=object),
+                  cluster=np.array([f"k{i}" for i in range(n)], dtype=object), covariates=np.zeros((n, 0)),
+                  covariate_names=[], classes=["a", "b"],
+                  group=np.array(["D" if int(p[1]) < 3 else "R" for p in pols], dtype=object))
+    # party D's politicians all lean one way, R's the other: a group contrast the labels explain
+    shift = np.where(study.group == "D", 0.8, -0.8) + np.random.default_rng(0).normal(0, 0.1, n)
+    p1 = np.stack([1 / (1 + np.exp(-shift)), 1 - 1 / (1 + np.exp(-shift))], axis=1)
+    study.p_z1, study.p_z0 = p1, np.full((n, 2), 0.5)
+    res = analysis.analyse(study, analysis.Settings(bootstrap=0, permutations=200, seed=1))
+    assert res.layout.groups == ["D", "R"]
+    # 6 politicians, 3 per group: 20 distinct labellings, the observed one the most extreme (with its mirror)
+    np.testing.assert_allclose(res.group_p, (1 + 200 * 2 / 20) / 201, atol=0.06)
+    assert res.values[len(res.layout.politicians)] > 0 > res.values[len(res.layout.politicians) + 1]

@@ -188,6 +188,19 @@ def _exclude(items, table, kept_table, exclude, notes, counts):
     return [it for it in items if it.key not in dropped], kept_table
 
 
+def _keyed(item, table: Mapping[str, Any]):
+    """The article under the key its pair or scores use: the manifest key (``id``, else the path as
+    written) or, failing that, a ``key`` column."""
+    if item.key in table:
+        return item
+    alt = item.meta.get("key")
+    if alt not in (None, "") and str(alt) in table:
+        from dataclasses import replace
+
+        return replace(item, key=str(alt))
+    return item
+
+
 def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, scores: str | Path | None = None,
                 covariates: Sequence[str] = (), cluster: str | None = None, group: str | None = None,
                 alpha: float | None = None, exclude=None) -> Study:
@@ -210,6 +223,7 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
     counts = {"articles": len(items)}
     if pairs is not None:
         table = read_pairs(pairs, alpha)
+        items = [_keyed(it, table) for it in items]
         if exclude is not None:
             items, table = _exclude(items, table, read_pairs(pairs, alpha, exclude), exclude, notes, counts)
         kept = [it for it in items if it.key in table]
@@ -223,6 +237,7 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
             notes.append(f"{extra} pairs match no article and are ignored")
     else:
         table = read_scores(scores)
+        items = [_keyed(it, table) for it in items]
         if exclude is not None:
             items, table = _exclude(items, table, {k: v for k, v in table.items() if not exclude.rejects({"key": k})},
                                     exclude, notes, counts)
@@ -239,7 +254,7 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
             notes.append(f"politician {p!r} has no {'pairs' if pairs is not None else 'scores'}; no rho for them")
     if not kept:
         raise ConfigError(f"no article of {articles_src} has {'a pair' if pairs is not None else 'scores'} "
-                          "(do the keys match? an article's key is its id column, else its path as written)")
+                          "(do the keys match? an article's key is its id column, else its path as written, or its key column)")
     classes = sorted({str(it.meta["outlet"]) for it in kept})
     if len(classes) < 2:
         raise ConfigError(f"the articles have one outlet ({classes[0]!r}); rho compares at least two")
