@@ -332,13 +332,63 @@ def _manifest_columns(side: Mapping[str, Any]) -> list[str]:
     return [f"user_{k}" if k in RESERVED or k in METRIC_COLUMNS else k for k in meta]
 
 
+class _Pairs:
+    """The thumbnails and links of each result row, with the per-run caches (sidecars, links, image
+    sizes) that make a 10,000-row batch of a few thousand photos quick."""
+
+    def __init__(self, out: Path, rdir: Path, thumbs: Thumbnailer):
+        self.out, self.rdir, self.thumbs = out, rdir, thumbs
+        self.manifest: dict[str, None] = {}  # manifest columns, in first-seen order
+        self._sidecars: dict[Path, Any] = {}
+        self._hrefs: dict[Path, str] = {}
+        self._shapes: dict[str, tuple[int, int]] = {}
+
+    def _sidecar(self, path: Path) -> Mapping[str, Any]:
+        if path not in self._sidecars:
+            if len(self._sidecars) > 256:
+                self._sidecars.clear()
+            self._sidecars[path] = json.loads(path.read_text(encoding="utf-8"))
+        return self._sidecars[path]
+
+    def _href(self, p: Path) -> str:
+        if p not in self._hrefs:
+            self._hrefs[p] = _href(p, self.rdir)
+        return self._hrefs[p]
+
+    def _shape(self, p: Path) -> tuple[int, int]:
+        from PIL import Image
+
+        sig = self.thumbs.signature(p)
+        if sig not in self._shapes:
+            with Image.open(p) as im:
+                self._shapes[sig] = (im.height, im.width)
+        return self._shapes[sig]
+
+    def files(self, row: Mapping[str, Any]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        """(thumbnails, links) of Z, Z1, Z0 (and the heat map ``diff``), relative to the report folder."""
+        side = self._sidecar(self.out / str(row["z1_sidecar"]))
+        for c in _manifest_columns(side):
+            self.manifest.setdefault(c, None)
+        z, z1 = Path(str(row["path"])), self.out / str(row["z1"])
+        z0 = self.out / str(row["z0"]) if row.get("z0") else None
+        links = {"z": self._href(z), "z1": self._href(z1), "z0": self._href(z0) if z0 else None}
+        box = crop_box((side.get("face") or {}).get("landmarks"), self._shape(z1))
+        thumbs = {"z": self.thumbs.image(z, box), "z1": self.thumbs.image(z1, box), "z0": None, "diff": None}
+        if z0 is not None:
+            thumbs["z0"] = self.thumbs.image(z0, box)
+            thumbs["diff"] = self.thumbs.difference(z1, z0, box)
+        return thumbs, links
+
+
 def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | None = None, thumb_size: int = 128,
                  thresholds: Mapping[str, float] | None = None, label: str | None = None,
                  sweep_dir: str | os.PathLike | None = None, figures: bool = True,
                  progress: Callable[[int, int], None] | None = None) -> Report:
     """Write the review page of the batch folder ``out_dir`` into ``report_dir`` (default
-    ``out_dir/report``) and return what was written. Raises ConfigError when the folder has no rows."""
+    ``out_dir/report``) and return what was written. Raises ConfigError when the folder has no rows;
+    a row whose files cannot be read gets ``report_error`` instead of thumbnails."""
     from .batch.store import merged_rows, table_files
+    from .errors import ImageError
     from .imageio import write_bytes
 
     out = Path(out_dir).resolve()
@@ -349,54 +399,20 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
         raise ConfigError(f"{out}: no results*.jsonl rows; run `counterface batch` first")
     rdir.mkdir(parents=True, exist_ok=True)
     thumbs = Thumbnailer(rdir / "thumbs", size=thumb_size)
-    sidecars: dict[str, Any] = {}
-    manifest: dict[str, None] = {}
+    pairs = _Pairs(out, rdir, thumbs)
     notes: list[str] = []
     data = []
     problems = 0
-    hrefs: dict[Path, str] = {}
-    shapes: dict[str, tuple[int, int]] = {}
-
-    def href(p: Path) -> str:
-        if p not in hrefs:
-            hrefs[p] = _href(p, rdir)
-        return hrefs[p]
-
-    def shape_of(p: Path) -> tuple[int, int]:
-        from PIL import Image
-
-        sig = thumbs.signature(p)
-        if sig not in shapes:
-            with Image.open(p) as im:
-                shapes[sig] = (im.height, im.width)
-        return shapes[sig]
     for i, r in enumerate(rows):
         item: dict[str, Any] = {k: _finite(v) for k, v in r.items() if _scalar(v) and k not in ("z1_sidecar", "z0_sidecar")}
         item["flags"] = outlier_flags(r, thresholds)
-        thumb: dict[str, str | None] = {"z": None, "z1": None, "z0": None, "diff": None}
-        links: dict[str, str | None] = {"z": None, "z1": None, "z0": None}
         try:
-            side_path = out / str(r["z1_sidecar"])
-            if str(side_path) not in sidecars:
-                if len(sidecars) > 256:
-                    sidecars.clear()
-                sidecars[str(side_path)] = json.loads(side_path.read_text(encoding="utf-8"))
-            side = sidecars[str(side_path)]
-            for c in _manifest_columns(side):
-                manifest.setdefault(c, None)
-            z, z1 = Path(str(r["path"])), out / str(r["z1"])
-            z0 = out / str(r["z0"]) if r.get("z0") else None
-            links.update(z=href(z), z1=href(z1), z0=href(z0) if z0 else None)
-            box = crop_box((side.get("face") or {}).get("landmarks"), shape_of(z1))
-            thumb["z"] = thumbs.image(z, box)
-            thumb["z1"] = thumbs.image(z1, box)
-            if z0 is not None:
-                thumb["z0"] = thumbs.image(z0, box)
-                thumb["diff"] = thumbs.difference(z1, z0, box)
-        except Exception as exc:  # noqa: BLE001 - one unreadable pair must not stop the report
+            item["thumbs"], item["links"] = pairs.files(r)
+        except (OSError, ValueError, KeyError, TypeError, ConfigError, ImageError) as exc:  # one bad pair: go on
             problems += 1
+            item["thumbs"] = {"z": None, "z1": None, "z0": None, "diff": None}
+            item["links"] = {"z": None, "z1": None, "z0": None}
             item["report_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        item["thumbs"], item["links"] = thumb, links
         data.append(item)
         if progress is not None:
             progress(i + 1, len(rows))
@@ -416,8 +432,8 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
         "report_id": hashlib.sha1(str(out).encode()).hexdigest()[:16],
         "rows": len(data),
         "failures": failures,
-        "columns": column_kinds(data, manifest),
-        "manifest_columns": list(manifest),
+        "columns": column_kinds(data, pairs.manifest),
+        "manifest_columns": list(pairs.manifest),
         "thresholds": thresholds,
         "heat_saturation": HEAT_SATURATION,
         "figures": fig_names,
