@@ -65,7 +65,8 @@ class Match:
     threshold: float
     recogniser: str
     reference: Reference
-    similarities: list[float] = field(default_factory=list)  # every candidate face, in face order
+    similarities: list[float] = field(default_factory=list)  # of every candidate face, largest first
+    candidates: list[int] = field(default_factory=list)  # their face indices
 
     def row(self) -> dict[str, Any]:
         """The result-row fields (flattened to ``match.similarity`` ... in results.csv/parquet)."""
@@ -74,7 +75,7 @@ class Match:
     def to_json(self) -> dict[str, Any]:
         """The sidecar's ``match`` record."""
         return {**self.row(), "face": self.face.index, "references": self.reference.to_json(),
-                "similarities": [round(s, 6) for s in self.similarities]}
+                "candidates": list(self.candidates), "similarities": [round(s, 6) for s in self.similarities]}
 
 
 # -- configuration ----------------------------------------------------------------------------------
@@ -208,10 +209,11 @@ def embed(pipe, photo: np.ndarray, faces: Sequence[AlignedFace]) -> np.ndarray:
 
 def reference(pipe, paths: Sequence[Path]) -> Reference:
     """The :class:`Reference` of ``paths`` (each photo's largest face), cached per process by the
-    files' identity and the matcher."""
+    files (path, size, modification time), the matcher and the aligner (names and parameters)."""
     from .imageio import read_image
 
     m = matcher(pipe)
+    describe = getattr(m, "describe", None)
     keyed = []
     for p in paths:
         try:
@@ -219,7 +221,8 @@ def reference(pipe, paths: Sequence[Path]) -> Reference:
         except OSError:
             raise ReferencePhotoError(f"reference photo not found: {p}") from None
         keyed.append((str(Path(p).resolve()), st.st_size, st.st_mtime_ns))
-    key = (id(m), tuple(keyed))
+    key = (getattr(m, "name", type(m).__name__), repr(describe() if callable(describe) else None),
+           repr(pipe.config.get("aligner")), tuple(keyed))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -272,7 +275,7 @@ def pick(pipe, photo: np.ndarray, faces: Sequence[AlignedFace], ref: Reference) 
             f"target_not_found: no face is the reference's person (best {name} similarity {sims[best]:.3f} "
             f"< threshold {thr:g}, {len(faces)} face(s) compared)")
     return Match(face=faces[best], similarity=sims[best], threshold=thr, recogniser=name, reference=ref,
-                 similarities=sims)
+                 similarities=sims, candidates=[int(f.index) for f in faces])
 
 
 def selector(pipe, photo: np.ndarray, ref: Callable[[], Reference] | Reference | None = None):

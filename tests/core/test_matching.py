@@ -83,6 +83,7 @@ def test_pairs_face_match_edits_the_reference_person_not_the_largest(photos, tmp
         m = side["match"]
         assert m["recogniser"] == "dlib" and m["threshold"] == 0.92 and m["references"] == [str(ref)]
         assert m["similarity"] == max(m["similarities"]) >= m["threshold"] > min(m["similarities"])
+        assert m["candidates"] == [0, 1] and m["face"] == hopper == m["candidates"][int(np.argmax(m["similarities"]))]
         assert side["edit"]["face"] == "match" and side["edit"]["reference"] == [str(ref)]
     # the control: without matching, the largest face (the astronaut) is the one edited
     assert select_faces(faces, "largest") == [faces[0]]
