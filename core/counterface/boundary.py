@@ -61,7 +61,7 @@ VECTOR_SUFFIXES = (".pt", ".pth", ".npy")
 _FIELDS = ("attribute", "family", "w_dim", "layers", "on_distance", "off_distance")
 
 
-@dataclass
+@dataclass(eq=False)  # tensors have no single truth value: compare fields explicitly
 class Boundary:
     """A hyperplane ``n . w + b = 0`` in W (see the module docstring for the geometry).
 
