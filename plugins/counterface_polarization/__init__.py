@@ -16,7 +16,8 @@ def register_embedders(register):
     from . import embedders
 
     register("pixels", embedders.PixelEmbedder, description="downsampled RGB pixels (offline; tests and smoke runs)")
-    register("arcface", embedders.ArcFaceEmbedder, description="ArcFace IR-SE50 identity embeddings (the identity network)")
+    register("arcface", embedders.ArcFaceEmbedder,
+             description="ArcFace IR-SE50 identity embeddings (the identity network)")
     register("resnet18", embedders.resnet18, description="torchvision ImageNet ResNet-18, pooled 512-d features")
     register("resnet50", embedders.resnet50, description="torchvision ImageNet ResNet-50, pooled 2048-d features")
 

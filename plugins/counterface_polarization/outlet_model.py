@@ -5,19 +5,22 @@ replicate re-estimates it):
 
     [ onehot(p),  e x onehot(p),  x ]
 
-``e`` is the image embedding standardised and divided by sqrt(D), so that the whole image has unit
-variance and ``C`` means the same for an 8 x 8 pixel embedding and a 2048-d ResNet (optionally reduced to ``components`` principal
-components), ``onehot(p)`` the politician, ``e x onehot(p)`` the image x politician interactions (each
-politician's own image coefficients), and ``x`` the standardised covariates. The interactions let the
-image's effect on the outlet differ by politician: an additive model (``interactions=false``: ``e``
-instead of ``e x onehot(p)``) has one image effect for everyone, so one politician's effect is spread
-over all the others and rho_T is no longer politician-specific. There is deliberately no shared image
-term next to the interactions: under the L2 penalty it would pool part of one politician's effect
-into everyone's (measured on the synthetic study, strongly regularised: the null politician then
-picked up about a fifth of the planted effect).
-``by_politician=true`` fits one model per politician instead (no pooling of the image effect at all).
-L2 regularisation (``C``) keeps the many interaction terms stable; ``class_weight='balanced'`` stops
-a large outlet from dominating the fit.
+``e`` is the image embedding, standardised (optionally reduced to ``components`` principal
+components) and divided by sqrt(D), so that the whole image has unit variance and ``C`` means the
+same for an 8 x 8 pixel embedding and a 2048-d ResNet; ``onehot(p)`` the politician;
+``e x onehot(p)`` the image x politician interactions (each politician's own image coefficients);
+``x`` the standardised covariates.
+
+The interactions let the image's effect on the outlet differ by politician: an additive model
+(``interactions=false``: ``e`` instead of ``e x onehot(p)``) has one image effect for everyone, so
+one politician's effect is spread over all the others and rho_T is no longer politician-specific.
+There is deliberately no shared image term next to the interactions: under the L2 penalty it would
+pool part of one politician's effect into everyone's (measured on the synthetic study, strongly
+regularised: the null politician then picked up about a fifth of the planted effect).
+``by_politician=true`` fits one model per politician instead (no pooling of the image effect at
+all). L2 regularisation (``C``) keeps the many interaction terms stable; ``class_weight='balanced'``
+stops a large outlet from dominating the fit. Large designs (many politicians x a wide embedding)
+are built sparse.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def test_same_seed_same_numbers_and_embeddings_cached(study, tmp_path):
     assert a.exit_code == b.exit_code == 0, a.output + b.output
     assert "(0 from the cache)" in a.output and "(480 from the cache)" in b.output
     c = _run(*args, "-o", tmp_path / "c")
+    assert c.exit_code == 0, c.output
     assert (tmp_path / "a" / "rho.csv").read_bytes() == (tmp_path / "c" / "rho.csv").read_bytes()
 
 

@@ -45,7 +45,8 @@ def _columns(text: str | None) -> list[str]:
               "interactions (sets outlet_model.by_politician=true).")
 @click.option("--set", "sets", multiple=True, metavar="KIND.PARAM=VALUE",
               help="A parameter of the embedder or outlet model, e.g. --set embedder.size=8 --set outlet_model.C=0.5.")
-@click.option("--covariates", default=None, metavar="A,B", help="Article columns X given to g (numeric or categorical).")
+@click.option("--covariates", default=None, metavar="A,B",
+              help="Article columns X given to g (numeric or categorical).")
 @click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
 @click.option("--reference-outlet", default=None, metavar="OUTLET",
               help="Compare every outlet with this one (rho rows and slant); default: every outlet pair, and the "

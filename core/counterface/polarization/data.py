@@ -254,7 +254,8 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
             notes.append(f"politician {p!r} has no {'pairs' if pairs is not None else 'scores'}; no rho for them")
     if not kept:
         raise ConfigError(f"no article of {articles_src} has {'a pair' if pairs is not None else 'scores'} "
-                          "(do the keys match? an article's key is its id column, else its path as written, or its key column)")
+                          "(do the keys match? an article's key is its id column, else its path as written, "
+                          "or its key column)")
     classes = sorted({str(it.meta["outlet"]) for it in kept})
     if len(classes) < 2:
         raise ConfigError(f"the articles have one outlet ({classes[0]!r}); rho compares at least two")

@@ -97,7 +97,8 @@ def forest_plot(path: Path, rows: Sequence[dict], out_dir: Path, level: float) -
         return None
     title = "Polarization by politician and outlet pair"
     if len(rows) > MAX_FOREST_ROWS:  # a readable figure: the largest |rho|, in table order
-        keep = sorted(sorted(range(len(rows)), key=lambda i: -abs(np.nan_to_num(float(rows[i]["rho"]))))[:MAX_FOREST_ROWS])
+        size = [-abs(np.nan_to_num(float(r["rho"]))) for r in rows]
+        keep = sorted(sorted(range(len(rows)), key=size.__getitem__)[:MAX_FOREST_ROWS])
         title += f" (the {MAX_FOREST_ROWS} largest |rho| of {len(rows)}; all in rho.csv)"
         rows = [rows[i] for i in keep]
     labels = [f"{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}" for r in rows]

@@ -64,7 +64,8 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             warn(note)
         emb = counterface.create("embedder", embedder, **(embedder_params or {}))
         model = counterface.create("outlet_model", outlet_model, **(model_params or {}))
-        components = {"embedder": component_record("embedder", emb), "outlet_model": component_record("outlet_model", model)}
+        components = {"embedder": component_record("embedder", emb),
+                      "outlet_model": component_record("outlet_model", model)}
         n = len(study)
         rows, embedding_stats = features.embed_files(
             emb, list(study.image) + list(study.z1) + list(study.z0),
@@ -98,9 +99,11 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     if res.heldout is not None:
         h = res.heldout
         echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting): accuracy {h['accuracy']:.3f} "
-             f"(chance {h['chance_accuracy']:.3f}, balanced {h['balanced_accuracy']:.3f}), log-loss {h['log_loss']:.3f} "
+             f"(chance {h['chance_accuracy']:.3f}, balanced {h['balanced_accuracy']:.3f}), "
+             f"log-loss {h['log_loss']:.3f} "
              f"(uniform {h['uniform_log_loss']:.3f})")
-        if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] and h["log_loss"] >= h["uniform_log_loss"]:
+        if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] \
+                and h["log_loss"] >= h["uniform_log_loss"]:
             msg = "the outlet model predicts held-out outlets no better than chance: its rho means little"
             warn(msg)
             study.notes.append(msg)
