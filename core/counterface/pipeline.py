@@ -33,8 +33,13 @@ EDIT_DEFAULTS: dict[str, Any] = {
     "watch": [],  # attributes whose leakage n . (w1 - w0) is recorded (--watch)
     "target_score": None,  # --alpha auto: the scorer's value to reach
     "alpha_bounds": [0.0, 3.0],  # --alpha auto: the search interval
-    "face": "largest",  # largest | all | N (0-based index, largest first)
+    "face": "largest",  # largest | all | N (0-based index, largest first) | match (the reference's person)
     "min_face": 0,  # faces narrower than this many photo pixels are skipped
+    "reference": None,  # --face match: photo(s) of the person (a path, a folder or a list; see matching.py)
+    "references": None,  # --face match in a batch: DIR of DIR/<value>.jpg or DIR/<value>/*.jpg ...
+    "reference_column": None,  # ... with <value> from this manifest column
+    "matcher": "dlib",  # the identity component that matches faces (a name or {name = ..., params})
+    "match_threshold": None,  # lowest cosine similarity to the reference; None = the matcher's own
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
 }
@@ -102,8 +107,10 @@ def configure_backends(device: str) -> dict[str, bool]:
     return flags
 
 
-def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0) -> list[AlignedFace]:
-    """Apply ``--face largest|all|N`` and the minimum face width; raise NoFaceError if none is left."""
+def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0,
+                 match: Callable[[list[AlignedFace]], AlignedFace] | None = None) -> list[AlignedFace]:
+    """Apply ``--face largest|all|N|match`` and the minimum face width; raise NoFaceError if none is
+    left. ``match`` picks the face for ``match`` (:func:`counterface.matching.selector`)."""
     if not faces:
         raise NoFaceError("no face found")
     kept = [f for f in faces if f.face_width >= float(min_face or 0)]
@@ -113,6 +120,10 @@ def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0) -> l
         return kept[:1]
     if which == "all":
         return kept
+    if which == "match":
+        if match is None:
+            raise ConfigError("--face match needs a reference photo of the person (--reference PHOTO)")
+        return [match(kept)]
     try:
         idx = int(which)
     except (TypeError, ValueError):
@@ -132,6 +143,7 @@ class Pipeline:
         if unknown:
             raise ConfigError(f"unknown edit setting {unknown[0]!r}; valid: {', '.join(EDIT_DEFAULTS)}")
         self._components: dict[str, Any] = {}
+        self.last_match = None  # the matching.Match of the last faces() call with --face match
         self.device = resolve_device(self.edit["device"])
         configure_backends(self.device)
 
@@ -185,7 +197,9 @@ class Pipeline:
 
     def faces(self, image: np.ndarray) -> list[AlignedFace]:
         """Aligned faces after ``edit.face`` / ``edit.min_face`` selection; NoFaceError if none."""
-        return select_faces(self.align(image), self.edit["face"], self.edit["min_face"])
+        from .matching import selector  # --face match: the Match goes to self.last_match
+
+        return select_faces(self.align(image), self.edit["face"], self.edit["min_face"], match=selector(self, image))
 
     def _check_family(self, comp, what: str) -> None:
         fam = getattr(comp, "family", "") or ""

@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError, WeightsError
+from .. import matching
+from ..errors import (ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError,
+                      ReferencePhotoError, TargetNotFoundError, WeightsError)
 from ..imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_image, write_json
 from ..pipeline import config_digest, select_faces
 from ..provenance import Timer
@@ -25,7 +27,7 @@ from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 #: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
 LOSSLESS = (".png", ".webp", ".bmp", ".tif", ".tiff")
 #: failure reasons that a rerun with the same file and configuration would reproduce
-FINAL_REASONS = ("unreadable", "no_face", "face_too_small")
+FINAL_REASONS = ("unreadable", "no_face", "face_too_small", "target_not_found")
 
 
 class BatchInterrupted(CounterfaceError):
@@ -50,6 +52,7 @@ class Prepared:
     reason: str | None = None
     message: str | None = None
     stage: str | None = None
+    match: Any = None  # the matching.Match of --face match
 
 
 def prepare(aligner, path: Path, size: int) -> Prepared:
@@ -323,7 +326,14 @@ class Runner:
             return False, [], self._failure(item, sha, prep.reason, prep.message or prep.reason, prep.stage or "read")
         edit = self.pipeline.edit
         try:
-            faces = select_faces(prep.faces, edit.get("face", "largest"), edit.get("min_face", 0))
+            match = matching.selector(self.pipeline, prep.image,  # --face match (else None)
+                                      lambda: matching.item_reference(self.pipeline, item.meta, item.base))
+            faces = select_faces(prep.faces, edit.get("face", "largest"), edit.get("min_face", 0), match=match)
+            prep.match = self.pipeline.last_match
+        except TargetNotFoundError as exc:
+            return False, [], self._failure(item, sha, "target_not_found", str(exc), "match")
+        except ReferencePhotoError as exc:
+            return False, [], self._failure(item, sha, "bad_reference", str(exc), "match")
         except NoFaceError as exc:
             reason = "no_face" if not prep.faces else "face_too_small"
             return False, [], self._failure(item, sha, reason, str(exc), "align")
@@ -396,7 +406,8 @@ class Runner:
                                     extra={**leakage, **auto, "output": Path(rel).name, "batch": {"key": item.key, "job": self.job,
                                                      "pi1": pi1_name, "pi0": pi0_name,
                                                      "pair": f"pairs/{name}_{'z0' if role == 'z1' else 'z1'}{self.suffix}",
-                                                     "meta": dict(item.meta)}})
+                                                     "meta": dict(item.meta)},
+                                           **({"match": prep.match.to_json()} if prep.match else {})})
                 write_json(self.out_dir / f"pairs/{name}_{role}.json", side, out_dir=self.out_dir, inputs=[item.path])
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
@@ -410,6 +421,8 @@ class Runner:
             row.update({k: v for k, v in leakage.items() if k.startswith("leakage_")})
             if self.shard != (1, 1):
                 row["shard"] = f"{self.shard[0]}/{self.shard[1]}"
+            if prep.match is not None:
+                row["match"] = prep.match.row()
             row.update(_user_columns(item.meta))
             if self.evaluator is not None:
                 with t("metrics"):

@@ -8,13 +8,18 @@ from pathlib import Path
 import click
 
 from ._common import check_output_dir, finite, finite_number, pipeline_options, progress_enabled, resolve_config
-from .edit import _prepare
+from .. import matching
+from .edit import _edit_overrides, _prepare
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
 EXCLUDE_HELP = ("Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); "
                 "rows whose decision is reject are left out.")
 LPIPS_HELP = ("LPIPS backbone for the metrics. auto: alex, or random when the run's tuner uses a random "
               "LPIPS trunk (the offline tiny preset); random: offline, tests only; none: skip LPIPS.")
+
+
+INDEPENDENT_HELP = ("Identity encoder of the identity_independent* columns, one the tuner never optimised "
+                    "(default dlib; none: skip). Without dlib installed the default is skipped with a warning.")
 
 
 def _lpips_for(choice: str, cfg) -> str:
@@ -43,7 +48,21 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
 @pipeline_options
 @click.option("--alpha", "alpha_values", multiple=True, metavar="A[,A...]",
               help="pi_1 strength; several values (repeat or comma-separate) make a sweep: one row per alpha.")
-@click.option("--face", default=None, help="Which faces: largest (default), all, or an index (largest first).")
+@click.option("--face", default=None,
+              help="Which faces: largest (default), all, an index (largest first), or match (each row's "
+                   "reference person).")
+@click.option("--reference", multiple=True, type=click.Path(exists=True), metavar="PHOTO",
+              help="--face match: photo(s) of the person, for rows without a 'reference' column value.")
+@click.option("--references", "references", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="--face match: reference photos DIR/<value>.jpg or DIR/<value>/*.jpg, <value> from "
+                   "--reference-column.")
+@click.option("--reference-column", default=None, metavar="COLUMN",
+              help="--face match with --references: the manifest column naming each row's person.")
+@click.option("--matcher", default=None, metavar="NAME",
+              help="--face match: the identity component that compares faces (default dlib).")
+@click.option("--match-threshold", type=float, default=None, metavar="T",
+              help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
+                   "below it the photo fails with reason target_not_found.")
 @click.option("--min-face", type=click.IntRange(min=0), default=None, metavar="PX",
               help="Photos whose faces are all narrower than PX photo pixels fail with reason face_too_small.")
 @click.option("--shard", default=None, metavar="I/N",
@@ -54,13 +73,15 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
               help="Measure identity, preservation, reconstruction and smile score for every row.")
 @click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="auto", show_default=True,
               help=LPIPS_HELP)
+@click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Image format of the pairs (png and webp are lossless).")
 @click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " batch skips a photo when any of its pairs is rejected.")
 def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, face, min_face, shard,
-              workers, metrics, lpips_net, image_format, retry_failures, exclude_file) -> None:
+              workers, metrics, lpips_net, image_format, retry_failures, exclude_file, references,
+              reference_column, identity_independent, **match) -> None:
     """Run pi_1 and pi_0 over a folder or a CSV/JSONL manifest of photos, resumably.
 
     INPUT is a folder (every image below it), one photo, or a manifest with a `path` column; other columns
@@ -74,7 +95,9 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     from ..pipeline import Pipeline
 
     alphas = _alphas(alpha_values)
-    edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None}
+    edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None,
+            "references": None if references is None else str(Path(references).absolute()),
+            "reference_column": reference_column, **_edit_overrides(**match)}
     cfg = resolve_config(preset, config_file, components, sets, edit=edit)
     index, count = b.parse_shard(shard)
     check_output_dir(out_dir)
@@ -88,9 +111,11 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     pipeline = Pipeline.from_config(cfg)
     lpips_net = _lpips_for(lpips_net, cfg)
     _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
+    matching.check_items(pipeline, mine)
     evaluator = None
     if metrics:
         evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
+                                identity_independent=_independent(identity_independent, pipeline.device),
                                 lpips=m.lpips_model(lpips_net, device=pipeline.device), aligner=pipeline.component("aligner"),
                                 lpips_net=lpips_net)
     runner = b.Runner(pipeline, out_dir, alphas=alphas or None, evaluator=evaluator, workers=workers,
@@ -106,6 +131,12 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
         click.echo(f"failures with reasons: {runner.failures.path}")
 
 
+def _independent(name: str, device: str = "cpu"):
+    from .. import metrics as m
+
+    return m.independent_identity(name, device=device, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4g}"
 
@@ -118,15 +149,22 @@ def _fmt(v) -> str:
 @click.option("--by", "group_by", multiple=True, metavar="COLUMN",
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
+@click.option("--identity-threshold", type=float, default=None, metavar="T",
+              help="Flag pairs whose identity, identity_z0 or identity_z1z0 is below T (default 0.5).")
+@click.option("--identity-independent-threshold", type=float, default=None, metavar="T",
+              help="Flag pairs whose identity_independent* is below T (default 0.92, dlib's same-person threshold).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " Rejected pairs are neither measured nor summarised.")
-def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file) -> None:
+def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, identity_independent,
+                 identity_threshold, identity_independent_threshold) -> None:
     """Measure every result row of a batch output folder and summarise.
 
     Adds identity similarity, preservation outside the mouth (PSNR, LPIPS), the unchanged fraction
     outside the blend mask and the landmark smile scores to rows that lack them (metrics.jsonl,
     merged into results.csv), then writes summary.json: per group, mean/std/median/5th/95th
-    percentile of every metric.
+    percentile of every metric. Pairs below the identity thresholds are listed in summary.json
+    (``flags``) and counted here.
     """
     from .. import batch as b
     from .. import metrics as m
@@ -141,18 +179,22 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file) -> 
         lpips_net = _lpips_for(lpips_net, run_cfg)
     rejected = b.read_exclusions(exclude_file) if exclude_file is not None else None
     n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled(),
-                                        exclude=rejected)
+                                        exclude=rejected, identity_independent=_independent(identity_independent))
     excluded = len(b.merged_rows(out_dir)) - len(rows) if rejected is not None else 0
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)
     if summary and "job" in summary[0] and "job" not in by:  # several configurations: never pooled
         by = ("job", *by)
-    record = {"group_by": list(by), "groups": summary}
+    given = {"identity": identity_threshold, "identity_independent": identity_independent_threshold}
+    thresholds = {k: (m.IDENTITY_THRESHOLDS[k] if v is None else v) for k, v in given.items()}
+    flags = {"thresholds": thresholds, "pairs": m.flag_rows(rows, thresholds)}
+    record = {"group_by": list(by), "groups": summary, "flags": flags}
     if rejected is not None:
         record["excluded"] = {"file": str(exclude_file), "rows": excluded}
     write_json("summary.json", record, out_dir=out_dir)
     if as_json:
-        click.echo(json.dumps({"evaluated": n, "failed": failed, "excluded": excluded, "groups": summary}, indent=2))
+        click.echo(json.dumps({"evaluated": n, "failed": failed, "excluded": excluded, "groups": summary,
+                               "flags": flags}, indent=2))
         return
     click.echo(f"evaluated {n} row(s), {failed} failed, {len(rows)} in the table; summary: {out_dir / 'summary.json'}")
     if rejected is not None:
@@ -165,6 +207,9 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file) -> 
             if st and st.get("n"):
                 click.echo(f"  {c:<24} median {_fmt(st['median'])}  mean {_fmt(st['mean'])}  "
                            f"p05 {_fmt(st['p05'])}  p95 {_fmt(st['p95'])}  n={st['n']}")
+    limits = ", ".join(f"{k}* < {v:g}" for k, v in thresholds.items())
+    click.echo(f"flagged {len(flags['pairs'])} pair(s) below the identity thresholds ({limits}); "
+               "see flags in summary.json")
 
 
 @click.command("figures")
