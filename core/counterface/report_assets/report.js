@@ -10,6 +10,7 @@
   }
   var META = R.meta, ROWS = R.rows, THR = META.thresholds;
   var ROW_H = 152, OVERSCAN = 4;
+  var RENDER_ALL = 200;  // up to this many rows every row is in the page; above, only the visible window
   var STORE = "counterface-report:" + META.report_id;
   var PRIORITY = ["identity", "identity_independent", "identity_z1z0", "identity_independent_z1z0", "psnr_outside", "unchanged_outside_blend", "smile_delta",
                   "smile_z1", "smile_z0", "lpips_outside", "identity_z0", "psnr_outside_z0",
@@ -239,8 +240,11 @@
     return el;
   }
   function render(force) {
-    var first = Math.max(0, Math.floor(vp.scrollTop / ROW_H) - OVERSCAN);
-    var last = Math.min(view.length, Math.ceil((vp.scrollTop + vp.clientHeight) / ROW_H) + OVERSCAN);
+    var first = 0, last = view.length;
+    if (view.length > RENDER_ALL) {
+      first = Math.max(0, Math.floor(vp.scrollTop / ROW_H) - OVERSCAN);
+      last = Math.min(view.length, Math.ceil((vp.scrollTop + vp.clientHeight) / ROW_H) + OVERSCAN);
+    }
     var range = first + ":" + last;
     if (!force && range === lastRange) return;
     lastRange = range;
