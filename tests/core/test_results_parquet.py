@@ -7,6 +7,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from counterface.batch.store import Appender, write_table
 from counterface.metrics import IDENTITY_THRESHOLDS, flag_rows
@@ -79,3 +81,29 @@ def test_flag_rows_lists_pairs_below_either_threshold():
     old = {**r[1], "sha256": "old", "identity": 0.0}
     assert [f["below"] for f in flag_rows([old, r[1]]) if f["key"] == "b"] == [{"identity": 0.41,
                                                                                   "identity_independent": 0.80}]
+
+
+_values = st.one_of(st.none(), st.integers(-2**62, 2**62), st.floats(allow_nan=False), st.text(max_size=5),
+                    st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=8))
+def test_a_column_keeps_its_values_and_gets_the_narrowest_type(values):
+    from counterface.batch.store import _arrow_column
+
+    col = _arrow_column("user", values)
+    present = [v for v in values if v is not None]
+    back = col.to_pylist()
+    assert [b is None for b in back] == [v is None for v in values]  # nulls exactly where values are missing
+    if not present:
+        assert str(col.type) == "double"
+    elif all(isinstance(v, bool) for v in present):
+        assert str(col.type) == "bool" and back == values
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        assert str(col.type) == "int64" and back == values
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        assert str(col.type) == "double" and back == [None if v is None else float(v) for v in values]
+    else:
+        assert str(col.type) == "string"
+        assert back == [None if v is None else (v if isinstance(v, str) else str(v)) for v in values]
