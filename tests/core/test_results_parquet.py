@@ -6,6 +6,7 @@ import csv
 import json
 import math
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,8 +14,6 @@ from hypothesis import strategies as st
 from counterface.batch.store import Appender, write_table
 from counterface.metrics import IDENTITY_THRESHOLDS, flag_rows
 
-pa = pytest.importorskip("pyarrow")  # a dependency; importorskip only names it
-import pyarrow.parquet as pq  # noqa: E402
 
 
 def rows():
