@@ -312,6 +312,11 @@ class Pipeline:
             self._components["_directions"] = specs
         return self._components["_directions"]
 
+    def metrics_region(self) -> Any:
+        """The region the metrics treat as edited (``Evaluator.region``): the configured direction's
+        ``region``, else the whole face. ``batch`` and ``evaluate`` both use it, so their numbers agree."""
+        return getattr(self.component("direction"), "region", None) or "face"
+
     def region_mask(self, face: AlignedFace) -> np.ndarray:
         """(size, size) float32 in [0, 1]: where the edited attributes live on the aligned face (the
         union of their directions' ``region``; the tuner's region loss)."""

@@ -87,7 +87,8 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
                 face = face_from_sidecar(side, photo)
                 ev = metrics.Evaluator(identity=pipe.component("identity") if pipe.has("identity") else None,
                                        identity_independent=identity_independent, lpips=lp,
-                                       aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net)
+                                       aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net,
+                                       region=pipe.metrics_region())
                 mask = pipe.component("blender").mask(photo.shape[:2], face)
                 values = ev.evaluate(photo, face, z1, z0, blend_mask=mask)
             except (ImageError, ConfigError, OSError, KeyError, json.JSONDecodeError) as exc:

@@ -128,7 +128,7 @@ class Runner:
             raise ConfigError("--alpha values must be distinct")
         self.evaluator = evaluator
         if evaluator is not None and getattr(evaluator, "region", "unset") is None:
-            evaluator.region = getattr(pipeline.component("direction"), "region", None) or "face"  # the metrics' region
+            evaluator.region = pipeline.metrics_region()  # the edited attribute's region, as evaluate uses
         self.workers = int(workers)
         if self.workers < 0:
             raise ConfigError("--workers must be 0 or more")
