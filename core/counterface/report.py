@@ -58,6 +58,8 @@ LOSSLESS = (".png", ".webp")
 RUN_COLUMNS = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
                "z0_sidecar", "pi1", "pi0", "face_width", "seconds", "shard", "lpips_net", "metrics_error")
 ASSETS = ("index.html", "report.js", "report.css")
+#: failed photos listed in the page (all of them are in failures*.jsonl)
+MAX_FAILURES_LISTED = 1000
 
 
 # -- outliers ------------------------------------------------------------------------------------------
@@ -426,12 +428,13 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
                          label, notes) if figures else []
     if not figures:
         notes.append("figures not drawn (--no-figures)")
-    failures = len(load_failures(out))
+    failures = [{k: f.get(k) for k in ("key", "reason", "message")} for f in load_failures(out)]
     meta = {
         "out": str(out),
         "report_id": hashlib.sha1(str(out).encode()).hexdigest()[:16],
         "rows": len(data),
-        "failures": failures,
+        "failures": len(failures),
+        "failure_list": failures[:MAX_FAILURES_LISTED],
         "columns": column_kinds(data, pairs.manifest),
         "manifest_columns": list(pairs.manifest),
         "thresholds": thresholds,
@@ -450,6 +453,7 @@ def build_report(out_dir: str | os.PathLike, *, report_dir: str | os.PathLike | 
 
 
 def load_failures(out: Path) -> list[dict[str, Any]]:
+    """The failure rows of a batch folder (every shard's ``failures*.jsonl``)."""
     from .batch.store import load_rows
 
     return load_rows(out, "failures")

@@ -112,6 +112,9 @@ def synthetic_batch(out: Path, n: int = 10_000) -> list[dict]:
             "smile_z": 0.2, "smile_z1": None if lost else s1, "smile_z0": s0, "smile_delta": None if lost else s1 - s0,
         })
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fails = [{"key": "news/broken.jpg", "reason": "unreadable", "message": "truncated"},
+             {"key": "news/crowd.jpg", "reason": "no_face", "message": "no face found"}]
+    (out / "failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in fails))
     return rows
 
 
@@ -137,6 +140,8 @@ def test_ten_thousand_rows_load_fast_and_only_the_visible_window_is_rendered(bro
     rendered = pg.page.locator(".row").count()
     assert 0 < rendered < 40  # virtualised: the visible window only
     assert pg.page.locator(".row[data-pos='0'] img").count() == 4
+    assert pg.page.inner_text("#failures-title") == "2 photo(s) failed in the batch"
+    assert "news/crowd.jpg: no_face (no face found)" in pg.page.text_content("#failures")  # folded: text, not shown
     # scrolling to the end renders the last rows
     pg.page.eval_on_selector("#viewport", "v => v.scrollTop = v.scrollHeight")
     pg.page.wait_for_selector(f".row[data-pos='{len(rows) - 1}']")

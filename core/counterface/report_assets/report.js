@@ -74,6 +74,16 @@
   var nOut = ROWS.filter(function (r) { return r.flags.length; }).length;
   $("summary").textContent = META.rows + " pairs from " + META.out + "; " + nOut + " outlier(s); " +
       META.failures + " photo(s) failed in the batch (failures.jsonl).";
+  if (META.failures) {
+    $("failures-box").hidden = false;
+    $("failures-title").textContent = META.failures + " photo(s) failed in the batch" +
+        (META.failure_list.length < META.failures ? " (the first " + META.failure_list.length + " listed; all in failures.jsonl)" : "");
+    META.failure_list.forEach(function (f) {
+      var li = document.createElement("li");
+      li.textContent = f.key + ": " + f.reason + (f.message ? " (" + f.message + ")" : "");
+      $("failures").appendChild(li);
+    });
+  }
   META.notes.forEach(function (n) { var li = document.createElement("li"); li.textContent = n; $("notes").appendChild(li); });
   if (META.figures.length) {
     META.figures.forEach(function (f) {
