@@ -323,3 +323,10 @@ def test_group_placebo_permutes_politician_labels():
     # 6 politicians, 3 per group: 20 distinct labellings, the observed one the most extreme (with its mirror)
     np.testing.assert_allclose(res.group_p, (1 + 200 * 2 / 20) / 201, atol=0.06)
     assert res.values[len(res.layout.politicians)] > 0 > res.values[len(res.layout.politicians) + 1]
+
+
+def test_scores_are_used_as_given_even_when_tiny():
+    p1 = np.array([[1e-15, 1 - 1e-15]])
+    p0 = np.array([[0.5, 0.5]])
+    d = estimate.contributions(p1, p0, [(0, 1)])
+    assert d[0, 0] == pytest.approx(math.log(1e-15 / (1 - 1e-15)), rel=1e-12)

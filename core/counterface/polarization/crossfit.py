@@ -50,7 +50,8 @@ def make_folds(strata: Sequence[str], groups: Sequence[str], k: int, seed: int) 
 def crossfit(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequence[str], folds: np.ndarray,
              score: Sequence[OutletFeatures], seed: int = 0) -> list[np.ndarray]:
     """Out-of-fold probabilities: for each ``score`` set (aligned row by row with ``train``), an
-    (N, len(classes)) array whose row i comes from g fitted on the rows with ``folds != folds[i]``."""
+    (N, len(classes)) array whose row i comes from g fitted on the rows with ``folds != folds[i]``,
+    clipped to [EPS, 1] (a fitted model may round a tiny probability to 0)."""
     outlets = np.asarray(outlets, dtype=object)
     out = [np.full((len(train), len(classes)), np.nan) for _ in score]
     for f in np.unique(folds):
@@ -59,7 +60,7 @@ def crossfit(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequ
                            seed=int_seed(seed, int(f)))
         for arr, feats in zip(out, score):
             arr[test] = np.asarray(fitted.predict_proba(feats.take(test)), np.float64)
-    return out
+    return [np.clip(arr, EPS, 1.0) for arr in out]  # a log-odds needs p > 0; NaN stays NaN
 
 
 def heldout_metrics(proba: np.ndarray, outlets: Sequence[str], classes: Sequence[str]) -> dict:

@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .crossfit import EPS
 
 
 def outlet_pairs(classes: Sequence[str], reference: str | None = None) -> list[tuple[int, int]]:
@@ -31,9 +30,13 @@ def outlet_pairs(classes: Sequence[str], reference: str | None = None) -> list[t
 
 
 def contributions(p_z1: np.ndarray, p_z0: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """(N, len(pairs)) per-article log-odds differences d_i(y1, y2) (NaN where a probability is)."""
-    l1 = np.log(np.clip(p_z1, EPS, 1.0))
-    l0 = np.log(np.clip(p_z0, EPS, 1.0))
+    """(N, len(pairs)) per-article log-odds differences d_i(y1, y2) (NaN where a probability is).
+
+    Probabilities are used as given (the ``--scores`` route checks they are > 0); the built-in
+    route clips its model's to [EPS, 1] first (:func:`counterface.polarization.crossfit.crossfit`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1 = np.log(np.asarray(p_z1, np.float64))
+        l0 = np.log(np.asarray(p_z0, np.float64))
     if not pairs:
         return np.zeros((len(p_z1), 0))
     a = np.array([p[0] for p in pairs])
