@@ -12,6 +12,12 @@ Two synthesis paths compute the same function:
   by a depthwise FIR conv that also adds the activation bias, noise and leaky ReLU in place, the
   ``sqrt(2)`` activation gain folded into the next layer's weight, channels-last memory. It is
   differentiable (the PTI tuner backprops through it) and fast under ``torch.inference_mode``.
+* the batched path (``synthesize(ws, impl="batched")``): every sample in one grouped convolution per
+  layer, and any parameter may carry a leading batch dimension of per-sample copies (``weight``
+  (B, out, in, k, k) -- rosinality's own leading 1 --, ``modulation.weight`` (B, in, style),
+  ``modulation.bias``/``activate.bias`` (B, C), ``noise.weight`` (B,), ``to_rgb*.bias`` (B, 3, 1, 1),
+  ``input.input`` (B, C, 4, 4)). With :func:`torch.func.functional_call` this runs B differently
+  tuned generators at once: batched pivotal tuning (``--tune-batch``) uses it.
 * the literal path (``synthesize(ws, impl="reference")``): rosinality's batched grouped-conv math with
   the general :func:`~counterface_nets.ops.upfirdn2d`; the oracle in the tests and the "before" column
   of the benchmark.
@@ -43,6 +49,11 @@ def channel_count(res: int, channel_multiplier: int = 2, max_channels: int = 512
 
 # ----------------------------------------------------------------------------------------- layers
 
+def _per_sample(bias: torch.Tensor) -> torch.Tensor:
+    """A channel bias (C,) or per-sample biases (B, C) shaped to broadcast over (B, C, H, W)."""
+    return bias.reshape(bias.shape[0] if bias.ndim == 2 else 1, -1, 1, 1)
+
+
 class PixelNorm(nn.Module):
     def forward(self, x):
         return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
@@ -60,6 +71,11 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
 
     def forward(self, x):
+        if self.weight.ndim == 3:  # per-sample copies (B, out, in): x (B, in)
+            out = torch.einsum("bi,boi->bo", x, self.weight * self.scale)
+            if self.bias is not None:
+                out = out + self.bias * self.lr_mul  # (out,) or (B, out)
+            return ops.fused_leaky_relu(out) if self.activation else out
         bias = self.bias * self.lr_mul if self.bias is not None else None
         if self.activation:
             return ops.fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
@@ -185,6 +201,40 @@ class ModulatedConv2d(nn.Module):
             coef = coef.t()  # (in, out)
         return (wst * coef[:, None, None, :]).permute(0, 3, 1, 2)
 
+    def modulated_weights(self, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """Per-sample weights (B, out, in, k, k) for latents ``w`` (B, style_dim): ``scale * weight *
+        style`` demodulated per output channel, times ``gain`` (outside the demodulation, as in
+        :meth:`modulated_weight`). ``self.weight`` may be shared (1, ...) or per sample (B, ...)."""
+        style = self.modulation(w)  # (B, in)
+        weight = self.weight
+        coef = (self.scale * gain) * style  # (B, in)
+        if self.demodulate:
+            wsq = weight.pow(2).sum(dim=(3, 4))  # (1|B, out, in)
+            demod = torch.rsqrt((wsq * (style * style)[:, None, :]).sum(2) * (self.scale ** 2) + self.eps)  # (B, out)
+            coef = demod[:, :, None] * coef[:, None, :]  # (B, out, in)
+        else:
+            coef = coef[:, None, :]
+        return weight * coef[:, :, :, None, None]
+
+    def forward_many(self, x, w, gain=1.0, bias=None):
+        """Batched path: x (B, in, H, W), w (B, style_dim), one grouped conv for all samples; ``bias``
+        (out,) or (B, out) is added at the end."""
+        batch, in_ch, height, width = x.shape
+        weight = self.modulated_weights(w, gain)
+        k = self.kernel_size
+        x = x.reshape(1, batch * in_ch, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * in_ch, self.out_channel, k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+            out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+            out = ops.fir_filter(out, self.blur.kernel, self.blur.pad)
+        else:
+            out = F.conv2d(x, weight.reshape(batch * self.out_channel, in_ch, k, k), padding=self.padding, groups=batch)
+            out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+        if bias is not None:
+            out = out + _per_sample(bias)
+        return out
+
     def forward_one(self, x, w, gain=1.0, bias=None):
         """Fast path for one sample: x (1, in, H, W), w (1, style_dim); ``bias`` is added at the end."""
         weight = self.modulated_weight(w, gain)
@@ -229,6 +279,12 @@ class StyledConv(nn.Module):
         out = out.add_(noise * self.noise.weight)
         return F.leaky_relu_(out, 0.2)
 
+    def forward_many(self, x, w, noise, gain=1.0):
+        """Batched path (per-sample parameters allowed); like :meth:`forward_one`, without the gain."""
+        out = self.conv.forward_many(x, w, gain, self.activate.bias)
+        out = out + noise * self.noise.weight.reshape(-1, 1, 1, 1)
+        return F.leaky_relu(out, 0.2)
+
     def forward(self, x, style, noise):
         out = self.conv(x, style)
         out = out + self.noise.weight * noise
@@ -254,6 +310,13 @@ class ToRGB(nn.Module):
             out = F.conv2d(x, weight, self.bias.view(3))
         if skip is not None:
             out = out.add_(self.upsample(skip))
+        return out
+
+    def forward_many(self, x, w, skip=None, gain=1.0):
+        """Batched path (per-sample parameters allowed)."""
+        out = self.conv.forward_many(x, w, gain) + self.bias  # bias (1|B, 3, 1, 1)
+        if skip is not None:
+            out = out + self.upsample(skip)
         return out
 
     def forward(self, x, style, skip=None):
@@ -328,8 +391,8 @@ class Generator(nn.Module):
         """z (N, style_dim) -> w (N, style_dim)."""
         return self.style(z)
 
-    def forward(self, ws: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(ws)
+    def forward(self, ws: torch.Tensor, impl: str = "fast") -> torch.Tensor:
+        return self.synthesize(ws, impl=impl)
 
     def synthesize(self, ws: torch.Tensor, impl: str = "fast") -> torch.Tensor:
         """W+ (N, num_ws, style_dim) -> images (N, 3, size, size), stored noise, truncation 1.
@@ -342,8 +405,10 @@ class Generator(nn.Module):
             raise ValueError(f"ws must be (N, {self.n_latent}, {self.style_dim}), got {tuple(ws.shape)}")
         if impl == "reference":
             return self._synthesize_reference(ws)
+        if impl == "batched":
+            return self._synthesize_batched(ws)
         if impl != "fast":
-            raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")
+            raise ValueError(f"impl must be 'fast', 'batched' or 'reference', got {impl!r}")
         images = [self._synthesize_one(ws[i:i + 1]) for i in range(ws.shape[0])]
         return images[0] if len(images) == 1 else torch.cat(images, 0)
 
@@ -364,6 +429,20 @@ class Generator(nn.Module):
             i += 2
         return skip.contiguous()
 
+    def _synthesize_batched(self, ws: torch.Tensor) -> torch.Tensor:
+        gain = ops.SQRT2
+        x = self.input.input
+        x = x.expand(ws.shape[0], -1, -1, -1) if x.shape[0] == 1 else x
+        x = self.conv1.forward_many(x, ws[:, 0], self._noise(0))
+        skip = self.to_rgb1.forward_many(x, ws[:, 1], gain=gain)
+        i = 1
+        for j, to_rgb in enumerate(self.to_rgbs):
+            x = self.convs[2 * j].forward_many(x, ws[:, i], self._noise(2 * j + 1), gain)
+            x = self.convs[2 * j + 1].forward_many(x, ws[:, i + 1], self._noise(2 * j + 2), gain)
+            skip = to_rgb.forward_many(x, ws[:, i + 2], skip, gain)
+            i += 2
+        return skip
+
     def _synthesize_reference(self, ws: torch.Tensor) -> torch.Tensor:
         out = self.input(ws.shape[0])
         out = self.conv1(out, ws[:, 0], self._noise(0))
@@ -375,6 +454,24 @@ class Generator(nn.Module):
             skip = to_rgb(out, ws[:, i + 2], skip)
             i += 2
         return skip
+
+
+def per_sample(module: nn.Module, stacked: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-sample parameter copies in the layout the batched path reads.
+
+    ``stacked`` maps parameter names to B copies stacked along a new leading dimension (B, *shape).
+    Parameters whose own first dimension is 1 (``conv.weight``, ``input.input``, ``to_rgb*.bias``,
+    ``noise.weight``) use that dimension for the batch instead: (B, *shape[1:]). Use the result with
+    ``torch.func.functional_call(module, result, (ws,), {"impl": "batched"})``.
+    """
+    params = dict(module.named_parameters())
+    out = {}
+    for name, value in stacked.items():
+        shape = tuple(params[name].shape)
+        if tuple(value.shape[1:]) != shape:
+            raise ValueError(f"{name}: per-sample copies must have shape (B, *{shape}), got {tuple(value.shape)}")
+        out[name] = value.reshape(value.shape[0], *shape[1:]) if shape and shape[0] == 1 else value
+    return out
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -503,4 +600,4 @@ def random_generator(seed: int = 0, device="cpu", **config) -> Generator:
         return gen.to(device).eval()
 
 
-__all__ = ["Generator", "load_generator", "random_generator", "infer_config", "channel_count", "FFHQ_CONFIG"]
+__all__ = ["Generator", "per_sample", "load_generator", "random_generator", "infer_config", "channel_count", "FFHQ_CONFIG"]
