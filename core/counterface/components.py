@@ -133,6 +133,30 @@ class Generator(Component):
 
         return _ctx()
 
+    def synthesize_tuned(self, ws: "torch.Tensor", tensors: "dict[str, torch.Tensor] | None" = None) -> "torch.Tensor":
+        """W+ (B, num_ws, w_dim) rendered by B differently tuned copies of this generator: ``tensors``
+        maps parameter names to per-sample values (B, *shape), sample i using ``tensors[name][i]``
+        (None or empty: the module's own parameters). Differentiable in ``ws`` and ``tensors``: batched
+        tuning (``--tune-batch``) builds on it. This default renders one sample at a time through
+        :func:`torch.func.functional_call`; a generator with a batched path overrides it."""
+        import torch
+
+        if not tensors:
+            return self.synthesize(ws)
+        gen = self
+
+        class _Call(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = gen.module
+
+            def forward(self, w):
+                return gen.synthesize(w)
+
+        call = _Call()
+        return torch.cat([torch.func.functional_call(call, {f"net.{n}": t[i] for n, t in tensors.items()},
+                                                     (ws[i:i + 1],)) for i in range(ws.shape[0])])
+
 
 class Inverter(Component):
     """Encodes aligned faces into W+ (step 2).
@@ -176,6 +200,16 @@ class Tuner(Component):
         identity: "IdentityEncoder | None" = None,
         progress: Callable[[dict[str, float]], None] | None = None,
     ) -> "Pivot": ...
+
+    def tune_many(self, generator: Generator, w_inits: list, targets: list, region_masks: list | None = None,
+                  identity: "IdentityEncoder | None" = None,
+                  progress: Callable[[dict[str, float]], None] | None = None) -> "list[Pivot]":
+        """Tune several faces (``--tune-batch``): one pivot per face, each equal (within float
+        tolerance) to ``tune`` on that face alone with the same seed. This default tunes them one by
+        one; a tuner that can batch overrides it."""
+        masks = list(region_masks) if region_masks is not None else [None] * len(targets)
+        return [self.tune(generator, w, t, region_mask=m, identity=identity, progress=progress)
+                for w, t, m in zip(w_inits, targets, masks)]
 
 
 class AttributeDirection(Component):
