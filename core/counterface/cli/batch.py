@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from ._common import check_output_dir, finite, finite_number, pipeline_options, progress_enabled, resolve_config
+from ._common import (
+    apply_operator_settings,
+    check_output_dir,
+    finite,
+    finite_number,
+    operator_options,
+    pipeline_options,
+    progress_enabled,
+    resolve_config,
+)
 from .. import matching
 from .edit import _edit_overrides, _prepare
 
@@ -30,14 +39,18 @@ def _lpips_for(choice: str, cfg) -> str:
     return "random" if tuner.get("lpips_pretrained") is False else "alex"
 
 
-def _alphas(values: tuple[str, ...]) -> list[float]:
-    out: list[float] = []
+def _alphas(values: tuple[str, ...]) -> list:
+    out: list = []
     for v in values:
         for part in str(v).split(","):
             part = part.strip()
             if not part:
                 continue
-            out.append(finite_number(part, "--alpha"))
+            out.append("auto" if part.lower() == "auto" else finite_number(part, "--alpha"))
+    if "auto" in out and len(out) > 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("--alpha auto searches one alpha per face: it cannot be part of a sweep")
     return out
 
 
@@ -46,8 +59,10 @@ def _alphas(values: tuple[str, ...]) -> list[float]:
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (pairs/, results.jsonl, results.csv, failures.jsonl).")
 @pipeline_options
-@click.option("--alpha", "alpha_values", multiple=True, metavar="A[,A...]",
-              help="pi_1 strength; several values (repeat or comma-separate) make a sweep: one row per alpha.")
+@operator_options
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A[,A...]|auto",
+              help="pi_1 strength; several values (repeat or comma-separate) make a sweep: one row per alpha; "
+                   "auto: per face, the smallest alpha reaching --target-score on the --scorer.")
 @click.option("--face", default=None,
               help="Which faces: largest (default), all, an index (largest first), or match (each row's "
                    "reference person).")
@@ -94,11 +109,12 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     from .. import metrics as m
     from ..pipeline import Pipeline
 
+    operator_settings = match.pop("operator_settings", None)  # --distance, --keep, --watch, --target-score
     alphas = _alphas(alpha_values)
     edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None,
             "references": None if references is None else str(Path(references).absolute()),
             "reference_column": reference_column, **_edit_overrides(**match)}
-    cfg = resolve_config(preset, config_file, components, sets, edit=edit)
+    cfg = apply_operator_settings(resolve_config(preset, config_file, components, sets, edit=edit), operator_settings)
     index, count = b.parse_shard(shard)
     check_output_dir(out_dir)
     items = b.read_manifest(input_path, exclude=[out_dir])
