@@ -200,7 +200,7 @@ def embed(pipe, photo: np.ndarray, faces: Sequence[AlignedFace]) -> np.ndarray:
     """(N, D) float64 unit embeddings of ``faces`` by the pipeline's matcher."""
     import torch
 
-    from .pipeline import to_tensor
+    from .convert import to_tensor
 
     with torch.no_grad():
         emb = matcher(pipe).embed(to_tensor(crops(photo, faces))).detach().double().cpu().numpy()

@@ -254,7 +254,7 @@ def _to_tensor(images) -> "torch.Tensor":
     if isinstance(images, torch.Tensor):
         t = images.float()
         return t.unsqueeze(0) if t.dim() == 3 else t
-    from .pipeline import to_tensor
+    from .convert import to_tensor
 
     a = np.asarray(images)
     if a.ndim not in (3, 4) or a.shape[-1] != 3:

@@ -1,8 +1,16 @@
 """Component registry: ``create(kind, name, **params)`` and ``available(kind)``.
 
-Filled lazily from the registration hooks of every loaded plugin. Each hook implementation is called
-on its own, so a plugin whose hook raises is reported and skipped, and every entry knows which
-plugin (and distribution, version) provided it.
+Filled lazily from the registration hooks of every loaded plugin (rebuilt when the set of plugins
+changes, :func:`counterface.plugins.generation`). Each plugin's hook is called on its own through
+pluggy (:func:`counterface.plugins.call_each`), so a plugin whose hook raises is reported and
+skipped, and every entry knows which plugin (and distribution, version) provided it.
+
+Names: every component is reachable as ``PLUGIN:NAME`` (``PLUGIN`` the entry-point name, e.g.
+``directions:smile``). A bare ``NAME`` registered by one plugin means that one. When several
+plugins register the same kind and name, none wins by load order: the bare name is ambiguous
+(:func:`entry` fails with one line naming the choices), each clash is reported by
+``counterface plugins``, and the user picks with ``PLUGIN:NAME`` or by disabling a plugin
+(``COUNTERFACE_DISABLE_PLUGINS``, ``--disable-plugin``). See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import plugins
 from .errors import ConfigError, PluginError, UnknownComponentError
 
 #: kind -> registration hook name
@@ -56,6 +65,9 @@ class Entry:
 
 _lock = threading.RLock()
 _entries: dict[str, dict[str, Entry]] | None = None
+_clashes: dict[str, dict[str, list[Entry]]] = {}
+_qualified: dict[str, dict[str, Entry]] = {}  # kind -> PLUGIN:NAME -> entry, every registration
+_built_for = -1  # plugins.generation() the tables were built for
 
 
 def reset() -> None:
@@ -66,42 +78,59 @@ def reset() -> None:
 
 def _make_register(kind: str, table: dict[str, Entry], plugin: str, package, version) -> Callable:
     def register(name: str, factory: Any, description: str = "") -> None:
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name or ":" in name:
             raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
-        if name in table:
-            prev = table[name]
-            raise PluginError(f"{kind} {name!r} from plugin {plugin!r} clashes with the one from {prev.plugin!r}")
         if not description and kind == "preset" and isinstance(getattr(factory, "description", None), str):
             description = factory.description  # a Preset instance: its own description, not the class docstring
         if not description:
             doc = inspect.getdoc(factory) or ""
             description = doc.splitlines()[0] if doc else ""
-        table[name] = Entry(kind, name, factory, description, plugin, package, version)
+        qualified = f"{plugin}:{name}"
+        if qualified in table:
+            raise PluginError(f"plugin {plugin!r} registered the {kind} {name!r} twice")
+        table[qualified] = Entry(kind, name, factory, description, plugin, package, version)
 
     return register
 
 
-def ensure_loaded() -> dict[str, dict[str, Entry]]:
-    global _entries
-    with _lock:
-        if _entries is not None:
-            return _entries
-        from . import plugins
+def _settle(kind: str, qualified: dict[str, Entry]) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
+    """Bare names for the names one plugin registered; the others are clashes (qualified names only)."""
+    by_name: dict[str, list[Entry]] = {}
+    for e in qualified.values():
+        by_name.setdefault(e.name, []).append(e)
+    table = {name: es[0] for name, es in by_name.items() if len(es) == 1}
+    clashes = {name: es for name, es in by_name.items() if len(es) > 1}
+    for name, es in clashes.items():
+        for e in es:
+            table[f"{e.plugin}:{name}"] = e
+        others = ", ".join(repr(f"{e.plugin}:{name}") for e in es)
+        for e in es[1:]:
+            plugins.record_failure(e.plugin, f"{kind} {name!r} clashes with the one from plugin {es[0].plugin!r}; "
+                                             f"choose {others}")
+    return table, clashes
 
-        pm = plugins.get_plugin_manager()
-        entries: dict[str, dict[str, Entry]] = {k: {} for k in HOOKS}
+
+def ensure_loaded() -> dict[str, dict[str, Entry]]:
+    global _entries, _clashes, _qualified, _built_for
+    with _lock:
+        if _entries is not None and _built_for == plugins.generation():
+            return _entries
+        generation = plugins.generation()
+        entries: dict[str, dict[str, Entry]] = {}
+        clashes: dict[str, dict[str, list[Entry]]] = {}
+        every: dict[str, dict[str, Entry]] = {}
         for kind, hook_name in HOOKS.items():
-            hook = getattr(pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
-                info = plugins.plugin_info(impl.plugin_name)
-                reg = _make_register(
-                    kind, entries[kind], impl.plugin_name, info.package if info else None, info.version if info else None
-                )
-                try:
-                    impl.function(register=reg)
-                except Exception as exc:  # noqa: BLE001
-                    plugins.record_failure(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
-        _entries = entries
+            qualified: dict[str, Entry] = {}
+
+            def kwargs_for(plugin: str, _kind=kind, _table=qualified) -> dict[str, Any]:
+                info = plugins.plugin_info(plugin)
+                return {"register": _make_register(_kind, _table, plugin, info.package if info else None,
+                                                   info.version if info else None)}
+
+            plugins.call_each(hook_name, kwargs_for)
+            entries[kind], clashes[kind] = _settle(kind, qualified)
+            every[kind] = qualified
+        _entries, _clashes, _qualified, _built_for = entries, clashes, every, generation
         return entries
 
 
@@ -123,6 +152,13 @@ def available(kind: str) -> list[str]:
 
 def entry(kind: str, name: str) -> Entry:
     table = entries(kind)
+    clash = _clashes.get(kind, {}).get(name)
+    if clash:
+        choices = ", ".join(f"{e.plugin}:{name}" for e in clash)
+        raise ConfigError(f"{kind} {name!r} is registered by several plugins; choose one of {choices} "
+                          f"(or leave a plugin out with {plugins.DISABLE_ENV})")
+    if name not in table and name in _qualified.get(kind, {}):
+        return _qualified[kind][name]  # PLUGIN:NAME of a name that is not ambiguous
     if name not in table:
         valid = sorted(table)
         close = difflib.get_close_matches(name, valid, n=1)
@@ -181,3 +217,6 @@ def get_preset(name: str):
 
 def presets() -> list[str]:
     return available("preset")
+
+
+plugins.add_loader(ensure_loaded)  # `plugins.failures()` includes the registration hooks' failures

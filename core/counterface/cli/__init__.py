@@ -22,7 +22,10 @@ _MODULES += ("report",)  # the HTML review page (issue 13)
 @click.option("--threads", envvar="COUNTERFACE_THREADS", default="auto", show_default=True, metavar="N|auto",
               help="CPU threads for torch. auto: 1 on machines with 2 cores or fewer (measured faster there), "
                    "else torch's default. Env: COUNTERFACE_THREADS.")
-def cli(threads: str) -> None:
+@click.option("--disable-plugin", "disabled_plugins", multiple=True, metavar="NAME",
+              help="Do not load the plugin NAME (its entry-point name; repeatable). Env: COUNTERFACE_DISABLE_PLUGINS "
+                   "(comma-separated); COUNTERFACE_PLUGINS=a,b loads only those.")
+def cli(threads: str, disabled_plugins: tuple[str, ...] = ()) -> None:
     """Counterfactual face-attribute editing (SmileGAN-PTI and plugins)."""
     _set_threads(threads)
 

@@ -70,12 +70,7 @@ class CounterfaceGroup(click.Group):
         self._plugin_commands_loaded = True
         from .. import plugins
 
-        pm = plugins.get_plugin_manager()
-        for impl in pm.hook.register_commands.get_hookimpls():
-            try:
-                impl.function(cli=self)
-            except Exception as exc:  # noqa: BLE001
-                plugins.record_failure(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
+        plugins.call_each("register_commands", lambda _plugin: {"cli": self})  # failures recorded per plugin
 
     def list_commands(self, ctx):
         self._load_plugin_commands()
@@ -87,9 +82,14 @@ class CounterfaceGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
         except click.ClickException as exc:  # `counterface --bogus`: one line, not click's usage block
             _fail(f"error: {click_message(exc)}", exc.exit_code)
+        if ctx.params.get("disabled_plugins"):  # before any sub-command or component is looked up
+            from .. import plugins
+
+            plugins.disable(ctx.params["disabled_plugins"])
+        return rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
