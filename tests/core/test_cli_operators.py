@@ -129,7 +129,7 @@ def test_batch_rows_carry_distances_and_leakage(setup, tmp_path):
     folder.mkdir()
     (folder / "a.jpg").write_bytes(setup["photo"].read_bytes())
     r = invoke("batch", folder, "-o", tmp_path / "out", "--preset", "tiny", "--direction", setup["smile"],
-               "--pi1", "on", "--pi0", "off", "--no-metrics", "--set", f"edit.watch=[\"{setup['age']}\"]", *NO_TUNING)
+               "--pi1", "on", "--pi0", "off", "--no-metrics", "--watch", setup["age"], *NO_TUNING)
     assert r.exit_code == 0, r.output
     row = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
     b = load_boundary(setup["smile"])
@@ -163,8 +163,8 @@ def test_batch_alpha_auto_one_search_per_face(setup, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(setup["photo"].read_bytes())
-    args = ["batch", folder, "-o", tmp_path / "out", "--preset", "tiny", "--no-metrics", "--set", 'edit.alpha="auto"',
-            "--set", "edit.target_score=0.1", "--scorer", "smile", *NO_TUNING]
+    args = ["batch", folder, "-o", tmp_path / "out", "--preset", "tiny", "--no-metrics", "--alpha", "auto",
+            "--target-score", "0.1", "--scorer", "smile", *NO_TUNING]
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     row = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
