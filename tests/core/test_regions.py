@@ -96,3 +96,11 @@ def test_pipeline_region_mask_is_the_directions(fakes, tmp_path):
                                        ("b", type("D", (), {"region": "mouth"})())]
     f = pipe.faces(photo)[0]
     assert np.array_equal(pipe.region_mask(f), np.maximum(f.region("eyes"), f.region("mouth")))
+
+
+def test_tuner_region_weight_and_its_old_name():
+    from counterface_pti.tuner import PTITuner
+
+    assert PTITuner(lambda_mouth=0.5).lambda_region == 0.5 and PTITuner(lambda_region=0.25).lambda_mouth == 0.25
+    with pytest.raises(ConfigError, match="old name"):
+        PTITuner(lambda_mouth=0.5, lambda_region=0.2)
