@@ -246,3 +246,30 @@ def test_batch_without_any_reference_stops_before_the_first_photo(photos, tmp_pa
     r = run_cli("batch", manifest, "-o", tmp_path / "out", *TINY, "--face", "match", "--no-metrics")
     assert r.returncode == 2 and "needs a reference" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_a_matcher_crash_is_one_failure_row_and_the_batch_goes_on(tmp_path, monkeypatch):
+    """An unexpected error while matching one photo is recorded (reason error, stage match); the next
+    photo is still processed."""
+    from counterface import batch, config
+    from tests.helpers import fake_components, synthetic_photos
+
+    files = synthetic_photos(tmp_path / "in", 2, size=(60, 80), prefix="photo")
+    calls = []
+
+    def flaky(pipe, meta, base=None):
+        calls.append(meta["person"])
+        if meta["person"] == "bad":
+            raise RuntimeError("matcher blew up")
+        raise TargetNotFoundError("target_not_found: nobody here")
+
+    monkeypatch.setattr(matching, "item_reference", flaky)
+    (tmp_path / "m.csv").write_text(f"path,person\n{files[0]},bad\n{files[1]},good\n")
+    with fake_components():
+        pipe = Pipeline(config.resolve(preset="fake", edit={"face": "match"}))
+        summary = batch.Runner(pipe, tmp_path / "out").run(batch.read_manifest(tmp_path / "m.csv"))
+    assert calls == ["bad", "good"] and summary.failed == 2
+    fails = {f["person"]: f for f in batch.load_rows(tmp_path / "out", "failures")}
+    assert (fails["bad"]["reason"], fails["bad"]["stage"]) == ("error", "match")
+    assert "matcher blew up" in fails["bad"]["message"]
+    assert fails["good"]["reason"] == "target_not_found"

@@ -337,8 +337,13 @@ class Runner:
         except NoFaceError as exc:
             reason = "no_face" if not prep.faces else "face_too_small"
             return False, [], self._failure(item, sha, reason, str(exc), "align")
-        except ConfigError:
+        except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
             raise
+        except Exception as exc:  # noqa: BLE001 - the matcher failed on this photo: recorded, the batch goes on
+            if os.environ.get("COUNTERFACE_DEBUG"):
+                raise
+            msg = " ".join(str(exc).split())[:300] or type(exc).__name__
+            return False, [], self._failure(item, sha, "error", f"{type(exc).__name__}: {msg}", "match")
         try:
             rows = []
             for face in faces:
