@@ -156,7 +156,7 @@ def test_interrupted_download_resumes_with_range(server):
 
 
 def test_partial_is_kept_and_resumed_by_the_next_call(server, monkeypatch):
-    monkeypatch.setattr(weights, "RETRIES", 0)
+    monkeypatch.setattr(weights.transport, "RETRIES", 0)
     server.truncate["/good.bin"] = 4000
     spec(urls=[server.url("/good.bin")])
     with pytest.raises(WeightsError, match="run again to resume"):
@@ -469,10 +469,10 @@ def test_verify_memoises_hashes_and_notices_changes(tmp_path, monkeypatch):
         def sha256():
             raise AssertionError("re-hashed a file whose hash is memoised")
 
-    monkeypatch.setattr(weights, "hashlib", NoHashing)
+    monkeypatch.setattr(weights.registry, "hashlib", NoHashing)
     assert weights.verify("tiny.bin").state == weights.VERIFIED
     assert weights.status("tiny.bin").state == weights.VERIFIED
-    monkeypatch.setattr(weights, "hashlib", hashlib)
+    monkeypatch.setattr(weights.registry, "hashlib", hashlib)
     t.write_bytes(OTHER)  # same size, new content and mtime
     os.utime(t, ns=(t.stat().st_atime_ns, t.stat().st_mtime_ns + 10**9))
     assert weights.status("tiny.bin").state == weights.PRESENT  # not hashed yet
@@ -513,7 +513,7 @@ def test_wrong_size_is_a_mismatch_without_hashing(monkeypatch):
         def sha256():
             raise AssertionError("hashed a file whose size is already wrong")
 
-    monkeypatch.setattr(weights, "hashlib", NoHashing)
+    monkeypatch.setattr(weights.registry, "hashlib", NoHashing)
     st = weights.verify("tiny.bin")
     assert st.state == weights.MISMATCH and "size 100 bytes" in st.message
 

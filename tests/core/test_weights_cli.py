@@ -20,7 +20,7 @@ SHA = hashlib.sha256(DATA).hexdigest()
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):
     isolate(tmp_path, monkeypatch)
-    monkeypatch.setattr(weights, "_hook_specs", dict)  # only the specs each test registers
+    monkeypatch.setattr(weights.registry, "_hook_specs", dict)  # only the specs each test registers
     weights.reset()
     yield
     weights.reset()

@@ -1,25 +1,6 @@
-"""Weights files: a registry of the released files, a local cache, downloads, imports and hash checks.
-
-Plugins declare the files they need through the ``register_weights`` hook (``register(spec)`` with a
-:class:`WeightsSpec`) and ask for them by name when a factory actually needs them::
-
-    from counterface import weights
-    path = weights.fetch("e4e_ffhq_encode.pt")
-
-Nothing is downloaded at import or registration time. :func:`fetch` looks in this order:
-
-1. the ``locate_weights`` hook (a lab's mirror or shared drive; core's default answers ``None``);
-2. the file's target path: ``$COUNTERFACE_HOME/weights/<name>`` (else the platform cache folder),
-   or, for files that another package caches (``managed_by``), that package's folder, e.g.
-   ``$TORCH_HOME/hub/checkpoints`` for face-alignment and torchvision;
-3. each download source in order (http(s) URLs with resume, Google Drive ids as ``gdrive://<id>``
-   through gdown), checking size and sha256 where known. A file that fails its check is deleted and
-   the next source is tried.
-
-With ``COUNTERFACE_OFFLINE=1`` (or when every source fails) a missing file raises
-:class:`~counterface.errors.WeightsError` with one line naming the file, its sources and the exact
-path to put it at. Hashes of files already checked are memoised in ``<cache>/hashes.json`` (keyed by
-path, size and modification time) so large files are hashed once.
+"""The weights registry and hash policy: which files exist (:class:`WeightsSpec`, the
+``register_weights`` hook), where each one lives, and whether a file on disk is the right one
+(:func:`judge`, memoised sha256). No network code: downloads are :mod:`counterface.weights.transport`.
 """
 
 from __future__ import annotations
@@ -29,24 +10,20 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import PluginError, WeightsError
+from .. import plugins
+from ..errors import PluginError, WeightsError
 
 ENV_HOME = "COUNTERFACE_HOME"
 ENV_OFFLINE = "COUNTERFACE_OFFLINE"
 ENV_PROGRESS = "COUNTERFACE_PROGRESS"
 GDRIVE = "gdrive://"
 
-#: (connect, read) timeouts in seconds: short connect so that an offline machine fails fast
-TIMEOUT = (5.0, 60.0)
-#: extra attempts per source after an interrupted transfer (each resumes where the last one stopped)
-RETRIES = 2
 CHUNK = 1 << 20
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -123,7 +100,7 @@ def source_label(url: str) -> str:
 
 _lock = threading.RLock()
 _code_specs: dict[str, WeightsSpec] = {}
-_hook_cache: tuple[object, dict[str, WeightsSpec]] | None = None
+_hook_cache: tuple[int, dict[str, WeightsSpec]] | None = None  # (plugins.generation(), specs)
 
 
 def _add(table: dict[str, WeightsSpec], spec: WeightsSpec, origin: str) -> None:
@@ -136,23 +113,19 @@ def _add(table: dict[str, WeightsSpec], spec: WeightsSpec, origin: str) -> None:
 
 
 def _hook_specs() -> dict[str, WeightsSpec]:
-    """Specs from every plugin's ``register_weights``; recomputed when the set of plugins changes."""
+    """Specs from every plugin's ``register_weights``; rebuilt when the set of plugins changes."""
     global _hook_cache
-    from . import plugins
-
-    pm = plugins.get_plugin_manager()
-    impls = pm.hook.register_weights.get_hookimpls()
-    key = (id(pm), tuple((i.plugin_name, id(i.function)) for i in impls))
     with _lock:
-        if _hook_cache is not None and _hook_cache[0] == key:
+        if _hook_cache is not None and _hook_cache[0] == plugins.generation():
             return _hook_cache[1]
+        generation = plugins.generation()
         table: dict[str, WeightsSpec] = {}
-        for impl in impls:  # registration order (pluggy calls hooks in reverse)
-            try:
-                impl.function(register=lambda spec, _p=impl.plugin_name: _add(table, spec, f"plugin {_p!r}"))
-            except Exception as exc:  # noqa: BLE001 - one bad plugin must not hide the others
-                plugins.record_failure(impl.plugin_name, f"register_weights: {type(exc).__name__}: {exc}")
-        _hook_cache = (key, table)
+
+        def kwargs_for(plugin: str) -> dict:
+            return {"register": lambda spec: _add(table, spec, f"plugin {plugin!r}")}
+
+        plugins.call_each("register_weights", kwargs_for)  # registration order; failures recorded per plugin
+        _hook_cache = (generation, table)
         return table
 
 
@@ -244,8 +217,6 @@ def target(name_or_spec: str | WeightsSpec) -> Path:
 
 def located(name: str) -> Path | None:
     """The ``locate_weights`` hook's answer for ``name`` (``None`` when no plugin knows the file)."""
-    from . import plugins
-
     try:
         res = plugins.get_plugin_manager().hook.locate_weights(name=name)
     except Exception as exc:  # noqa: BLE001
@@ -431,149 +402,6 @@ def missing_message(spec: WeightsSpec, reason: str, note: str = "") -> str:
             f"`counterface weights import {spec.name} FILE`")
 
 
-def fetch(name: str, *, download: bool = True) -> Path:
-    """Local path of the weights file ``name``, downloading it if needed and allowed.
-
-    Raises :class:`~counterface.errors.WeightsError` (one line: the file, its sources, where to put
-    it) when it is missing and cannot be downloaded, or when the local copy fails a trusted check.
-    """
-    note = ""
-    loc = located(name)
-    table = specs()
-    spec = table.get(name)
-    if loc is not None:
-        if loc.is_file():
-            if spec is not None:
-                st = _status_of(spec, loc, hash=True)
-                if st.state == MISMATCH:
-                    raise WeightsError(f"weights file {name!r} at {loc} (from locate_weights) is not the expected "
-                                       f"file: {st.message}")
-            return loc
-        note = f"(locate_weights pointed at {loc}, which does not exist.) "
-    if spec is None:
-        get_spec(name)  # raises the 'unknown weights file' error
-    t = target(spec)
-    if t.is_file():
-        _check_local(spec, t)
-        return t
-    if not download or offline():
-        why = "downloads are disabled (COUNTERFACE_OFFLINE=1)" if offline() else "it is not in the cache"
-        raise WeightsError(missing_message(spec, why, note))
-    return _download(spec, note)
-
-
-def _check_local(spec: WeightsSpec, p: Path) -> WeightsStatus:
-    st = _status_of(spec, p, hash=True)
-    if st.state == MISMATCH:
-        raise WeightsError(f"weights file {spec.name!r} at {p} is corrupt or not the expected file ({st.message}); "
-                           f"replace it with `counterface weights download --force {spec.name}` or "
-                           f"`counterface weights import {spec.name} FILE`")
-    if st.state == DIFFERS:
-        _warn(f"{spec.name}: {st.message}")
-    return st
-
-
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """An existing file path is returned as is; a registered name is :func:`fetch`-ed."""
-    p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return p
-    s = str(name_or_path)
-    if s in specs() or located(s) is not None:
-        return fetch(s)
-    if os.sep in s or (os.altsep and os.altsep in s) or p.parent != Path("."):
-        raise WeightsError(f"weights file not found: {p}")
-    known = ", ".join(specs()) or "none registered"
-    raise WeightsError(f"{s!r} is neither an existing file nor a known weights file (known: {known})")
-
-
-def download(name: str, *, force: bool = False) -> Path:
-    """Make ``name`` available locally (``force``: download again even if a copy is present)."""
-    if not force:
-        return fetch(name)
-    spec = get_spec(name)
-    if offline():
-        raise WeightsError(missing_message(spec, "downloads are disabled (COUNTERFACE_OFFLINE=1)"))
-    return _download(spec, "", force=True)
-
-
-class _SourceError(Exception):
-    """One source failed (the message says why); the next one is tried."""
-
-
-class _Lock:
-    """An inter-process lock per file (filelock when installed; otherwise a no-op)."""
-
-    def __init__(self, name: str):
-        self._lock = None
-        try:
-            import filelock
-        except ImportError:  # pragma: no cover
-            return
-        d = cache_dir() / "locks"
-        d.mkdir(parents=True, exist_ok=True)
-        self._lock = filelock.FileLock(str(d / f"{name}.lock"))
-
-    def __enter__(self):
-        if self._lock is not None:
-            self._lock.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        if self._lock is not None:
-            self._lock.release()
-
-
-def _download(spec: WeightsSpec, note: str, *, force: bool = False) -> Path:
-    if not spec.urls:
-        raise WeightsError(missing_message(spec, "no download source is known", note))
-    t = target(spec)
-    t.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    with _Lock(spec.name):
-        if not force and t.is_file():  # another process finished it while we waited for the lock
-            _check_local(spec, t)
-            return t
-        for url in spec.urls:
-            label = source_label(url)
-            try:
-                got = _download_gdrive(spec, url[len(GDRIVE):], t) if url.startswith(GDRIVE) else _download_http(spec, url, t)
-            except _SourceError as exc:
-                errors.append(f"{label}: {exc}")
-                continue
-            size = got.stat().st_size
-            sha = sha256_file(got, memo=False)
-            state, msg = judge(spec, size, sha)
-            problem = None if state == MISMATCH else format_problem(spec.name, got)
-            if state == MISMATCH or problem:
-                if problem:
-                    msg = f"the server sent something else: {problem}"
-                _unlink(got, _meta(got))
-                errors.append(f"{label}: {msg}")
-                continue
-            if state == DIFFERS:
-                _warn(f"{spec.name}: {msg}")
-            elif state == PRESENT:
-                _warn(f"{spec.name}: downloaded; {msg}")
-            os.replace(got, t)
-            _unlink(_meta(got))
-            _memo_put(t, sha)
-            return t
-    raise WeightsError(missing_message(spec, "download failed (" + "; ".join(errors) + ")", note))
-
-
-def _meta(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _unlink(*paths: Path) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
 #: suffixes of files written by ``torch.save``: a zip archive (torch >= 1.6) or a bare pickle (older)
 TORCH_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
 
@@ -594,183 +422,6 @@ def format_problem(name: str, p: Path) -> str | None:
     return None
 
 
-def _progress_bar(spec: WeightsSpec, total: int | None, initial: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                desc=spec.name, disable=not _progress_enabled(), leave=False)
-
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-def _download_http(spec: WeightsSpec, url: str, t: Path) -> Path:
-    """Download ``url`` into ``<target>.part`` (resuming a partial from the same URL); returns the part."""
-    import requests
-
-    part = t.with_name(t.name + ".part")
-    meta = _meta(part)
-    try:
-        same_url = json.loads(meta.read_text()).get("url") == url
-    except (OSError, ValueError):
-        same_url = False
-    if part.exists() and not same_url:
-        _unlink(part)
-    meta.write_text(json.dumps({"url": url}))
-    try:
-        return _http_loop(spec, url, part, requests)
-    finally:
-        if not part.exists():
-            _unlink(meta)
-
-
-def _http_loop(spec: WeightsSpec, url: str, part: Path, requests) -> Path:
-    import urllib3
-
-    attempts = 0
-    while True:
-        have = part.stat().st_size if part.exists() else 0
-        try:
-            done = _http_attempt(spec, url, part, have, requests)
-        except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as exc:
-            now = part.stat().st_size if part.exists() else 0
-            if now > have and attempts < RETRIES:  # progress was made: resume
-                attempts += 1
-                continue
-            kept = f" ({now} bytes kept in {part}; run again to resume)" if now else ""
-            raise _SourceError(_short(exc) + kept) from None
-        if done:
-            return part
-        attempts += 1
-        if attempts > RETRIES:
-            size = part.stat().st_size if part.exists() else 0
-            raise _SourceError(f"incomplete download ({size} bytes kept in {part}; run again to resume)")
-
-
-def _http_attempt(spec: WeightsSpec, url: str, part: Path, have: int, requests) -> bool:
-    """One request; True when ``part`` is complete."""
-    headers = {"Accept-Encoding": "identity"}  # byte ranges of the file itself, never of a gzip stream
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    with requests.get(url, stream=True, headers=headers, timeout=TIMEOUT, allow_redirects=True) as r:
-        if r.status_code == 416 and have:  # nothing left to send: complete, or a stale partial
-            m = re.match(r"bytes\s+\*/(\d+)", r.headers.get("Content-Range", ""))
-            if m and int(m.group(1)) == have:
-                return True
-            _unlink(part)  # a stale partial: start over
-            return False
-        if r.status_code == 206 and have:
-            m = _CONTENT_RANGE.match(r.headers.get("Content-Range", ""))
-            if not m or int(m.group(1)) != have:
-                _unlink(part)
-                raise _SourceError(f"server sent an unexpected range {r.headers.get('Content-Range')!r}")
-            total = int(m.group(3)) if m.group(3) != "*" else None
-            mode = "ab"
-        elif r.status_code == 200:
-            length = r.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() and "Content-Encoding" not in r.headers else None
-            mode, have = "wb", 0  # no range support: start over
-        else:
-            raise _SourceError(f"HTTP {r.status_code} {r.reason or ''}".strip())
-        if total is None:
-            total = spec.size
-        with open(part, mode) as f, _progress_bar(spec, total, have) as bar:
-            for block in _body(r):
-                f.write(block)
-                bar.update(len(block))
-    got = part.stat().st_size
-    if total is not None and got < total:
-        return False
-    return True
-
-
-def _body(r) -> Iterator[bytes]:
-    """The response body as it arrives (``read1``), so an interrupted transfer keeps every byte received."""
-    raw = r.raw
-    if "Content-Encoding" in r.headers or not hasattr(raw, "read1"):
-        yield from r.iter_content(CHUNK)
-        return
-    while True:
-        block = raw.read1(CHUNK)
-        if not block:
-            return
-        yield block
-
-
-def _download_gdrive(spec: WeightsSpec, file_id: str, t: Path) -> Path:
-    """Google Drive through gdown (confirm-token pages, cookies, resume of its own partials)."""
-    try:
-        import gdown
-    except ImportError:
-        raise _SourceError("Google Drive downloads need the gdown package (pip install gdown)") from None
-    import inspect
-
-    out = t.with_name(t.name + ".gdrive")
-    _unlink(out)  # a finished but rejected earlier attempt
-    kwargs = {"id": file_id, "output": str(out), "quiet": not _progress_enabled(), "resume": True}
-    params = inspect.signature(gdown.download).parameters
-    if "timeout" in params:
-        kwargs["timeout"] = TIMEOUT
-    try:
-        result = gdown.download(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - gdown raises many types (quota, permissions, network)
-        raise _SourceError(_short(exc)) from None
-    if not result or not out.is_file():
-        raise _SourceError("Google Drive did not deliver the file (quota exceeded or access denied)")
-    return out
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    s = " ".join(str(exc).split()) or type(exc).__name__
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------------------
-# importing
-# --------------------------------------------------------------------------------------------------
-
-
-def import_file(name: str, src: str | os.PathLike) -> WeightsStatus:
-    """Copy a file the user obtained elsewhere to the target path of ``name``, atomically.
-
-    The copy is hashed on the way; a wrong size or a hash that contradicts a verified one raises
-    :class:`~counterface.errors.WeightsError` and leaves nothing behind. The returned status carries
-    the real sha256 (callers print it when the registry has no verified hash). The source file is
-    never modified.
-    """
-    spec = get_spec(name)
-    src = Path(src).expanduser()
-    if not src.is_file():
-        raise WeightsError(f"cannot import {name!r}: {src} is not a file")
-    t = target(spec)
-    t.parent.mkdir(parents=True, exist_ok=True)
-    if t.exists() and t.resolve() == src.resolve():
-        st = _status_of(spec, t, hash=True)
-        if st.state == MISMATCH:
-            raise WeightsError(f"{src} is not {name!r}: {st.message}")
-        return st
-    problem = format_problem(name, src)
-    if problem:
-        raise WeightsError(f"{src} is not {name!r}: {problem}; nothing was imported")
-    tmp = t.with_name(f".{t.name}.{os.getpid()}.import")
-    h = hashlib.sha256()
-    try:
-        with open(src, "rb") as fi, open(tmp, "wb") as fo:
-            for block in iter(lambda: fi.read(CHUNK), b""):
-                h.update(block)
-                fo.write(block)
-        sha = h.hexdigest()
-        size = tmp.stat().st_size
-        state, msg = judge(spec, size, sha)
-        if state == MISMATCH:
-            raise WeightsError(f"{src} is not {name!r}: {msg}; nothing was imported")
-        os.replace(tmp, t)
-    finally:
-        _unlink(tmp)
-    _memo_put(t, sha)
-    return WeightsStatus(name, t, state, msg, size=size, sha256=sha, spec=spec)
-
-
 def iter_status(names: list[str] | None = None, *, hash: bool = False) -> Iterator[WeightsStatus]:
     for name in names or list(specs()):
         yield verify(name) if hash else status(name)
@@ -784,8 +435,4 @@ def reset() -> None:
         _hook_cache = None
 
 
-__all__ = [
-    "WeightsSpec", "WeightsStatus", "cache_dir", "download", "fetch", "get_spec", "import_file", "judge",
-    "located", "missing_message", "offline", "path", "register_spec", "reset", "resolve", "sha256_file",
-    "specs", "status", "target", "torch_hub_checkpoints", "unregister_spec", "verify", "weights_dir",
-]
+plugins.add_loader(_hook_specs)  # `plugins.failures()` includes register_weights failures
