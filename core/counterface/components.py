@@ -261,6 +261,11 @@ class IdentityEncoder(Component):
     ``embed(faces)``: (N, 3, S, S) float32 in [-1, 1], FFHQ-aligned at any S, on any device; returns
     (N, D) unit vectors on the encoder's device. Differentiable with respect to ``faces`` when
     gradients are enabled.
+
+    Optional attributes: ``match_threshold``, the cosine similarity from which two faces count as
+    the same person (the default of ``--match-threshold`` when the encoder is the ``--face match``
+    matcher; without it the user must give one); ``differentiable = False`` for an encoder that can
+    measure and match but not serve as the tuner's identity loss (``dlib``).
     """
 
     kind = "identity"
