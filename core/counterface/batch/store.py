@@ -196,6 +196,7 @@ class Appender:
         data = "".join(json.dumps(r, default=_json_default, allow_nan=True) + "\n" for r in rows).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
+            _lock(fd)  # processes sharing the folder (claims) append one at a time, also over NFS
             size = os.fstat(fd).st_size
             if size:
                 with open(self.path, "rb") as f:
@@ -206,6 +207,16 @@ class Appender:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _lock(fd: int) -> None:
+    """An exclusive POSIX record lock on ``fd`` (released when it is closed); none where unsupported."""
+    try:
+        import fcntl
+
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except (ImportError, OSError):  # pragma: no cover - Windows, or a file system without locks
+        pass
 
 
 def _json_default(o: Any):
