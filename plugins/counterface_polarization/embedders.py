@@ -174,9 +174,13 @@ class TorchvisionResNet(_TorchEmbedder):
                 torch.manual_seed(self.seed)
                 model = getattr(torchvision.models, self.arch)(weights=None)
             if self.weights is not None:
+                from pathlib import Path
+
                 from counterface import weights as wmod
 
-                path = wmod.resolve(self.weights)
+                path = Path(self.weights).expanduser()
+                if not path.is_file():  # a registry name: the cache, a lab mirror or a one-time download
+                    path = wmod.fetch(self.weights)
                 try:
                     sd = torch.load(str(path), map_location="cpu", weights_only=True)
                     model.load_state_dict(sd, strict=True)
