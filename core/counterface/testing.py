@@ -152,7 +152,7 @@ class FakeGenerator(Generator):
     """A miniature StyleGAN2 with rosinality parameter names; deterministic from ``seed``.
 
     ``resolution`` (power of two >= 8) gives ``num_ws = 2 * log2(resolution) - 2`` W+ rows, as in
-    StyleGAN2. Output roughly in [-1, 1] (a final ``tanh``-free skip sum, scaled by ``out_scale``).
+    StyleGAN2. Output roughly in [-1, 1]: the ToRGB skip sum (no ``tanh``) times 0.5.
     """
 
     def __init__(self, *, resolution: int = 32, w_dim: int = 16, channels: int = 16, n_mlp: int = 2,

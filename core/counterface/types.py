@@ -166,7 +166,7 @@ class Pivot:
 class Preset:
     """A named composition: kind -> {'name': component name, **params}, plus edit settings.
 
-    ``components`` example: ``{'aligner': {'name': 'fan'}, 'tuner': {'name': 'pti', 'steps': 350}}``.
+    ``components`` example: ``{'aligner': {'name': 'fan'}, 'tuner': {'name': 'pti', 'tune_steps': 350}}``.
     ``edit`` holds pipeline-level settings (alpha, layers, face, seed, directions, keep, watch).
     """
 

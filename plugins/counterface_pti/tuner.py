@@ -27,7 +27,7 @@ parameter              default here        PTI
 =====================  ==================  ==========================================
 start                  ``e4e`` (seed)      ``first_inv_type = 'w'``
 latent_steps           450                 ``first_inv_steps = 450``
-latent_lr              5e-3                ``first_inv_lr = 5e-3``
+latent_lr              5e-3 (constant)     0.01 x a ramp, every step (see below)
 tune_steps             350                 ``max_pti_steps = 350``
 tune_lr                3e-4                ``pti_learning_rate = 3e-4``
 tune_pixel             ``l1`` (seed)       L2 (``pt_l2_lambda = 1``)
@@ -40,6 +40,12 @@ resolution             256                 full resolution (1024)
 =====================  ==================  ==========================================
 
 PTI uses Adam; AdamW with ``weight_decay=0`` (the default) is the same update.
+
+PTI's ``first_inv_lr = 5e-3`` is never used: ``calc_inversions`` calls ``w_projector.project``
+without it, so the latent is optimised at the projector's ``initial_learning_rate = 0.01`` times a
+ramp recomputed every step (linear warm-up over the first 5 %, cosine decay over the last 25 %).
+Here ``latent_lr`` is a constant rate, 5e-3 by default (the latent starts from e4e, not from the
+average latent as PTI's projector does).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def test_pretrained_backbone_loaded_from_cache(tmp_path, monkeypatch):
     """A torchvision-format AlexNet file in the hub cache is what LPIPS's trunk gets."""
     import torchvision
 
-    from counterface_pti import perceptual
+    from counterface import perceptual  # the one LPIPS module, shared by the tuner and the metrics
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("COUNTERFACE_OFFLINE", "1")
@@ -166,5 +166,55 @@ def test_pretrained_backbone_loaded_from_cache(tmp_path, monkeypatch):
     hub.mkdir(parents=True)
     torch.save(sd, hub / "alexnet-owt-7be5be79.pth")
     monkeypatch.setattr("counterface.weights._check_local", lambda spec, p: None)  # not the real bytes
-    lp = perceptual.build_lpips("alex", True, seed=12345)
+    lp = perceptual.build("alex", True, seed=12345)
     assert torch.equal(lp.net.state_dict()["slice5.10.weight"], sd["features.10.weight"])
+
+
+class OtherDevice(torch.Tensor):
+    """Stands for a tensor on another device than the generator's: reading its metadata, detaching
+    and moving it (``.to``, which returns a plain tensor) work; any computation with it raises, as a
+    real cuda/cpu mix would ("Expected all tensors to be on the same device")."""
+
+    _META = {"dim", "size", "numel", "__get__", "__len__", "__repr__", "__format__", "detach"}
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if func in (torch.Tensor.to, torch.Tensor.cpu):
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs).as_subclass(torch.Tensor)  # a plain tensor, now "here"
+        if name in cls._META:
+            return super().__torch_function__(func, types, args, kwargs)
+        raise RuntimeError(f"{name or func} used a tensor from another device without moving it first")
+
+
+def elsewhere(t: torch.Tensor) -> OtherDevice:
+    return t.clone().as_subclass(OtherDevice)
+
+
+def test_the_other_device_harness_catches_an_unmoved_input(gen):
+    x = elsewhere(torch.ones(2, 3))
+    assert x.shape == (2, 3) and x.dim() == 2
+    with pytest.raises(RuntimeError, match="another device"):
+        x + 1
+    moved = x.detach().to("cpu", torch.float32)
+    assert type(moved) is torch.Tensor and torch.equal(moved + 1, torch.full((2, 3), 2.0))
+
+
+def test_tuner_moves_every_input_to_the_generator_device(gen, target):
+    """The tuner's loops (which call ``.item()`` and ``backward``, out of reach of fake tensors) get
+    the latent, the target photo and the region mask from the pipeline on the CPU while the generator
+    may live on a GPU: each must go through ``.to(generator device)`` before any computation."""
+    tuner = PTITuner(**{**FAST, "latent_steps": 2, "tune_steps": 2})
+    pivot = tuner.tune(gen, elsewhere(w0(gen)), elsewhere(target), region_mask=elsewhere(mouth(gen)),
+                       identity=testing.FakeIdentityEncoder())
+    assert pivot.meta["steps"] == {"refine": 2, "tune": 2}
+    assert type(pivot.w) is torch.Tensor and pivot.w.device.type == "cpu"
+    assert all(t.device.type == "cpu" for t in pivot.tensors.values())
+    reference = tuner.tune(gen, w0(gen), target, region_mask=mouth(gen), identity=testing.FakeIdentityEncoder())
+    assert torch.equal(pivot.w, reference.w)  # moving changed nothing but the device
+    if hasattr(tuner, "tune_many"):  # the batched path moves its inputs too
+        pivots = tuner.tune_many(gen, [elsewhere(w0(gen))], [elsewhere(target)], region_masks=[elsewhere(mouth(gen))],
+                                 identity=testing.FakeIdentityEncoder())
+        assert len(pivots) == 1 and pivots[0].w.device.type == "cpu"
