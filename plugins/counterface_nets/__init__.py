@@ -1,6 +1,6 @@
 """Reference networks in pure PyTorch, with upstream parameter names (a plain library: no hooks).
 
-Modules: :mod:`.stylegan2` (rosinality Generator), :mod:`.irse` (InsightFace IR-SE50 Backbone),
+Modules: :mod:`.stylegan2` (rosinality Generator; :mod:`.stylegan2_load` reads its files), :mod:`.irse` (InsightFace IR-SE50 Backbone),
 :mod:`.e4e` (Encoder4Editing + pSp wrapper logic), :mod:`.ops` (FIR filters, fused bias-act),
 :mod:`.checkpoints` (safe loading). The loaders below are the public entry points; they import the
 network modules lazily so ``import counterface_nets`` stays cheap.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 def load_generator(path, device="cpu", **kwargs):
     """StyleGAN2 generator from a rosinality file (``{'g_ema': ...}``) or an e4e/pSp file (``decoder.*``)."""
-    from . import stylegan2
+    from . import stylegan2_load
 
-    return stylegan2.load_generator(path, device=device, **kwargs)
+    return stylegan2_load.load_generator(path, device=device, **kwargs)
 
 
 def load_e4e(path, device="cpu", **kwargs):

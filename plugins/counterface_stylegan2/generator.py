@@ -68,9 +68,9 @@ class StyleGAN2Generator(counterface.Generator):
             return stylegan2.random_generator(
                 seed=self.seed, device=self.device, size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
                 channel_multiplier=self.channel_multiplier, max_channels=self.max_channels)
-        from counterface_nets import checkpoints
+        from counterface_nets import checkpoints, stylegan2_load
 
-        gen = stylegan2.load_generator(checkpoints.resolve_weights(self.weights), device=self.device)
+        gen = stylegan2_load.load_generator(checkpoints.resolve_weights(self.weights), device=self.device)
         cfg = gen.config()
         if cfg != stylegan2.FFHQ_CONFIG:
             self.family = "stylegan2-s{size}-d{style_dim}-m{n_mlp}-c{channel_multiplier}".format(**cfg)
@@ -103,6 +103,9 @@ class StyleGAN2Generator(counterface.Generator):
                 f"stylegan2: ws must have shape (N, {mod.num_ws}, {mod.style_dim}), got {tuple(ws.shape)}")
         return mod.synthesize(ws.to(self.device, dtype=self._dtype()))
 
+    #: device types that use the batched path in synthesize_tuned
+    batched_devices = ("cuda",)
+
     def synthesize_tuned(self, ws, tensors=None):
         """W+ (B, num_ws, w_dim) through B differently tuned copies of the network at once: the
         batched path (one grouped convolution per layer; the modulated convolution builds per-sample
@@ -119,7 +122,7 @@ class StyleGAN2Generator(counterface.Generator):
             raise counterface.ConfigError(
                 f"stylegan2: ws must have shape (N, {mod.num_ws}, {mod.style_dim}), got {tuple(ws.shape)}")
         ws = ws.to(self.device, dtype=self._dtype())
-        if ws.device.type != "cuda":
+        if ws.device.type not in self.batched_devices:
             return super().synthesize_tuned(ws, tensors)
         if not tensors:
             return mod.synthesize(ws, impl="batched")
