@@ -16,6 +16,8 @@ Output folder::
     OUT/failures.jsonl                  one row per photo that failed, with ``reason`` and ``message``
     OUT/results.csv                     the table, regenerated from every results*.jsonl
     OUT/batch.json                      the configuration and settings of the last run
+    OUT/pivots/                         each face's tuned pivot, reused by reruns (or --pivots DIR; pivots.py)
+    OUT/claims/                         the photos being worked on right now (claims.py)
 
 Resuming: a photo is *done* when its rows are in ``results*.jsonl`` (or a final failure is in
 ``failures*.jsonl``) under the same job key: manifest key + SHA-256 of the file + digest of the

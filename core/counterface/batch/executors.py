@@ -121,8 +121,8 @@ def run_ray(spec: Spec, items: Sequence[Item], *, address: str | None = None, gp
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
         if address:
             ray.init(address=address, **kwargs)
-        else:
-            ray.init(**kwargs)
+        else:  # a local cluster with room for every requested actor
+            ray.init(num_cpus=max(os.cpu_count() or 1, int(workers or 0)), **kwargs)
     try:
         n = max(1, min(ray_workers(ray, gpus_per_worker, workers), len(items) or 1))
         echo(f"ray: {n} worker(s) on {ray.cluster_resources().get('CPU', 0):g} CPU(s), "

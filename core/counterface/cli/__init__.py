@@ -15,6 +15,7 @@ from ._common import CounterfaceGroup
 _MODULES = ("info", "weights", "batch", "align", "edit", "directions")
 _MODULES += ("polarization",)  # rho_T from the pairs (issue 11)
 _MODULES += ("report",)  # the HTML review page (issue 13)
+_MODULES += ("pivots",)  # the batch pivot store (issue 12)
 
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
