@@ -13,7 +13,7 @@ conv + general upfirdn2d) as the "before" row, measured in the same process.
 Each cell is the median over ``--repeats`` runs after one warm-up: wall seconds, and process CPU
 seconds in brackets. On a shared machine the CPU time is the steadier number (wall time includes
 waiting for a core); compare only numbers from one run. Real weights cannot be downloaded here, so
-the checkpoints are rebuilt in their real formats from ``../shared/conformance`` (``--workdir``
+the checkpoints are rebuilt in their real formats from ``tests/data/conformance`` (``--workdir``
 keeps them between runs; the e4e encoder file is about 1.1 GB).
 """
 
@@ -32,16 +32,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared"))
+DEFAULT_SHARED = ROOT / "tests" / "data"  # conformance/ manifests and constants (the repository's test data)
 
 
 # ------------------------------------------------------------------------------ det checkpoints
 
 def _dw(shared: Path):
-    sys.path.insert(0, str(shared / "conformance"))
-    import detweights
+    """The project's deterministic-weights builder (tests/conformance.py)."""
+    sys.path.insert(0, str(ROOT))
+    from tests import conformance
 
-    return detweights
+    return conformance
 
 
 def build_files(shared: Path, workdir: Path, want_e4e: bool) -> dict[str, Path]:

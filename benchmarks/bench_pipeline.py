@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared"))
+DEFAULT_SHARED = ROOT / "tests" / "data"  # photos/ (the repository's test data)
 
 FULL_SETS = [
     "aligner=dlib",
@@ -51,12 +51,12 @@ FULL_SETS = [
 
 
 def photo(path: str | None):
-    """The benchmark photo: ``--photo``, else ../shared/photos/obama.jpg, else skimage's astronaut."""
+    """The benchmark photo: ``--photo``, else tests/data/photos/astronaut.jpg, else skimage's astronaut."""
     from counterface.imageio import read_image
 
     if path:
         return read_image(path), path
-    p = DEFAULT_SHARED / "photos" / "obama.jpg"
+    p = DEFAULT_SHARED / "photos" / "astronaut.jpg"
     if p.is_file():
         return read_image(p), str(p)
     from skimage import data

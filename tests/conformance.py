@@ -95,8 +95,10 @@ def load_constants(path) -> dict:
 
 
 def det_state_dict(manifest: dict, constants: dict | None = None) -> dict:
-    """The deterministic state dict of a manifest, in its key order."""
-    return {k: _entry(k, spec, constants) for k, spec in manifest["state_dict"].items()}
+    """The deterministic state dict of a manifest (or of a bare ``{key: spec}`` mapping), in key order."""
+    specs = manifest["state_dict"] if isinstance(manifest.get("state_dict"), dict) and "shape" not in manifest[
+        "state_dict"] else manifest
+    return {k: _entry(k, spec, constants) for k, spec in specs.items()}
 
 
 def det_extra(manifest: dict, constants: dict | None = None) -> dict:
@@ -122,7 +124,7 @@ def fingerprint(tensors: dict) -> str:
     """sha256 over (key, dtype string, shape, little-endian C-order bytes) of each tensor, in order."""
     h = hashlib.sha256()
     for key, t in tensors.items():
-        a = np.ascontiguousarray(t.detach().cpu().numpy())
+        a = t.detach().cpu().contiguous().numpy()  # (np.ascontiguousarray would make a 0-d array 1-d)
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         for part in (key.encode(), a.dtype.str.encode(), repr(tuple(a.shape)).encode(), a.tobytes()):
             h.update(part)
