@@ -1,0 +1,378 @@
+"""One command for a CUDA machine: pi_1 at 1024, batch throughput at --tune-batch 1/4/8, re-edits
+from stored pivots, peak GPU memory and the fp32/tf32/bf16 drift, in one markdown table + JSON.
+
+    python benchmarks/bench_gpu.py --out bench.json                 # CUDA, full sizes (~5 min on an H200)
+    python benchmarks/bench_gpu.py --out bench.json --quick         # CUDA, fewer batch/drift steps
+    python benchmarks/bench_gpu.py --out dry.json --device cpu --quick --preset tiny   # a CPU dry run
+
+What runs (``--preset full``, the default):
+
+* networks: the real released file formats built by the project's own code from the conformance
+  manifests (``tests/conformance.py``: ``e4e_ffhq_encode.pt`` layout with the FFHQ 1024 decoder, and
+  ``model_ir_se50.pth``), deterministic weights (not trained: time and memory do not depend on the
+  values); a random LPIPS trunk (torchvision's ImageNet file is a download; same cost); a seeded random
+  direction on rows 4-6 (same cost as the published smile vector);
+* alignment is skipped: ``counterface.testing``'s fake aligner takes the centred square of each photo
+  (dlib's model file is 100 MB and FAN's weights a download); everything after it is the real pipeline;
+* ``pi1``: one full pi_1 at 1024 (e4e, 450 latent + 350 tuning steps at the 256 px loss resolution,
+  no early stop, the edit, synthesis and paste-back), cold and warm;
+* ``batch B``: ``counterface.batch.Runner`` over photos with ``tune_batch`` B = 1, 4, 8 (pairs written
+  as PNG with sidecars, no metrics), pairs per hour; with ``--quick`` the steps are cut by ``--step-scale``
+  and the pairs per hour at full steps are extrapolated from the measured seconds per step;
+  ``B4 vs B1``: the largest pixel difference between the pairs of B = 4 and B = 1 (the pinned check);
+* ``re-edit``: pairs per hour rendered from pivots stored as safetensors (load, pi_1 + pi_0, PNG + sidecar);
+* ``drift``: pi_1 crop of one face tuned in tf32 and bf16 against fp32 (max and mean grey levels).
+
+Every section records ``torch.cuda.max_memory_allocated`` (reset before it). ``--budget`` seconds stops
+starting new sections (the ones left are listed as skipped). Needs only the project (``pip install
+--no-deps -e .``) and its runtime imports (see benchmarks/gpu_check.sh for what a bare CUDA machine lacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "tests" / "data" / "photos" / "astronaut.jpg"
+FULL_STEPS = {"latent_steps": 450, "tune_steps": 350}
+
+
+# ------------------------------------------------------------------------------------- setup
+def det_weights(folder: Path) -> dict[str, Path]:
+    """The e4e (+ FFHQ 1024 decoder) and IR-SE50 files in their released layouts, deterministic."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from tests import conformance as dw
+
+    data = ROOT / "tests" / "data" / "conformance"
+    constants = dw.load_constants(data / "constants.npz")
+    out = {"e4e": folder / "e4e_ffhq_encode.det.pt", "arcface": folder / "model_ir_se50.det.pth"}
+    torch.save(dw.det_checkpoint(dw.load_manifest(data / "e4e_ffhq_encode.json"), constants), out["e4e"])
+    torch.save(dw.det_state_dict(dw.load_manifest(data / "arcface_ir_se50.json"), constants), out["arcface"])
+    return out
+
+
+def config(preset: str, device: str, files: dict | None, steps: dict | None = None, precision: str = "fp32") -> dict:
+    from counterface import config as config_mod
+
+    if preset == "tiny":
+        cfg = config_mod.resolve(preset="tiny", edit={"device": device, "precision": precision})
+        cfg["aligner"] = {"name": "fake", "size": 64}
+    else:
+        cfg = config_mod.resolve(preset="smilegan-pti", edit={"device": device, "precision": precision})
+        cfg["aligner"] = {"name": "fake", "size": 1024}
+        cfg["inverter"] = {"name": "e4e", "weights": str(files["e4e"])}
+        cfg["generator"] = {"name": "stylegan2", "weights": str(files["e4e"])}
+        cfg["identity"] = {"name": "arcface", "weights": str(files["arcface"])}
+        cfg["direction"] = {"name": "vector", "dim": 512, "seed": 0, "layers": "4-6", "attribute": "smile-random"}
+        cfg["tuner"].update({"lpips_pretrained": False, "lpips_threshold": 0.0, **FULL_STEPS})
+    cfg["tuner"].update(steps or {})
+    return cfg
+
+
+def photos(folder: Path, n: int) -> list[Path]:
+    """``n`` different photos: the astronaut, shifted, flipped and re-lit (the fake aligner crops each)."""
+    import numpy as np
+
+    from counterface.imageio import read_image, write_image
+
+    base = read_image(PHOTO)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        img = np.roll(base, shift=(3 * i, -5 * i), axis=(0, 1))
+        if i % 2:
+            img = img[:, ::-1]
+        img = np.clip(img.astype(np.float32) * (0.85 + 0.04 * (i % 7)), 0, 255).astype(np.uint8)
+        out.append(write_image(folder / f"photo{i:02d}.png", np.ascontiguousarray(img), out_dir=folder))
+    return out
+
+
+class Bench:
+    def __init__(self, device: str, budget: float):
+        self.device = device
+        self.t0 = time.perf_counter()
+        self.budget = budget
+        self.results: dict = {}
+        self.skipped: list[str] = []
+
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def sync(self) -> None:
+        if self.cuda():
+            import torch
+
+            torch.cuda.synchronize()
+
+    def section(self, name: str, fn, *args, **kwargs):
+        left = self.budget - (time.perf_counter() - self.t0)
+        if left <= 0:
+            self.skipped.append(name)
+            print(f"[bench] {name}: skipped (budget spent)", file=sys.stderr, flush=True)
+            return None
+        import torch
+
+        if self.cuda():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            res = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a failed section is reported, the others still run
+            import traceback
+
+            traceback.print_exc()
+            res = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+        self.sync()
+        res = dict(res or {})
+        res["wall_s"] = round(time.perf_counter() - t, 3)
+        if self.cuda():
+            res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        self.results[name] = res
+        print(f"[bench] {name}: {json.dumps(res)}", file=sys.stderr, flush=True)
+        return res
+
+
+# ---------------------------------------------------------------------------------- sections
+def pi1_once(cfg: dict, photo: Path, bench: Bench) -> dict:
+    """One full pi_1 (and pi_0) of one photo: per-stage seconds, cold (first) and warm (second) run."""
+    from counterface.imageio import read_image
+    from counterface.pipeline import Pipeline
+
+    image = read_image(photo)
+    out = {}
+    pipe = Pipeline.from_config(cfg)
+    for run in ("cold", "warm"):  # cold: the networks are loaded on first use, inside the timing
+        bench.sync()
+        t = time.perf_counter()
+        face = pipe.faces(image)[0]
+        pivot, seconds = pipe.pivot(face)
+        r1 = pipe.pi1(image, face, pivot)
+        bench.sync()
+        total = time.perf_counter() - t
+        m = pivot.meta
+        out[run] = {"total_s": round(total, 3), "invert_s": seconds.get("invert"),
+                    "refine_s": m["seconds"].get("refine"), "tune_s": m["seconds"].get("tune"),
+                    "steps": m["steps"], "synthesize_blend_s": round(sum(r1.meta["seconds"].values()), 3)}
+    out["resolution"] = int(pipe.generator.resolution)
+    out["working_resolution"] = pivot.meta["working_resolution"]
+    return out
+
+
+def batch_run(cfg: dict, folder: Path, out_dir: Path, tune_batch: int, n_photos: int, full: int) -> dict:
+    """``full``: the preset's full number of steps (latent + tuning), for the extrapolation."""
+    from counterface.batch import Runner, read_manifest
+    from counterface.pipeline import Pipeline
+
+    items = read_manifest(folder)[:n_photos]
+    pipe = Pipeline.from_config(cfg)
+    pipe.generator.module  # noqa: B018 - build the networks outside the timing
+    pipe.component("tuner")
+    runner = Runner(pipe, out_dir, tune_batch=tune_batch, progress=False)
+    t = time.perf_counter()
+    summary = runner.run(items)
+    secs = time.perf_counter() - t
+    rows = [json.loads(x) for x in (out_dir / "results.jsonl").read_text().splitlines()]
+    tuning = sum(float(r["seconds"].get("tune", 0)) for r in rows)  # each face's share of its batch
+    steps = int(cfg["tuner"]["latent_steps"]) + int(cfg["tuner"]["tune_steps"])
+    # the same run at full steps: the tuning scales with the steps, everything else does not
+    secs_full = secs - tuning + tuning * full / max(steps, 1)
+    return {"tune_batch": tune_batch, "photos": len(items), "pairs": summary.faces, "failed": summary.failed,
+            "steps": steps, "seconds": round(secs, 3), "pairs_per_hour": round(3600 * summary.faces / secs, 1),
+            "pairs_per_hour_full_steps": round(3600 * summary.faces / secs_full, 1)}
+
+
+def pair_difference(a: Path, b: Path, n: int) -> dict:
+    """Largest and mean grey-level difference between the pairs of two batch folders (same photos)."""
+    import numpy as np
+
+    from counterface.imageio import read_image
+
+    ra = {(r["key"], r["face"]): r for r in map(json.loads, (a / "results.jsonl").read_text().splitlines())}
+    rb = {(r["key"], r["face"]): r for r in map(json.loads, (b / "results.jsonl").read_text().splitlines())}
+    worst, means = 0, []
+    for key in sorted(set(ra) & set(rb))[:n]:
+        for role in ("z1", "z0"):
+            d = np.abs(read_image(a / ra[key][role]).astype(int) - read_image(b / rb[key][role]).astype(int))
+            worst, means = max(worst, int(d.max())), means + [float(d.mean())]
+    return {"pairs_compared": len(means) // 2, "max_abs_grey": worst,
+            "mean_abs_grey": round(float(np.mean(means)), 4) if means else None}
+
+
+def reedit(cfg: dict, photo_dir: Path, work: Path, n_photos: int, alphas: list[float]) -> dict:
+    """Pairs per hour from stored pivots: tune once (not timed), save as safetensors, then load and
+    render pi_1 and pi_0 for every alpha, writing PNGs and sidecars."""
+    from counterface.imageio import read_image, write_image, write_json
+    from counterface.pipeline import Pipeline
+    from counterface.pivot import load_pivot, save_pivot
+
+    pipe = Pipeline.from_config(cfg)
+    paths = sorted(photo_dir.glob("*.png"))[:n_photos]
+    stored = []
+    for p in paths:  # tuning: not part of the re-edit timing
+        image = read_image(p)
+        face = pipe.faces(image)[0]
+        pivot, _ = pipe.pivot(face)
+        stored.append((p, face, save_pivot(pivot, work / f"{p.stem}.safetensors")))
+    out = work / "reedits"
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    pairs = 0
+    for p, face, pivot_path in stored:
+        image = read_image(p)
+        pivot = load_pivot(pivot_path)
+        for a in alphas:
+            z1, z0 = pipe.pi1(image, face, pivot, a), pipe.pi0(image, face, pivot, a)
+            for role, r in (("z1", z1), ("z0", z0)):
+                write_image(out / f"{p.stem}_{a:+.1f}_{role}.png", r.image, out_dir=out)
+                write_json(out / f"{p.stem}_{a:+.1f}_{role}.json",
+                           pipe.sidecar(input_path=p, face=face, alpha=a, role=role, pivot=pivot,
+                                        attributes=r.meta["attributes"]), out_dir=out)
+            pairs += 1
+    secs = time.perf_counter() - t
+    return {"pairs": pairs, "seconds": round(secs, 3), "pairs_per_hour": round(3600 * pairs / secs, 1)}
+
+
+def drift(preset: str, device: str, files, steps: dict, photo: Path) -> dict:
+    """pi_1 crop of one face in tf32 and bf16 against fp32: grey-level differences and seconds."""
+    import numpy as np
+
+    from counterface.imageio import read_image
+    from counterface.pipeline import Pipeline
+
+    image = read_image(photo)
+    crops, secs = {}, {}
+    for precision in ("fp32", "tf32", "bf16"):
+        pipe = Pipeline.from_config(config(preset, device, files, steps, precision=precision))
+        t = time.perf_counter()
+        face = pipe.faces(image)[0]
+        pivot, _ = pipe.pivot(face)
+        crops[precision] = pipe.pi1(image, face, pivot).crop.astype(int)
+        secs[precision] = round(time.perf_counter() - t, 3)
+    out = {"steps": dict(steps), "seconds": secs}
+    for precision in ("tf32", "bf16"):
+        d = np.abs(crops[precision] - crops["fp32"])
+        out[precision] = {"max_abs_grey": int(d.max()), "mean_abs_grey": round(float(d.mean()), 4),
+                          "p99_abs_grey": float(np.percentile(d, 99))}
+    return out
+
+
+# ------------------------------------------------------------------------------------- report
+def table(res: dict, meta: dict) -> str:
+    def g(*keys, fmt="{}"):
+        cur = res
+        for k in keys:
+            if not isinstance(cur, dict) or k not in cur:
+                return "-"
+            cur = cur[k]
+        return fmt.format(cur) if cur is not None else "-"
+
+    lines = [f"GPU: {meta.get('gpu', '-')}, torch {meta['torch']}, preset {meta['preset']}, "
+             f"quick {meta['quick']}, device {meta['device']}", "",
+             "| measurement | value | steps | peak GPU MB |", "|---|---|---|---|"]
+    lines.append(f"| pi_1 at {g('pi1', 'resolution')} px, cold (s) | {g('pi1', 'cold', 'total_s')} | "
+                 f"{g('pi1', 'cold', 'steps', 'refine')}+{g('pi1', 'cold', 'steps', 'tune')} | {g('pi1', 'peak_gpu_mb')} |")
+    lines.append(f"| pi_1, warm (s): invert / refine / tune / synth+blend | {g('pi1', 'warm', 'total_s')}: "
+                 f"{g('pi1', 'warm', 'invert_s')} / {g('pi1', 'warm', 'refine_s')} / {g('pi1', 'warm', 'tune_s')} / "
+                 f"{g('pi1', 'warm', 'synthesize_blend_s')} | {g('pi1', 'warm', 'steps', 'refine')}+"
+                 f"{g('pi1', 'warm', 'steps', 'tune')} | - |")
+    for b in (1, 4, 8):
+        k = f"batch_B{b}"
+        lines.append(f"| batch --tune-batch {b}: pairs/h measured (at full steps) | {g(k, 'pairs_per_hour')} "
+                     f"({g(k, 'pairs_per_hour_full_steps')}) | {g(k, 'steps')} | {g(k, 'peak_gpu_mb')} |")
+    lines.append(f"| --tune-batch 4 vs 1: max / mean abs grey level | {g('B4_vs_B1', 'max_abs_grey')} / "
+                 f"{g('B4_vs_B1', 'mean_abs_grey')} | {g('batch_B4', 'steps')} | - |")
+    lines.append(f"| re-edits from stored pivots: pairs/h | {g('reedit', 'pairs_per_hour')} | - | {g('reedit', 'peak_gpu_mb')} |")
+    for p in ("tf32", "bf16"):
+        lines.append(f"| {p} vs fp32 pi_1 crop: max / mean abs grey (s: {g('drift', 'seconds', p)} vs "
+                     f"{g('drift', 'seconds', 'fp32')}) | {g('drift', p, 'max_abs_grey')} / {g('drift', p, 'mean_abs_grey')} | "
+                     f"{g('drift', 'steps', 'latent_steps')}+{g('drift', 'steps', 'tune_steps')} | {g('drift', 'peak_gpu_mb')} |")
+    if meta.get("skipped"):
+        lines.append(f"\nskipped (budget): {', '.join(meta['skipped'])}")
+    errors = [f"{k}: {v['error']}" for k, v in res.items() if isinstance(v, dict) and "error" in v]
+    if errors:
+        lines.append("\nerrors: " + "; ".join(errors))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
+    ap.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu (a dry run)")
+    ap.add_argument("--preset", choices=["full", "tiny"], default="full")
+    ap.add_argument("--quick", action="store_true", help="cut the batch and drift steps by --step-scale")
+    ap.add_argument("--step-scale", type=float, default=0.1, help="fraction of the full steps with --quick")
+    ap.add_argument("--photos", type=int, default=8, help="photos per batch run (one batch of 8 at B = 8)")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no new section starts")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: CUDA is not available (use --device cpu for a dry run)", file=sys.stderr)
+        return 2
+    from counterface import testing
+
+    testing.install()  # the fake aligner (alignment skipped)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="counterface-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.device, args.budget)
+    meta = {"device": args.device, "preset": args.preset, "quick": args.quick, "torch": torch.__version__,
+            "python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}
+    if bench.cuda():
+        meta["gpu"] = torch.cuda.get_device_name()
+        meta["cuda"] = torch.version.cuda
+    try:
+        files = None
+        if args.preset == "full":
+            t = time.perf_counter()
+            files = det_weights(work)
+            meta["det_weights_s"] = round(time.perf_counter() - t, 2)
+        tiny_steps = {"latent_steps": 10, "tune_steps": 10}
+        scale = args.step_scale if args.quick else 1.0
+        base = FULL_STEPS if args.preset == "full" else tiny_steps
+        steps = {k: max(1, int(round(v * scale))) for k, v in base.items()}
+        meta["batch_steps"] = steps
+        pics = photos(work / "photos", max(args.photos, 8))
+
+        bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench)
+        cfg = config(args.preset, args.device, files, steps)
+        for b in (1, 4, 8):
+            bench.section(f"batch_B{b}", batch_run, cfg, work / "photos", work / f"batch_B{b}", b, args.photos,
+                          sum(base.values()))
+        if (work / "batch_B1" / "results.jsonl").is_file() and (work / "batch_B4" / "results.jsonl").is_file():
+            bench.section("B4_vs_B1", pair_difference, work / "batch_B1", work / "batch_B4", args.photos)
+        bench.section("reedit", reedit, cfg, work / "photos", work / "reedit", 2 if args.quick else 4,
+                      [-2.0, -1.0, 0.0, 1.0, 2.0])
+        if bench.cuda():
+            bench.section("drift", drift, args.preset, args.device, files, steps, pics[1])
+        else:
+            bench.results["drift"] = {"error": "tf32/bf16 need CUDA (refused on the CPU)"}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    meta["skipped"] = bench.skipped
+    meta["total_s"] = round(time.perf_counter() - bench.t0, 2)
+    report = {"meta": meta, "results": bench.results}
+    text = table(bench.results, meta)
+    report["table"] = text
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
