@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import config as config_mod
+from .convert import to_image, to_tensor  # noqa: F401  (also pipeline.to_tensor, as before)
+from .device import PRECISIONS, autocast, check_precision, configure_backends, resolve_device  # noqa: F401
 from .errors import ConfigError, NoFaceError, WeightsError
 from .provenance import Timer, component_record, environment
 from .registry import create
@@ -42,69 +44,8 @@ EDIT_DEFAULTS: dict[str, Any] = {
     "match_threshold": None,  # lowest cosine similarity to the reference; None = the matcher's own
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
+    "precision": "fp32",  # fp32 | tf32 | bf16 (the last two on CUDA only; see configure_backends)
 }
-
-
-def to_tensor(image: np.ndarray):
-    """(H, W, 3) or (N, H, W, 3) uint8 -> (1 or N, 3, H, W) float32 in [-1, 1] (on the CPU).
-
-    The result keeps the photo's pixel-interleaved memory order (a permuted view), and the two input
-    ranks give different strides; convolutions pick their kernels by memory layout, so changing
-    this changes downstream float rounding (and so output bytes).
-    """
-    import torch
-
-    a = np.ascontiguousarray(image)
-    if a.ndim == 3:
-        return (torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1.0).unsqueeze(0)
-    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def to_image(t) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) float in [-1, 1], on any device -> (H, W, 3) uint8 (round half to
-    even, clamped)."""
-    import torch
-
-    if t.dim() == 4:
-        t = t[0]
-    x = ((t.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(dtype=torch.uint8)
-    return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
-
-
-def resolve_device(spec: str = "auto") -> str:
-    import torch
-
-    if spec in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {spec!r} requested but CUDA is not available")
-    return spec
-
-
-def configure_backends(device: str) -> dict[str, bool]:
-    """Set the numerics of CUDA runs deliberately (process-wide); a no-op for other devices.
-
-    * Full float32: TF32 off in matmuls and cuDNN convolutions (PyTorch enables it for cuDNN by
-      default). The tuner's losses, the early-stop threshold and the conformance tolerances assume
-      float32, and TF32 results differ between GPU generations.
-    * cuDNN deterministic algorithms, benchmarking off: the same inputs, settings and seed give the
-      same output on the same machine (``edit.seed`` seeds the CPU and CUDA generators alike).
-
-    Left as is: ``torch.use_deterministic_algorithms`` (it raises for the antialiased resize's CUDA
-    backward, which uses atomic adds), so CUDA repeat runs agree to float rounding, not always bit
-    for bit, when the tuner's working resolution is below the generator's. Returns the flags set.
-    """
-    import torch
-
-    if not str(device).startswith("cuda"):
-        return {}
-    flags = {"matmul_allow_tf32": False, "cudnn_allow_tf32": False, "cudnn_deterministic": True,
-             "cudnn_benchmark": False}
-    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_allow_tf32"]
-    torch.backends.cudnn.allow_tf32 = flags["cudnn_allow_tf32"]
-    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
-    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
-    return flags
 
 
 def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0,
@@ -145,7 +86,11 @@ class Pipeline:
         self._components: dict[str, Any] = {}
         self.last_match = None  # the matching.Match of the last faces() call with --face match
         self.device = resolve_device(self.edit["device"])
-        configure_backends(self.device)
+        self.precision = check_precision(self.device, self.edit.get("precision") or "fp32")
+        if self.precision == "fp32":
+            configure_backends(self.device)
+        else:
+            configure_backends(self.device, self.precision)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Pipeline":
@@ -168,6 +113,8 @@ class Pipeline:
                 injected["device"] = self.device  # where the factory takes one (edit.device means everywhere)
             if kind == "tuner":  # edit.seed governs the tuner unless its own seed is set
                 injected["seed"] = int(self.edit["seed"])
+                if self.precision != "fp32":
+                    injected["precision"] = self.precision
             for key, value in injected.items():
                 if key in params:
                     continue
@@ -438,8 +385,8 @@ class Pipeline:
         g = self.generator
         dev = next(iter(g.module.parameters())).device
         w = (w.unsqueeze(0) if w.dim() == 2 else w).to(dev, torch.float32)
-        with torch.no_grad(), g.load_tensors(pivot.tensors):
-            img = g.synthesize(w)
+        with torch.no_grad(), g.load_tensors(pivot.tensors), autocast(self.device, self.precision):
+            img = g.synthesize(w).float()
         return to_image(img)
 
     def _finish(self, photo, face, pivot, w, alpha, t, records, role=None) -> EditResult:
@@ -545,6 +492,46 @@ class Pipeline:
             pivot = self.tune(face, w0, progress=progress)
         pivot.meta.setdefault("seconds", {}).update(t.seconds)
         return pivot, t.seconds
+
+    def tune_many(self, faces: list[AlignedFace], w0s: list, progress=None) -> list[Pivot]:
+        """Steps 3-4 for several faces at once (``--tune-batch``): the tuner's ``tune_many``, one pivot
+        per face, each equal within float tolerance to :meth:`tune` on that face alone."""
+        import torch
+
+        seed = int(self.edit["seed"])
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2**32))
+        identity = self.component("identity") if self.has("identity") else None
+        targets = [to_tensor(f.crop) for f in faces]
+        masks = [torch.from_numpy(np.ascontiguousarray(self.region_mask(f), dtype=np.float32))[None, None]
+                 for f in faces]
+        pivots = self.component("tuner").tune_many(self.generator, list(w0s), targets, region_masks=masks,
+                                                   identity=identity, progress=progress)
+        for p in pivots:
+            p.generator = self.generator_record()
+        return pivots
+
+    def pivots(self, faces: list[AlignedFace], progress=None) -> list[tuple[Pivot, dict[str, float]]]:
+        """Steps 2-4 for several faces tuned together: (pivot, per-stage seconds) per face, where
+        ``tune`` is the face's share (the batch's seconds divided by its faces)."""
+        if not faces:
+            return []
+        timings, w0s = [], []
+        for face in faces:
+            t = Timer()
+            with t("invert"):
+                w0s.append(self.invert(face))
+            timings.append(t.seconds)
+        t = Timer()
+        with t("tune"):
+            pivots = self.tune_many(faces, w0s, progress=progress)
+        share = round(t.seconds["tune"] / len(faces), 4)
+        out = []
+        for pivot, seconds in zip(pivots, timings):
+            seconds = {**seconds, "tune": share}
+            pivot.meta.setdefault("seconds", {}).update(seconds)
+            out.append((pivot, seconds))
+        return out
 
     # -- provenance ------------------------------------------------------------------------------
     def components_record(self) -> dict[str, Any]:

@@ -46,6 +46,21 @@ without it, so the latent is optimised at the projector's ``initial_learning_rat
 ramp recomputed every step (linear warm-up over the first 5 %, cosine decay over the last 25 %).
 Here ``latent_lr`` is a constant rate, 5e-3 by default (the latent starts from e4e, not from the
 average latent as PTI's projector does).
+
+Batched tuning (:meth:`PTITuner.tune_many`, ``counterface batch --tune-batch B``): B faces at once.
+The latents are one (B, num_ws, w_dim) variable; every tuned parameter gets a leading batch dimension
+of per-sample copies, rendered by :meth:`counterface.Generator.synthesize_tuned` (StyleGAN2: one grouped
+convolution per layer). Each loss is computed per face and the faces' losses are *summed*, so the
+gradient of face i's copies is exactly the gradient of face i's own loss; AdamW is elementwise, so one
+optimiser over the batched tensors takes each face's own steps. Early stopping is per face: a face
+whose LPIPS reaches ``lpips_threshold`` keeps its tensors from then on (the optimiser's step is undone
+for it, since AdamW's momentum would still move it) while the others go on. The result per face equals
+``tune`` on that face alone within float tolerance (batched convolutions round differently).
+
+``precision`` (``edit.precision``, ``--precision``): ``fp32`` (default), ``tf32`` (TF32 matmuls and
+convolutions: set process-wide by the pipeline, nothing to do here) or ``bf16`` (the forward passes
+and losses under ``torch.autocast(dtype=bfloat16)``; parameters, gradients and optimiser state stay
+float32). bf16 and tf32 need CUDA.
 """
 
 from __future__ import annotations
@@ -61,6 +76,10 @@ from . import selection
 LPIPS_NETS = ("alex", "vgg")
 
 _STARTS = {"e4e": "e4e", "inverter": "e4e", "w+": "e4e", "w": "w"}
+#: numeric precisions of the tuning (``edit.precision``); all but fp32 need CUDA
+PRECISIONS = ("fp32", "tf32", "bf16")
+#: device types on which tune_many runs the B faces through each network at once (elsewhere: face by face)
+BATCHED_DEVICES = ("cuda",)
 
 
 def resize(x, size: int):
@@ -111,6 +130,7 @@ class PTITuner(Tuner):
         weight_decay: float = 0.0,
         seed: int = 0,
         device: str = "auto",
+        precision: str = "fp32",
         lambda_mouth: float | None = None,
     ):
         if start not in _STARTS:
@@ -122,6 +142,8 @@ class PTITuner(Tuner):
         for name, v in (("latent_steps", latent_steps), ("tune_steps", tune_steps)):
             if int(v) < 0:
                 raise ConfigError(f"tuner.{name} must be >= 0, got {v}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"tuner.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if resolution is not None and int(resolution) < 16:
             raise ConfigError(f"tuner.resolution must be >= 16 (or none for full size), got {resolution}")
         self.start = _STARTS[start]
@@ -152,6 +174,7 @@ class PTITuner(Tuner):
         self.weight_decay = float(weight_decay)
         self.seed = int(seed)
         self.device = device
+        self.precision = precision
 
     # -- helpers ---------------------------------------------------------------------------------
     def selected(self, generator) -> list[str]:
@@ -173,6 +196,18 @@ class PTITuner(Tuner):
                 raise ConfigError(f"tuner.device is {self.device!r} but the generator lives on {dev}; "
                                   "set the generator's device (or edit.device) instead")
         return dev
+
+    def _autocast(self, dev):
+        """bf16 autocast for the forward passes and losses (``precision='bf16'``), else a no-op."""
+        import contextlib
+
+        import torch
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        if dev.type != "cuda":
+            raise ConfigError(f"precision bf16 needs CUDA; the generator is on {dev} (use fp32 on the CPU)")
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
     def _lpips(self, dev):
         from counterface import perceptual
@@ -201,10 +236,11 @@ class PTITuner(Tuner):
             return v.expand(generator.num_ws, -1) if v.shape[0] == 1 else v
 
         def losses(v):
-            img = resize(generator.synthesize(wplus(v)[None]), work)
-            l2 = F.mse_loss(img, target)
-            lpv = perceptual.distance(lp, img, target)
-            total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
+            with self._autocast(dev):
+                img = resize(generator.synthesize(wplus(v)[None]), work).float()
+                l2 = F.mse_loss(img, target)
+                lpv = perceptual.distance(lp, img, target).float()
+                total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
             return total, {"loss": total.item(), "l2": l2.item(), "lpips": lpv.item()}
 
         opt = torch.optim.AdamW([var], lr=self.latent_lr, weight_decay=self.weight_decay)
@@ -237,7 +273,11 @@ class PTITuner(Tuner):
                 target_emb = identity.embed(target).to(dev)
 
         def losses():
-            img = resize(generator.synthesize(wp), work)
+            with self._autocast(dev):
+                return _losses()
+
+        def _losses():
+            img = resize(generator.synthesize(wp), work).float()
             diff = img - target
             pix = diff.abs().mean() if self.tune_pixel == "l1" else diff.pow(2).mean()
             lpv = perceptual.distance(lp, img, target)
@@ -341,3 +381,250 @@ class PTITuner(Tuner):
             "seconds": seconds,
         }
         return Pivot(w=w.float(), tensors=tuned, meta=meta)
+
+    # -- batched tuning ----------------------------------------------------------------------------
+    def tune_many(self, generator, w_inits, targets, region_masks=None, identity=None,
+                  progress: Callable[[dict[str, float]], None] | None = None) -> list[Pivot]:
+        """Tune B faces at once (see the module docstring): one pivot per face, each equal within float
+        tolerance to :meth:`tune` on that face alone. ``w_inits`` (num_ws, w_dim) each, ``targets``
+        (1, 3, R, R) each, ``region_masks`` (1, 1, R, R) each or None."""
+        import torch
+
+        n = len(targets)
+        if n == 0:
+            return []
+        if len(w_inits) != n or (region_masks is not None and len(region_masks) != n):
+            raise ConfigError(f"tune_many needs one latent and one mask per target ({n} targets)")
+        dev = self._device(generator)
+        module = generator.module
+        params = dict(module.named_parameters())
+        names = self.selected(generator)
+        res = int(generator.resolution)
+        work = res if self.resolution is None or self.resolution >= res else self.resolution
+        # per-face tensors, each in its own memory layout (as tune gets it: convolutions round by layout)
+        target = [resize(t.detach().to(dev, torch.float32), work) for t in targets]
+        mask = None
+        if region_masks is not None and any(m is not None for m in region_masks):
+            zeros = torch.zeros(1, 1, res, res)  # a face without a mask has no region term (weight 0)
+            mask = [resize((zeros if m is None else m).detach().to(dev, torch.float32), work).clamp(0, 1)
+                    for m in region_masks]
+        lp = self._lpips(dev)
+
+        flags = {k: p.requires_grad for k, p in params.items()}
+        id_module = getattr(identity, "module", None) if identity is not None else None
+        id_flags = {k: p.requires_grad for k, p in id_module.named_parameters()} if id_module is not None else {}
+        seconds: dict[str, float] = {}
+        torch.manual_seed(self.seed)
+        try:
+            module.requires_grad_(False)
+            if id_module is not None:
+                id_module.requires_grad_(False)
+            t0 = time.perf_counter()
+            w, r_first, r_final = self.refine_many(generator, w_inits, target, lp, work, progress)
+            seconds["refine"] = round((time.perf_counter() - t0) / n, 4)
+            t0 = time.perf_counter()
+            tuned, t_first, t_final, t_steps, early = self.tune_generator_many(
+                generator, w, target, mask, identity, lp, names, work, progress)
+            seconds["tune"] = round((time.perf_counter() - t0) / n, 4)
+        finally:
+            for k, p in params.items():
+                p.requires_grad_(flags[k])
+            if id_module is not None:
+                for k, p in id_module.named_parameters():
+                    p.requires_grad_(id_flags[k])
+
+        pivots = []
+        for i in range(n):
+            meta = {
+                "tuner": "pti",
+                "params": self.describe(),
+                "losses_start": {"refine": r_first[i], "tune": t_first[i]},
+                "losses": {"refine": r_final[i], "tune": t_final[i]},
+                "steps": {"refine": self.latent_steps, "tune": t_steps[i]},
+                "early_stop": early[i],
+                "working_resolution": work,
+                "tuned_parameters": names,
+                "tuned_numel": int(sum(params[k].numel() for k in names)),
+                "generator_numel": int(sum(p.numel() for p in params.values())),
+                # the batch's wall seconds divided by its faces (each face's share)
+                "seconds": dict(seconds),
+                "tune_batch": n,
+            }
+            pivots.append(Pivot(w=w[i].float().clone(), tensors={k: v[i].clone() for k, v in tuned.items()}, meta=meta))
+        return pivots
+
+    def _losses_many(self, generator, ws, tensors, lp, work, target, mask=None, use_id=False, identity=None,
+                     target_emb=None, latent=False):
+        """Per-face losses of B faces: (total (B,), {name: (B,)}); ``target``, ``mask`` and ``target_emb``
+        are lists with one tensor per face. Each face's terms are computed exactly as
+        :meth:`refine` / :meth:`tune_generator` compute them for one face.
+
+        On CUDA the B faces go through every network at once (the generator's batched path, LPIPS and
+        identity on the batch); elsewhere face by face (on the CPU the one-sample path is the fastest,
+        and the result is then bit-identical to tuning each face alone)."""
+        import torch
+
+        if ws.device.type not in BATCHED_DEVICES:
+            parts = [self._face_losses(
+                resize(generator.synthesize_tuned(ws[i:i + 1], {k: t[i:i + 1] for k, t in (tensors or {}).items()}),
+                       work).float(),
+                lp, target[i], None if mask is None else mask[i], use_id, identity,
+                None if target_emb is None else target_emb[i], latent) for i in range(ws.shape[0])]
+            total = torch.stack([p[0] for p in parts])
+            return total, {k: torch.stack([p[1][k] for p in parts]) for k in parts[0][1]}
+        img = resize(generator.synthesize_tuned(ws, tensors), work).float()
+        return self._face_losses(img, lp, torch.cat(target), None if mask is None else torch.cat(mask), use_id,
+                                 identity, None if target_emb is None else torch.cat(target_emb), latent, per_face=True)
+
+    def _face_losses(self, img, lp, target, mask, use_id, identity, target_emb, latent, per_face=False):
+        """The loss terms: scalars for one face (``per_face`` False: the formulas of :meth:`tune`),
+        or (B,) vectors of per-face means."""
+        from torch.nn import functional as F
+
+        from counterface import perceptual
+
+        def mean(x):
+            return x.flatten(1).mean(1) if per_face else x.mean()
+
+        lpv = _lpips_each(lp, img, target) if per_face else perceptual.distance(lp, img, target).float()
+        if latent:
+            l2 = mean((img - target).pow(2)) if per_face else F.mse_loss(img, target)
+            total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
+            return total, {"l2": l2, "lpips": lpv}
+        diff = img - target
+        pix = mean(diff.abs()) if self.tune_pixel == "l1" else mean(diff.pow(2))
+        total = self.lambda_pixel * pix + self.lambda_lpips * lpv
+        rec = {"pixel": pix, "lpips": lpv}
+        if mask is not None and self.lambda_region > 0:
+            rec["region"] = mean((mask * diff).abs())
+            total = total + self.lambda_region * rec["region"]
+        if use_id:
+            emb = identity.embed(img).to(img.device)
+            cos = F.cosine_similarity(emb, target_emb, dim=1)
+            rec["id"] = 1.0 - (cos if per_face else cos.mean())
+            total = total + self.lambda_id * rec["id"]
+        return total, rec
+
+    @staticmethod
+    def _records(total, rec) -> list[dict[str, float]]:
+        """Per-face loss records with one device synchronisation."""
+        import torch
+
+        keys = ["loss", *rec]
+        rows = torch.stack([total.detach().float(), *(v.detach().float() for v in rec.values())], 1).tolist()
+        return [dict(zip(keys, r)) for r in rows]
+
+    def refine_many(self, generator, w_inits, target, lp, work: int, progress=None):
+        """Step 3 for B faces: (w (B, num_ws, w_dim) CPU, first records, final records).
+
+        Each face's latent is its own leaf tensor (stacked for the forward pass), so the optimiser
+        updates tensors of the very shapes :meth:`refine` updates: the same arithmetic per element."""
+        import torch
+
+        dev = target[0].device
+        n = len(target)
+        if self.start == "w":
+            start = [generator.w_avg.detach().to(dev, torch.float32).reshape(1, -1)] * n
+        else:
+            for w0 in w_inits:
+                if w0.dim() != 2 or tuple(w0.shape) != (generator.num_ws, generator.w_dim):
+                    raise ConfigError(f"initial latent has shape {tuple(w0.shape)}, the generator needs "
+                                      f"({generator.num_ws}, {generator.w_dim})")
+            start = [w0.detach().to(dev, torch.float32) for w0 in w_inits]
+        leaves = [w0.clone().requires_grad_(True) for w0 in start]
+
+        def wplus():
+            return torch.stack([v.expand(generator.num_ws, -1) if v.shape[0] == 1 else v for v in leaves])
+
+        def losses():
+            with self._autocast(dev):
+                return self._losses_many(generator, wplus(), None, lp, work, target, latent=True)
+
+        opt = torch.optim.AdamW(leaves, lr=self.latent_lr, weight_decay=self.weight_decay)
+        first = None
+        for step in range(self.latent_steps):
+            total, rec = losses()
+            if first is None or progress is not None:
+                recs = self._records(total, rec)
+                first = first or recs
+            opt.zero_grad(set_to_none=True)
+            total.sum().backward()  # summed, not averaged: each face gets its own loss's gradient
+            opt.step()
+            if progress is not None:
+                progress({"stage": "refine", "step": step + 1, "steps": self.latent_steps, "faces": n,
+                          **{k: sum(r[k] for r in recs) / n for k in recs[0]}})
+        with torch.no_grad():
+            final = self._records(*losses())
+            w = wplus().detach().cpu().clone()
+        return w, first or final, final
+
+    def tune_generator_many(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
+        """Step 4 for B faces on per-face copies of the selected tensors (the generator itself is not
+        changed): (tuned {name: (B, *shape)} CPU, first records, final records, steps, early stops).
+
+        Every face's copy of every tensor is its own leaf (stacked for the forward pass), so the
+        optimiser updates tensors of the shapes :meth:`tune_generator` updates; a face that stops
+        early gets no gradient from then on, which AdamW skips (its momentum cannot move it)."""
+        import torch
+
+        dev = target[0].device
+        n = len(target)
+        params = dict(generator.module.named_parameters())
+        wp = w.to(dev)
+        use_id = identity is not None and self.lambda_id > 0
+        target_emb = None
+        if use_id:
+            with torch.no_grad():  # one face at a time: the same numbers as tune's
+                target_emb = [identity.embed(t).to(dev) for t in target]
+        leaves = [{k: params[k].detach().clone().requires_grad_(True) for k in names} for _ in range(n)]
+
+        def stacked():
+            return {k: torch.stack([face[k] for face in leaves]) for k in names}
+
+        def losses():
+            with self._autocast(dev):
+                return self._losses_many(generator, wp, stacked(), lp, work, target, mask, use_id, identity, target_emb)
+
+        opt = torch.optim.AdamW([t for face in leaves for t in face.values()], lr=self.tune_lr,
+                                weight_decay=self.weight_decay)
+        first = None
+        steps, early = [0] * n, [False] * n
+        active = [True] * n
+        for step in range(self.tune_steps):
+            total, rec = losses()
+            recs = self._records(total, rec)
+            first = first or recs
+            for i, r in enumerate(recs):
+                if active[i] and r["lpips"] <= self.lpips_threshold:
+                    active[i], early[i] = False, True
+            if not any(active):
+                break
+            opt.zero_grad(set_to_none=True)
+            total[torch.tensor(active, device=dev)].sum().backward()
+            for i in range(n):
+                if active[i]:
+                    steps[i] = step + 1
+                else:  # stopped: no gradient, so AdamW leaves its tensors alone
+                    for t in leaves[i].values():
+                        t.grad = None
+            opt.step()
+            if progress is not None:
+                progress({"stage": "tune", "step": step + 1, "steps": self.tune_steps, "faces": n,
+                          "active": sum(active), **{k: sum(r[k] for r in recs) / n for k in recs[0]}})
+        with torch.no_grad():
+            final = self._records(*losses())
+        tuned = {k: torch.stack([face[k].detach() for face in leaves]).to("cpu") for k in names}
+        return tuned, first or final, final, steps, early
+
+
+def _lpips_each(model, a, b):
+    """LPIPS per sample (B,) between two NCHW batches in [-1, 1] (as :func:`counterface.perceptual.distance`,
+    without the mean over the batch)."""
+    from counterface.perceptual import MIN_SIDE
+
+    if min(a.shape[-2:]) < MIN_SIDE:
+        from torch.nn import functional as F
+
+        a = F.interpolate(a, size=(MIN_SIDE, MIN_SIDE), mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=(MIN_SIDE, MIN_SIDE), mode="bilinear", align_corners=False)
+    return model(a, b).reshape(a.shape[0]).float()

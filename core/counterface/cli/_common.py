@@ -179,6 +179,9 @@ def pipeline_options(func: Callable) -> Callable:
                      help="TOML file with the same keys as --set (see docs/cli.md)."),
         click.option("--set", "sets", multiple=True, metavar="KIND.PARAM=VALUE",
                      help="Set a component parameter, e.g. --set tuner.tune_steps=100 (repeatable)."),
+        click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default=None,
+                     help="Numeric precision on CUDA (edit.precision): fp32 (default), tf32 or bf16; "
+                          "refused on the CPU. See docs/performance.md for the drift against fp32."),
     ]
     for kind in COMPONENT_OPTIONS:
         opts.append(click.option(f"--{kind}", f"comp_{kind}", default=None, metavar="NAME",
@@ -191,6 +194,9 @@ def pipeline_options(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         components = {k: kwargs.pop(f"comp_{k}") for k in COMPONENT_OPTIONS}
         kwargs["components"] = components
+        precision = kwargs.pop("precision", None)
+        if precision is not None:  # --precision P is --set edit.precision=P
+            kwargs["sets"] = (*(kwargs.get("sets") or ()), f'edit.precision="{precision}"')
         return func(*args, **kwargs)
 
     return wrapper
