@@ -63,6 +63,14 @@ def test_edit_refuses_a_non_finite_alpha(value, photo, tmp_path):
     ["edit", "{p}", "--preset", "tiny", "--set", "tuner.latent_lr=nan"],
     ["edit", "{p}", "--preset", "tiny", "--set", "tuner.tune_steps=inf"],
     ["edit", "{p}", "--preset", "tiny", "--set", "blender.sigma=-Infinity"],
+    ["edit", "{p}", "--preset", "tiny", "--face", "match", "--reference", "{p}", "--match-threshold", "nan"],
+    ["directions", "learn", "{p}", "--label", "x", "--threshold", "nan"],
+    ["directions", "learn", "{p}", "--label", "x", "--keep-extremes", "inf"],
+    ["directions", "learn", "{p}", "--label", "x", "--keep-extremes", "0"],
+    ["polarization", "{p}", "--level", "nan"],
+    ["polarization", "{p}", "--level", "1"],
+    ["polarization", "{p}", "--alpha", "inf"],
+    ["polarization", "{p}", "--jobs", "0"],
 ])
 def test_other_numeric_options_refuse_bad_numbers(args, photo, tmp_path):
     _one_line_refusal([a.replace("{p}", photo) for a in args], tmp_path)

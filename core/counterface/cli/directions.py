@@ -18,7 +18,7 @@ import numpy as np
 
 from ..boundary import same_family
 from ..errors import ConfigError
-from ._common import CounterfaceGroup, resolve_config
+from ._common import CounterfaceGroup, finite, resolve_config
 
 #: component options of the directions commands (the parts of a pipeline they use)
 _PARTS = ("aligner", "inverter", "generator")
@@ -158,8 +158,8 @@ def directions_cmd() -> None:
               help="Label column of the manifest (0/1, true/false, or a score with --threshold); for an .npz, the "
                    "label array (default 'labels').")
 @click.option("-o", "--output", "output", required=True, metavar="FILE.safetensors", help="Boundary file to write.")
-@click.option("--threshold", type=float, default=None, metavar="T", help="Numeric labels: on = value > T.")
-@click.option("--keep-extremes", type=float, default=None, metavar="FRACTION",
+@click.option("--threshold", type=finite(), default=None, metavar="T", help="Numeric labels: on = value > T.")
+@click.option("--keep-extremes", type=finite(min=0, max=0.5, min_open=True), default=None, metavar="FRACTION",
               help="Continuous scores: keep the FRACTION highest (on) and lowest (off), drop the middle (InterFaceGAN).")
 @click.option("--layers", default=None, metavar="ROWS",
               help="W+ rows that feed the fit (their mean) and that edits move: 4-6, 0,2,5-7 or all (default all).")
@@ -263,9 +263,9 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
 @click.option("-o", "--output", "output", default=None, metavar="FILE.safetensors",
               help="Where to write (default: NAME.safetensors in the directions folder, where --direction NAME "
                    "and the registered direction of that name find it).")
-@click.option("--threshold", type=float, default=None, metavar="T",
+@click.option("--threshold", type=finite(), default=None, metavar="T",
               help="On = score > T (default: the median score of the samples).")
-@click.option("--keep-extremes", type=float, default=None, metavar="FRACTION",
+@click.option("--keep-extremes", type=finite(min=0, max=0.5, min_open=True), default=None, metavar="FRACTION",
               help="Keep only the FRACTION highest- and lowest-scoring samples.")
 @click.option("--refit", is_flag=True, help="Fit the normal too (default: keep the given normal, fit its intercept).")
 @click.option("--method", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True)

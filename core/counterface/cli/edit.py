@@ -30,6 +30,7 @@ from ..errors import ConfigError, CounterfaceError
 from ._common import (
     apply_operator_settings,
     check_output_dir,
+    finite,
     is_photo_error,
     operator_options,
     parse_alpha_option,
@@ -257,7 +258,7 @@ def _common_options(func):
                      help="--face match: a photo (or folder of photos) of the person to edit; repeatable."),
         click.option("--matcher", default=None, metavar="NAME",
                      help="--face match: the identity component that compares faces (default dlib)."),
-        click.option("--match-threshold", type=float, default=None, metavar="T",
+        click.option("--match-threshold", type=finite(), default=None, metavar="T",
                      help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 "
                           "for dlib); below it the photo fails with target_not_found."),
         click.option("--seed", type=int, default=None, help="Seed of every random choice (default 0)."),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ._common import check_output_dir, progress_enabled
+from ._common import check_output_dir, finite, progress_enabled
 
 SET_KINDS = ("embedder", "outlet_model")
 
@@ -60,10 +60,11 @@ def _columns(text: str | None) -> list[str]:
                    "auto: outlets on the built-in route, pairs with --scores.")
 @click.option("--group", default=None, metavar="COLUMN",
               help="Also report rho per group of politicians (e.g. party), with a placebo that permutes the labels.")
-@click.option("--alpha", type=float, default=None, help="Use the pairs made at this alpha (a sweep's batch folder).")
-@click.option("--level", type=float, default=0.95, show_default=True, help="Confidence level of the intervals.")
+@click.option("--alpha", type=finite(), default=None, help="Use the pairs made at this alpha (a sweep's batch folder).")
+@click.option("--level", type=finite(min=0, max=1, min_open=True, max_open=True), default=0.95, show_default=True,
+              help="Confidence level of the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of folds, bootstrap and placebo.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Processes for bootstrap and placebo replicates.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for bootstrap and placebo replicates.")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write the forest plot (needs matplotlib).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help="Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); articles "
