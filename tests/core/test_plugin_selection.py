@@ -3,6 +3,7 @@ through pluggy with per-plugin attribution, qualified names, and the registry fo
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -60,6 +61,7 @@ def test_cli_disable_plugin_option():
     assert on.returncode == 0 and off.returncode == 0, off.stderr
     assert '"plugin": "directions"' in on.stdout and '"plugin": "directions"' not in off.stdout
     assert '"plugin": "blend"' in off.stdout  # only that one was left out
+    assert json.loads(off.stdout)["skipped"] == ["directions"] and json.loads(on.stdout)["skipped"] == []
 
 
 def test_hooks_go_through_pluggy_one_plugin_at_a_time(plugin_env):

@@ -21,8 +21,9 @@ def plugins_cmd(as_json: bool) -> None:
             rows.append({"kind": kind, "name": name, "package": e.package, "version": e.version,
                          "plugin": e.plugin, "description": e.description})
     failures = [{"plugin": f.name, "package": f.package, "error": f.error} for f in plugin_mod.failures()]
+    skipped = plugin_mod.skipped()  # left out by COUNTERFACE_PLUGINS / COUNTERFACE_DISABLE_PLUGINS / --disable-plugin
     if as_json:
-        click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
+        click.echo(json.dumps({"components": rows, "failures": failures, "skipped": skipped}, indent=2))
         return
     for kind in registry.KIND_NAMES + ("preset",):
         kind_rows = [r for r in rows if r["kind"] == kind]
@@ -34,8 +35,10 @@ def plugins_cmd(as_json: bool) -> None:
             desc = f"  {r['description']}" if r["description"] else ""
             click.echo(f"  {r['name']:<16} [{pkg}]{desc}")
     for f in failures:
-        click.echo(f"warning: plugin {f['plugin']!r} ({f['package'] or 'unknown package'}) failed to load: {f['error']}",
+        click.echo(f"warning: plugin {f['plugin']!r} ({f['package'] or 'unknown package'}): {f['error']}",
                    err=True)
+    if skipped:
+        click.echo(f"note: plugins left out by the selection: {', '.join(sorted(skipped))}", err=True)
 
 
 @click.command("presets")
