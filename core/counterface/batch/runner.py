@@ -21,7 +21,9 @@ from ..errors import (ConfigError, CounterfaceError, ImageError, NoFaceError, Ou
 from ..imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_image, write_json
 from ..pipeline import config_digest, select_faces
 from ..provenance import Timer
+from .claims import Claims, DoneIndex, claim_id
 from .manifest import Item, alpha_tag, output_stem
+from .pivots import PivotStore
 from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 
 #: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
@@ -100,6 +102,7 @@ class Summary:
     done: int = 0  # photos processed successfully in this run
     failed: int = 0  # photos that failed in this run
     faces: int = 0  # result rows written in this run
+    elsewhere: int = 0  # finished meanwhile by another process on the same folder (claims)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -113,12 +116,20 @@ class Runner:
     ``evaluator``: a :class:`counterface.metrics.Evaluator` to store metrics in each row, or None.
     ``workers``: processes for read + align (0 = in this process).
     ``progress``: show a tqdm bar on stderr.
+    ``tune_batch``: faces tuned together (``--tune-batch``): up to this many pending faces, across
+    photos, are inverted and tuned at once (:meth:`Pipeline.pivots`); rows and pivots are still
+    written per face, and a batch that fails falls back to tuning its faces one by one.
+    ``pivots``: the pivot store's folder (default OUT/pivots; False: no store, every face is tuned);
+    ``pivot_dtype``: how its tuned tensors are stored (see :mod:`counterface.batch.pivots`).
+    ``claims``: claim each photo before working on it (OUT/claims), so that processes sharing the
+    folder split the work (see :mod:`counterface.batch.claims`).
     """
 
     def __init__(self, pipeline, out_dir: str | os.PathLike, *, alphas: Sequence[float] | None = None,
                  evaluator=None, workers: int = 0, shard: tuple[int, int] = (1, 1), progress: bool = False,
                  image_format: str = "png", retry_failures: bool = False, max_consecutive_errors: int = 20,
-                 on_photo: Callable[[Item, str], None] | None = None):
+                 on_photo: Callable[[Item, str], None] | None = None, tune_batch: int = 1,
+                 pivots: str | os.PathLike | bool | None = None, pivot_dtype: str = "float16", claims: bool = True):
         self.pipeline = pipeline
         self.out_dir = Path(out_dir).resolve()
         self.alphas = [a if a == "auto" else float(a) for a in (alphas if alphas else [pipeline.edit["alpha"]])]
@@ -141,6 +152,10 @@ class Runner:
         self.retry_failures = retry_failures
         self.max_consecutive_errors = max_consecutive_errors
         self.on_photo = on_photo
+        self.tune_batch = int(tune_batch)
+        if self.tune_batch < 1:
+            raise ConfigError("--tune-batch must be 1 or more")
+        self._pretuned: dict[int, tuple] = {}  # id(face) -> (pivot, seconds) from a batched tuning
         self.job = config_digest({"config": pipeline.config, "alphas": self.alphas, "format": fmt, "layout": 1})
         tag = "" if shard == (1, 1) else f".shard-{shard[0]}-of-{shard[1]}"
         self.results = Appender(self.out_dir / f"results{tag}.jsonl")
@@ -148,22 +163,46 @@ class Runner:
         self._stop: int | None = None
         self._critical = False
         self._done_in_run = 0
+        self.pivots = None if pivots is False else PivotStore(
+            self.out_dir / "pivots" if pivots in (None, True) else Path(pivots), pipeline, pivot_dtype)
+        self.claims = Claims(self.out_dir / "claims") if claims else None
+        self._index: DoneIndex | None = None
+        self._consecutive_errors = 0
 
     # -- resume bookkeeping ------------------------------------------------------------------------------
     def finished(self) -> set[tuple]:
         """Job keys (key, sha256, job) already complete: every face x alpha row, or a final failure."""
-        counts: dict[tuple, set] = {}
-        expected: dict[tuple, int] = {}
-        for r in load_rows(self.out_dir, "results"):
-            k = (r.get("key"), r.get("sha256"), r.get("job"))
-            counts.setdefault(k, set()).add((r.get("face"), r.get("alpha")))
-            expected[k] = int(r.get("faces") or 1) * len(self.alphas)
-        done = {k for k, s in counts.items() if len(s) >= expected[k]}
-        if not self.retry_failures:
-            for r in load_rows(self.out_dir, "failures"):
-                if r.get("reason") in FINAL_REASONS:
-                    done.add((r.get("key"), r.get("sha256"), r.get("job")))
-        return done
+        self._index = DoneIndex(self.out_dir, len(self.alphas), FINAL_REASONS, self.retry_failures).refresh()
+        return self._index.keys()
+
+    # -- claims (several processes on one folder) ------------------------------------------------------
+    def _claim_id(self, item: Item, sha: str | None) -> str:
+        return claim_id(self.job, item.key, sha)
+
+    def _claimed(self, pending, summary: Summary, deferred: list):
+        """``pending`` without the photos another process holds (put in ``deferred``, tried again
+        later) or finished meanwhile (counted in ``summary.elsewhere``); each photo yielded is claimed."""
+        for item, sha in pending:
+            if self.claims is None:
+                yield item, sha
+                continue
+            k = (item.key, sha, self.job)
+            if self._index.refresh().done(k):
+                summary.elsewhere += 1
+                continue
+            cid = self._claim_id(item, sha)
+            if not self.claims.acquire(cid):
+                deferred.append((item, sha))
+                continue
+            if self._index.refresh().done(k):  # finished just before we claimed it
+                self.claims.release(cid)
+                summary.elsewhere += 1
+                continue
+            yield item, sha
+
+    def _release(self, item: Item, sha: str | None) -> None:
+        if self.claims is not None:
+            self.claims.release(self._claim_id(item, sha))
 
     # -- signals -------------------------------------------------------------------------------------------
     def _handler(self, signum, frame):  # noqa: ARG002
@@ -188,6 +227,8 @@ class Runner:
         finally:
             for s, old in installed.items():
                 signal.signal(s, old)
+            if self.claims is not None:
+                self.claims.release_all()
             try:
                 write_table(self.out_dir)
             except OSError:  # pragma: no cover - the table can always be regenerated by `evaluate`
@@ -206,6 +247,8 @@ class Runner:
         write_json(self.out_dir / "batch.json", {
             "job": self.job, "alphas": self.alphas, "shard": list(self.shard), "workers": self.workers,
             "format": self.suffix[1:], "config": self.pipeline.config,
+            "pivots": None if self.pivots is None else {"root": str(self.pivots.root), "config": self.pivots.config_key,
+                                                        "dtype": self.pivots.dtype},
             "metrics": None if self.evaluator is None else {"lpips": self.evaluator.lpips is not None,
                                                               "identity": self.evaluator.identity is not None},
         }, out_dir=self.out_dir)
@@ -219,9 +262,24 @@ class Runner:
             else:
                 pending.append((item, sha))
         bar = self._bar(len(pending), summary.skipped)
+        try:
+            while pending:  # passes: photos another process held are tried again once it lets go
+                deferred: list = []
+                before = summary.done + summary.failed + summary.elsewhere
+                self._pass(self._claimed(pending, summary, deferred), summary, bar, t0)
+                pending = deferred
+                if pending and summary.done + summary.failed + summary.elsewhere == before:
+                    self._check_stop()
+                    time.sleep(min(2.0, self.claims.lease / 8.0) if self.claims is not None else 0.0)
+        finally:
+            if bar is not None:
+                bar.close()
+        summary.seconds = round(time.perf_counter() - t0, 3)
+        return summary
+
+    def _pass(self, pending, summary: Summary, bar, t0: float) -> None:
         size = int(self.pipeline.generator.resolution)
-        consecutive_errors = 0
-        stream = self._prepared(pending, size)
+        stream = self._grouped(self._prepared(pending, size))
         try:
             for item, sha, prep in stream:
                 self._check_stop()
@@ -238,13 +296,15 @@ class Runner:
                         self.failures.append([failure])
                         summary.failed += 1
                     self._done_in_run += 1
+                    self._release(item, sha)
                 finally:
                     self._critical = False
                 if self.on_photo is not None:
                     self.on_photo(item, "done" if ok else failure["reason"])
-                consecutive_errors = consecutive_errors + 1 if (not ok and failure["reason"] == "error") else 0
-                if consecutive_errors >= self.max_consecutive_errors:
-                    raise CounterfaceError(f"{consecutive_errors} photos in a row failed with unexpected errors "
+                errors = self._consecutive_errors = (self._consecutive_errors + 1
+                                                     if (not ok and failure["reason"] == "error") else 0)
+                if errors >= self.max_consecutive_errors:
+                    raise CounterfaceError(f"{errors} photos in a row failed with unexpected errors "
                                            f"(last: {failure['message']}); stopping (see failures.jsonl)")
                 if bar is not None:
                     bar.update(1)
@@ -254,10 +314,6 @@ class Runner:
                 self._check_stop()
         finally:
             stream.close()
-            if bar is not None:
-                bar.close()
-        summary.seconds = round(time.perf_counter() - t0, 3)
-        return summary
 
     def _bar(self, total: int, skipped: int):
         if not self.progress:
@@ -314,6 +370,79 @@ class Runner:
                         fut.cancel()
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    def _grouped(self, stream: Iterator[tuple[Item, str | None, Prepared]]) -> Iterator[tuple[Item, str | None, Prepared]]:
+        """The stream unchanged; with ``tune_batch`` > 1, photos are read ahead until ``tune_batch``
+        faces are pending, and those faces are tuned together before the photos are yielded."""
+        try:
+            if self.tune_batch <= 1:
+                yield from stream
+                return
+            group: list = []
+            faces = 0
+            for entry in stream:
+                group.append(entry)
+                faces += len(self._faces_of(entry[2]))
+                if faces >= self.tune_batch:
+                    self._pretune(group)
+                    yield from group
+                    group, faces = [], 0
+            if group:
+                self._pretune(group)
+                yield from group
+        finally:
+            stream.close()
+            self._pretuned.clear()
+
+    def _faces_of(self, prep: Prepared) -> list:
+        if prep.reason or not prep.faces:
+            return []
+        edit = self.pipeline.edit
+        try:
+            return select_faces(prep.faces, edit.get("face", "largest"), edit.get("min_face", 0))
+        except CounterfaceError:  # reported when the photo itself is processed
+            return []
+
+    def _pretune(self, group: list) -> None:
+        """Tune the faces of ``group`` in batches of ``tune_batch`` (pivots kept in ``_pretuned``)."""
+        faces = [f for _, sha, prep in group for f in self._faces_of(prep)
+                 if not self._has_pivot(sha, f, next(i for i, g in enumerate(prep.faces) if g is f))]
+        for i in range(0, len(faces), self.tune_batch):
+            chunk = faces[i:i + self.tune_batch]
+            self._check_stop()
+            try:
+                results = self.pipeline.pivots(chunk)
+            except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
+                raise
+            except Exception:  # noqa: BLE001 - its faces are tuned alone, and failures recorded per photo
+                if os.environ.get("COUNTERFACE_DEBUG"):
+                    raise
+                continue
+            for face, result in zip(chunk, results):
+                self._pretuned[id(face)] = result
+
+    def _stored(self, sha: str | None, face, index: int):
+        """(pivot key, stored pivot or None); (None, None) without a store."""
+        if self.pivots is None or sha is None:
+            return None, None
+        key = self.pivots.key(sha, face, index)
+        return key, self.pivots.get(key)
+
+    def _has_pivot(self, sha: str | None, face, index: int) -> bool:
+        return self.pivots is not None and sha is not None and self.pivots.path(self.pivots.key(sha, face, index)).is_file()
+
+    def _pivot(self, sha: str | None, face, index: int) -> tuple[Any, dict[str, float], str]:
+        """(pivot, seconds, "reused" | "tuned") of one face: from the pivot store when it holds the
+        face's pivot (no inversion, no tuning: both times 0), else tuned (or taken from a batched
+        tuning) and stored; a tuned pivot is used as it was stored, so reusing gives the same pairs."""
+        key, stored = self._stored(sha, face, index)
+        if stored is not None:
+            self._pretuned.pop(id(face), None)
+            return stored, {"invert": 0.0, "tune": 0.0}, "reused"
+        pivot, seconds = self._pretuned.pop(id(face), None) or self.pipeline.pivot(face)
+        if key is not None:
+            pivot = self.pivots.put(key, pivot)
+        return pivot, seconds, "tuned"
+
     def _failure(self, item: Item, sha: str | None, reason: str, message: str, stage: str) -> dict[str, Any]:
         row = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job, "reason": reason,
                "message": message, "stage": stage}
@@ -366,7 +495,7 @@ class Runner:
     def _process_face(self, item: Item, sha: str, prep: Prepared, face, index: int, n_faces: int) -> list[dict[str, Any]]:
         pipe = self.pipeline
         photo = prep.image
-        pivot, pivot_seconds = pipe.pivot(face)
+        pivot, pivot_seconds, pivot_state = self._pivot(sha, face, index)
         renders: dict[float, Any] = {}
 
         def render(a: float):
@@ -417,7 +546,7 @@ class Runner:
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
                                    "face": index, "faces": n_faces, "alpha": float(alpha),
-                                   **files, "pi1": pi1_name, "pi0": pi0_name,
+                                   **files, "pi1": pi1_name, "pi0": pi0_name, "pivot": pivot_state,
                                    "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in seconds.items()}}
             row.update(distance_columns(attributes))

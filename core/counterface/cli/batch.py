@@ -94,9 +94,39 @@ def _alphas(values: tuple[str, ...]) -> list:
 @click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " batch skips a photo when any of its pairs is rejected.")
+@click.option("--tune-batch", "tune_batch", type=click.IntRange(min=1), default=1, show_default=True, metavar="B",
+              help="Faces tuned at once (across photos), each with its own tuned tensors; the same pairs as 1 "
+                   "within float tolerance, faster on a GPU (see docs/performance.md).")
+@click.option("--pivots", "pivots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Pivot store (default OUT/pivots; runs may share one): a face whose pivot is there is not "
+                   "tuned again (another alpha, operator or direction reuses it). See `counterface pivots`.")
+@click.option("--pivot-dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+              help="How the store keeps tuned generator tensors (the latent is always float32).")
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True,
+              help="local: this process; ray: Ray actors (pip install 'counterface[ray]'); slurm: submitit "
+                   "array jobs (pip install 'counterface[slurm]'). All write into OUT, resumably.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="--executor ray: an existing cluster (host:port or auto); default: start a local one.")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="--executor ray: actors (default: the cluster's GPUs / --gpus-per-worker, or its CPUs).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None, metavar="G",
+              help="GPUs per Ray actor or SLURM task (default 1 when edit.device is CUDA, else 0).")
+@click.option("--slurm-jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="--executor slurm: array tasks, task i runs shard i/N (default: min(photos, 16)).")
+@click.option("--slurm-partition", default=None, metavar="NAME", help="--executor slurm: the partition.")
+@click.option("--slurm-gpus", type=click.IntRange(min=0), default=None, metavar="G",
+              help="--executor slurm: GPUs per task (default: --gpus-per-worker).")
+@click.option("--slurm-time", type=click.IntRange(min=1), default=60, show_default=True, metavar="MIN",
+              help="--executor slurm: time limit per task in minutes; a task that reaches it is requeued.")
+@click.option("--slurm-local", is_flag=True, envvar="COUNTERFACE_SLURM_LOCAL",
+              help="--executor slurm: run the array with submitit's local executor (no SLURM; tests).")
+@click.option("--slurm-wait/--slurm-no-wait", default=True, show_default=True,
+              help="--executor slurm: wait for the jobs and report, or return after submitting.")
 def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, face, min_face, shard,
-              workers, metrics, lpips_net, image_format, retry_failures, exclude_file, references,
-              reference_column, identity_independent, **match) -> None:
+              workers, metrics, lpips_net, image_format, retry_failures, tune_batch, exclude_file, references,
+              reference_column, identity_independent, pivots_dir, pivot_dtype, executor, ray_address, ray_workers,
+              gpus_per_worker, slurm_jobs, slurm_partition, slurm_gpus, slurm_time, slurm_local, slurm_wait,
+              **match) -> None:
     """Run pi_1 and pi_0 over a folder or a CSV/JSONL manifest of photos, resumably.
 
     INPUT is a folder (every image below it), one photo, or a manifest with a `path` column; other columns
@@ -106,7 +136,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     SIGTERM loses at most the photo in flight. Exit status 0 even when some photos failed.
     """
     from .. import batch as b
-    from .. import metrics as m
+    from ..batch import executors as ex
     from ..pipeline import Pipeline
 
     operator_settings = match.pop("operator_settings", None)  # --distance, --keep, --watch, --target-score
@@ -128,23 +158,59 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     lpips_net = _lpips_for(lpips_net, cfg)
     _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
     matching.check_items(pipeline, mine)
-    evaluator = None
-    if metrics:
-        evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
-                                identity_independent=_independent(identity_independent, pipeline.device),
-                                lpips=m.lpips_model(lpips_net, device=pipeline.device), aligner=pipeline.component("aligner"),
-                                lpips_net=lpips_net)
-    runner = b.Runner(pipeline, out_dir, alphas=alphas or None, evaluator=evaluator, workers=workers,
-                      shard=(index, count), progress=progress_enabled(), image_format=image_format,
-                      retry_failures=retry_failures)
+    spec = ex.Spec(config=pipeline.config, out_dir=str(out_dir), alphas=alphas or None, metrics=metrics,
+                   lpips_net=lpips_net, identity_independent=identity_independent, workers=workers,
+                   shard=(index, count), image_format=image_format, retry_failures=retry_failures,
+                   tune_batch=tune_batch, pivots=None if pivots_dir is None else str(pivots_dir.absolute()),
+                   pivot_dtype=pivot_dtype, progress=progress_enabled())
+    runner = ex.make_runner(spec, pipeline, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     where = f" (shard {index}/{count} of {len(items)})" if count > 1 else ""
-    s = runner.run(mine)
+    if executor == "local":
+        s = runner.run(mine)
+    else:
+        s = _distributed(executor, runner, spec, mine, ray_address=ray_address, ray_workers=ray_workers,
+                         gpus_per_worker=gpus_per_worker, slurm_jobs=slurm_jobs, slurm_partition=slurm_partition,
+                         slurm_gpus=slurm_gpus, slurm_time=slurm_time, slurm_local=slurm_local, slurm_wait=slurm_wait)
+        if s is None:
+            click.echo(f"rerun the same command after the jobs finish to see what is left; table: {out_dir / 'results.csv'}")
+            return
+    elsewhere = f", {s.elsewhere} done by another process" if s.elsewhere else ""
     click.echo(f"{s.total} photos{where}: {s.done} done ({s.faces} rows), {s.failed} failed, "
-               f"{s.skipped} already done; table: {out_dir / 'results.csv'}")
+               f"{s.skipped} already done{elsewhere}; table: {out_dir / 'results.csv'}")
     if exclude_file is not None:
         click.echo(f"{excluded} photo(s) excluded by {exclude_file}")
     if s.failed:
         click.echo(f"failures with reasons: {runner.failures.path}")
+
+
+def _distributed(executor, runner, spec, items, *, ray_address, ray_workers, gpus_per_worker, slurm_jobs,
+                 slurm_partition, slurm_gpus, slurm_time, slurm_local, slurm_wait):
+    """Run ``items`` on Ray or SLURM; the summary counts what was already done before they started."""
+    from .. import batch as b
+    from ..batch import executors as ex
+    from ..batch.claims import DoneIndex
+
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if str(runner.pipeline.device).startswith("cuda") else 0.0
+    runner.out_dir.mkdir(parents=True, exist_ok=True)
+    index = DoneIndex(runner.out_dir, len(runner.alphas), b.FINAL_REASONS, spec.retry_failures).refresh()
+    pending = [it for it in items if not index.done((it.key, runner._hash(it), runner.job))]
+    skipped = len(items) - len(pending)
+    spec.alphas = runner.alphas
+    if not pending:
+        s = ex.Summary(total=len(items), skipped=skipped)
+    elif executor == "ray":
+        s = ex.run_ray(spec, pending, address=ray_address, gpus_per_worker=gpus_per_worker, workers=ray_workers,
+                       echo=click.echo)
+    else:
+        s = ex.run_slurm(spec, pending, jobs=slurm_jobs or min(len(pending), 16), partition=slurm_partition,
+                         gpus=int(slurm_gpus if slurm_gpus is not None else gpus_per_worker), time_min=slurm_time,
+                         local=slurm_local, wait=slurm_wait, echo=click.echo)
+        if s is None:
+            return None
+    s.total, s.skipped = len(items), skipped
+    b.write_table(runner.out_dir)
+    return s
 
 
 def _independent(name: str, device: str = "cpu"):
