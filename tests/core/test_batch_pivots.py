@@ -157,3 +157,26 @@ def test_face_digest_ignores_float_noise_but_not_another_face():
     noisy = AlignedFace(landmarks=lm + 1e-9, matrix=m, crop=crop, crop_landmarks=lm)
     other = AlignedFace(landmarks=lm + 1.0, matrix=m, crop=crop, crop_landmarks=lm)
     assert pv.face_digest(face) == pv.face_digest(noisy) != pv.face_digest(other)
+
+
+def test_batched_tuning_fills_the_store_and_a_rerun_tunes_nothing(fakes, tmp_path, monkeypatch):
+    from counterface.pipeline import Pipeline
+
+    synthetic_photos(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    invoke(["batch", str(tmp_path / "in"), "-o", str(out), *FAKE, "--alpha", "1", "--tune-batch", "2"])
+    assert [r["pivot"] for r in rows_of(out)] == ["tuned"] * 3
+    assert len(list((out / "pivots").rglob("*.safetensors"))) == 3
+
+    calls = []
+
+    def no_tuning(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("tuned although every pivot is stored")
+
+    monkeypatch.setattr(Pipeline, "pivot", no_tuning)
+    monkeypatch.setattr(Pipeline, "pivots", no_tuning)
+    invoke(["batch", str(tmp_path / "in"), "-o", str(out), *FAKE, "--alpha", "2", "--tune-batch", "2"])
+    again = rows_of(out, alpha=2.0)
+    assert len(again) == 3 and all(r["pivot"] == "reused" and r["seconds"]["tune"] == 0 for r in again)
+    assert not calls  # not even a batched tuning of the stored faces
