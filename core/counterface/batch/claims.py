@@ -159,7 +159,7 @@ class Claims:
             if self._create(path, token):
                 with self._guard:
                     self.held[cid] = token
-                self._start_heartbeat()
+                    self._start_heartbeat()
                 return True
             record, mtime = self._read(path)
             if mtime is None:  # released meanwhile
@@ -188,18 +188,22 @@ class Claims:
 
     # -- the heartbeat -----------------------------------------------------------------------------------
     def _start_heartbeat(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        """Start the heartbeat thread unless it runs (called with ``_guard`` held)."""
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
             return
-        self._stop.clear()
+        self._stop = threading.Event()  # a thread still winding down keeps its own, set, event
         self._thread = threading.Thread(target=self._beat, name="counterface-claims", daemon=True)
         self._thread.start()
 
     def _beat(self) -> None:
         interval = max(self.lease / 4.0, 0.05)
-        while not self._stop.wait(interval):
+        stop = self._stop
+        while not stop.wait(interval):
             with self._guard:
                 held = list(self.held)
-                if not held:
+                if not held:  # ends under the guard: a claim taken after this starts a new thread
+                    if self._thread is threading.current_thread():
+                        self._thread = None
                     return
             for cid in held:
                 try:
