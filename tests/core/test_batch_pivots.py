@@ -180,3 +180,25 @@ def test_batched_tuning_fills_the_store_and_a_rerun_tunes_nothing(fakes, tmp_pat
     again = rows_of(out, alpha=2.0)
     assert len(again) == 3 and all(r["pivot"] == "reused" and r["seconds"]["tune"] == 0 for r in again)
     assert not calls  # not even a batched tuning of the stored faces
+
+
+def test_float16_renders_stay_within_the_stated_tolerance_on_the_tiny_preset(photos):
+    """The documented measurement, as a check: renders from the stored (float16) pivot are within
+    TOLERANCE grey levels of the float32 pivot's, at several alphas."""
+    from counterface import config as cfg_mod
+    from counterface.imageio import read_image
+    from counterface.pipeline import Pipeline
+
+    cfg = cfg_mod.resolve(preset="tiny")
+    cfg["tuner"] = {**cfg["tuner"], "latent_steps": 3, "tune_steps": 3}
+    pipe = Pipeline(cfg)
+    photo = read_image(photos / "astronaut_small.jpg")
+    face = pipe.faces(photo)[0]
+    pivot, _ = pipe.pivot(face)
+    stored = pv.expand(pv.compact(pivot, "float16"))
+    changed = any(not bool((stored.tensors[k] == t).all()) for k, t in pivot.tensors.items())
+    assert changed  # float16 did round something
+    for alpha in (0.0, 1.0, 3.0):
+        a = pipe.render(photo, face, pivot, alpha).crop.astype(np.float64)
+        b = pipe.render(photo, face, stored, alpha).crop.astype(np.float64)
+        assert np.abs(a - b).max() <= pv.TOLERANCE, alpha
