@@ -19,7 +19,8 @@ from counterface.pipeline import Pipeline
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")]
 
-STEPS = {"latent_steps": 6, "tune_steps": 6}
+STEPS = {"latent_steps": 4, "tune_steps": 4}
+DEVICE = "cuda"
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +33,8 @@ def fakes():
     registry.reset()
 
 
-def tiny(device="cuda", precision="fp32", **tuner):
-    cfg = config_mod.resolve(preset="tiny", edit={"device": device, "precision": precision})
+def tiny(device=None, precision="fp32", **tuner):
+    cfg = config_mod.resolve(preset="tiny", edit={"device": device or DEVICE, "precision": precision})
     cfg["aligner"] = {"name": "fake", "size": 64}
     cfg["tuner"].update(STEPS, **tuner)
     return Pipeline.from_config(cfg)
@@ -79,7 +80,7 @@ def test_pipeline_end_to_end_on_cuda(images):
 def test_batched_synthesis_equals_the_fast_path_on_cuda():
     pipe = tiny()
     g = pipe.generator
-    ws = torch.randn(4, g.num_ws, g.w_dim, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    ws = torch.randn(4, g.num_ws, g.w_dim, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     names = pipe.component("tuner").selected(g)
     params = dict(g.module.named_parameters())
     tensors = {n: torch.stack([params[n].detach() * (1 + 0.05 * i) for i in range(4)]) for n in names}
