@@ -3,7 +3,7 @@
 # Installs the carried wheels (benchmarks/gpu_wheels.sh made them) and the project (--no-deps), runs the
 # CUDA tests, then benchmarks/bench_gpu.py --quick. Everything lands in $OUT (default ./gpu-out):
 #   check.log (install, environment, summary), pytest.log, bench.log, bench.json (the table is in it).
-# Finishes in under 9 minutes: 60 s install/env, 150 s tests, 330 s benchmark (each under `timeout`).
+# Finishes in under 9 minutes: at most 30 + 60 s install, 120 s tests, 320 s benchmark (each under `timeout`).
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -19,26 +19,26 @@ say "environment"
 
 if ls wheels/*.whl >/dev/null 2>&1; then
     say "installing wheels: $(ls wheels | tr '\n' ' ')"
-    timeout 60 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    timeout 30 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site wheels/*.whl >>"$LOG" 2>&1 || say "wheel install FAILED"
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 else
     say "no wheels/ folder: lpips and platformdirs must already be installed"
 fi
 say "installing counterface (--no-deps -e .)"
-timeout 90 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1 \
+timeout 60 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1 \
     || say "editable install FAILED (see above)"
 python3 -c "import counterface, lpips, platformdirs; from counterface.registry import available; print('plugins ok:', sorted(available('tuner')))" >>"$LOG" 2>&1 \
     || say "import check FAILED"
 
 say "CUDA tests"
-timeout 150 python3 -m pytest -q -rs -p no:cacheprovider \
+timeout 120 python3 -m pytest -q -rs -p no:cacheprovider \
     tests/plugins/test_cuda.py tests/core/test_pipeline_backends.py >"$OUT/pytest.log" 2>&1
 say "pytest exit $? (tail below)"
 tail -5 "$OUT/pytest.log" >>"$LOG"
 
 say "benchmark"
-timeout 330 python3 benchmarks/bench_gpu.py --out "$OUT/bench.json" --quick --budget 210 >"$OUT/bench.log" 2>&1
+timeout 320 python3 benchmarks/bench_gpu.py --out "$OUT/bench.json" --quick --budget 210 >"$OUT/bench.log" 2>&1
 say "bench exit $?"
 sed -n '/^GPU:/,$p' "$OUT/bench.log" >>"$LOG"
 say "done"
