@@ -27,7 +27,10 @@ else
 fi
 say "installing counterface (--no-deps -e .)"
 timeout 60 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1 \
-    || say "editable install FAILED (see above)"
+    || { say "editable install FAILED (see above); trying a plain install into /tmp/site"
+         timeout 60 python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site . >>"$LOG" 2>&1 \
+             || say "plain install FAILED too"
+         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}; }
 python3 -c "import counterface, lpips, platformdirs; from counterface.registry import available; print('plugins ok:', sorted(available('tuner')))" >>"$LOG" 2>&1 \
     || say "import check FAILED"
 
