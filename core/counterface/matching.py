@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, CounterfaceError, ReferencePhotoError, TargetNotFoundError
+from .errors import ConfigError, CounterfaceError, NoFaceError, ReferencePhotoError, TargetNotFoundError
 from .types import AlignedFace
 
 #: the ``edit.face`` value that selects the reference's person
@@ -316,3 +316,29 @@ def check_items(pipe, items: Sequence[Any]) -> None:
     if not any(it.meta.get(REFERENCE_COLUMN) not in (None, "") for it in items):
         raise ConfigError(f"--face match needs a reference photo of each row's person: a manifest column "
                           f"{REFERENCE_COLUMN!r}, --references DIR --reference-column COLUMN, or --reference PHOTO")
+
+
+def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0,
+                 match: Callable[[list[AlignedFace]], AlignedFace] | None = None) -> list[AlignedFace]:
+    """Apply ``--face largest|all|N|match`` and the minimum face width; raise NoFaceError if none is
+    left. ``match`` picks the face for ``match`` (:func:`counterface.matching.selector`)."""
+    if not faces:
+        raise NoFaceError("no face found")
+    kept = [f for f in faces if f.face_width >= float(min_face or 0)]
+    if not kept:
+        raise NoFaceError(f"no face at least {min_face} px wide (largest is {faces[0].face_width:.0f} px)")
+    if which in (None, "largest"):
+        return kept[:1]
+    if which == "all":
+        return kept
+    if which == "match":
+        if match is None:
+            raise ConfigError("--face match needs a reference photo of the person (--reference PHOTO)")
+        return [match(kept)]
+    try:
+        idx = int(which)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid face selection {which!r}; use largest, all or an index") from None
+    if not 0 <= idx < len(kept):
+        raise NoFaceError(f"face {idx} requested but {len(kept)} found")
+    return [kept[idx]]

@@ -9,7 +9,6 @@ that only aligns never loads the generator.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Callable, Mapping
 
@@ -18,8 +17,9 @@ import numpy as np
 from . import config as config_mod
 from .convert import to_image, to_tensor  # noqa: F401  (also pipeline.to_tensor, as before)
 from .device import PRECISIONS, autocast, check_precision, configure_backends, resolve_device  # noqa: F401
-from .errors import ConfigError, NoFaceError, WeightsError
-from .provenance import Timer, component_record, environment
+from .errors import ConfigError, WeightsError
+from .matching import select_faces  # noqa: F401  (pipeline.select_faces, as before)
+from .provenance import Timer, component_record, config_digest, environment  # noqa: F401  (pipeline.config_digest)
 from .registry import create
 from .types import AlignedFace, EditResult, Pivot
 
@@ -46,32 +46,6 @@ EDIT_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "precision": "fp32",  # fp32 | tf32 | bf16 (the last two on CUDA only; see configure_backends)
 }
-
-
-def select_faces(faces: list[AlignedFace], which: Any, min_face: float = 0,
-                 match: Callable[[list[AlignedFace]], AlignedFace] | None = None) -> list[AlignedFace]:
-    """Apply ``--face largest|all|N|match`` and the minimum face width; raise NoFaceError if none is
-    left. ``match`` picks the face for ``match`` (:func:`counterface.matching.selector`)."""
-    if not faces:
-        raise NoFaceError("no face found")
-    kept = [f for f in faces if f.face_width >= float(min_face or 0)]
-    if not kept:
-        raise NoFaceError(f"no face at least {min_face} px wide (largest is {faces[0].face_width:.0f} px)")
-    if which in (None, "largest"):
-        return kept[:1]
-    if which == "all":
-        return kept
-    if which == "match":
-        if match is None:
-            raise ConfigError("--face match needs a reference photo of the person (--reference PHOTO)")
-        return [match(kept)]
-    try:
-        idx = int(which)
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid face selection {which!r}; use largest, all or an index") from None
-    if not 0 <= idx < len(kept):
-        raise NoFaceError(f"face {idx} requested but {len(kept)} found")
-    return [kept[idx]]
 
 
 class Pipeline:
@@ -618,10 +592,3 @@ class _Shift:
 
     def step(self, distance, *, alpha, boundary=None, index=0, rows=0):
         return torch_full(rows, alpha)
-
-
-def config_digest(cfg: Mapping[str, Any]) -> str:
-    """A short stable hash of a configuration (used to key cached work)."""
-    import json
-
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]

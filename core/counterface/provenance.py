@@ -7,7 +7,7 @@ import importlib.metadata as md
 import platform
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 
 def package_version(name: str | None) -> str | None:
@@ -77,3 +77,11 @@ class Timer:
         finally:
             _cuda_sync()
             self.seconds[stage] = self.seconds.get(stage, 0.0) + round(time.perf_counter() - t0, 4)
+
+
+def config_digest(cfg: Mapping[str, Any]) -> str:
+    """A short stable hash of a configuration (used to key cached work)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -108,7 +108,7 @@ def test_tune_many_equals_tuning_each_face_alone(faces):
 def test_the_gpu_batched_path_on_the_cpu_gives_the_same_pairs(faces, photos, monkeypatch):
     """What CUDA runs (every face through each network at once, grouped convolutions), forced on the
     CPU: the pivots render the same images as tuning each face alone, within 2 grey levels."""
-    import counterface_pti.tuner as tuner_mod
+    import counterface_pti.batched as batched_mod
     from counterface_stylegan2.generator import StyleGAN2Generator
 
     pipe = _pipe()
@@ -117,7 +117,7 @@ def test_the_gpu_batched_path_on_the_cpu_gives_the_same_pairs(faces, photos, mon
     calls = []
     real = stylegan2.Generator._synthesize_batched
     monkeypatch.setattr(stylegan2.Generator, "_synthesize_batched", lambda self, ws: calls.append(len(ws)) or real(self, ws))
-    monkeypatch.setattr(tuner_mod, "BATCHED_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(batched_mod, "BATCHED_DEVICES", ("cuda", "cpu"))
     monkeypatch.setattr(StyleGAN2Generator, "batched_devices", ("cuda", "cpu"))
     many = pipe.tune_many(faces, w0)
     assert calls and set(calls) == {3}  # every step ran the three faces at once
