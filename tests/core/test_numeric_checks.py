@@ -71,6 +71,8 @@ def test_edit_refuses_a_non_finite_alpha(value, photo, tmp_path):
     ["polarization", "{p}", "--level", "1"],
     ["polarization", "{p}", "--alpha", "inf"],
     ["polarization", "{p}", "--jobs", "0"],
+    ["batch", "{p}", "--preset", "tiny", "--match-threshold", "nan"],
+    ["evaluate", "{p}", "--identity-threshold", "inf"],
 ])
 def test_other_numeric_options_refuse_bad_numbers(args, photo, tmp_path):
     _one_line_refusal([a.replace("{p}", photo) for a in args], tmp_path)

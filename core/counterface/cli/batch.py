@@ -75,7 +75,7 @@ def _alphas(values: tuple[str, ...]) -> list:
               help="--face match with --references: the manifest column naming each row's person.")
 @click.option("--matcher", default=None, metavar="NAME",
               help="--face match: the identity component that compares faces (default dlib).")
-@click.option("--match-threshold", type=float, default=None, metavar="T",
+@click.option("--match-threshold", type=finite(), default=None, metavar="T",
               help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
                    "below it the photo fails with reason target_not_found.")
 @click.option("--min-face", type=click.IntRange(min=0), default=None, metavar="PX",
@@ -232,9 +232,9 @@ def _fmt(v) -> str:
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
-@click.option("--identity-threshold", type=float, default=None, metavar="T",
+@click.option("--identity-threshold", type=finite(), default=None, metavar="T",
               help="Flag pairs whose identity, identity_z0 or identity_z1z0 is below T (default 0.5).")
-@click.option("--identity-independent-threshold", type=float, default=None, metavar="T",
+@click.option("--identity-independent-threshold", type=finite(), default=None, metavar="T",
               help="Flag pairs whose identity_independent* is below T (default 0.92, dlib's same-person threshold).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " Rejected pairs are neither measured nor summarised.")
