@@ -237,7 +237,7 @@ def test_a_preset_instance_is_listed_with_its_own_description():
     register = registry._make_register("preset", table, "demo", "demo-pkg", "1.0")
     register("p", counterface.Preset(components={"direction": {"name": "smile"}}, description="my own words"))
     register("q", lambda: None, description="given")
-    assert table["p"].description == "my own words" and table["q"].description == "given"
+    assert table["demo:p"].description == "my own words" and table["demo:q"].description == "given"  # PLUGIN:NAME
 
 
 def test_relative_output_folders_as_in_the_readme(work):
