@@ -54,10 +54,11 @@ def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
 
     calls = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # as in a CPU-only process
     t = Timer()
     with t("cpu"):
         pass
-    assert calls == [] and "cpu" in t.seconds  # CUDA never initialised here
+    assert calls == [] and "cpu" in t.seconds  # CUDA never initialised: no waiting
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     with t("gpu"):
         calls.append("work")
