@@ -317,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=8, help="photos per batch run (one batch of 8 at B = 8)")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no new section starts")
     ap.add_argument("--keep", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
+    ap.add_argument("--sections", default="pi1,batch_B1,batch_B4,batch_B8,B4_vs_B1,reedit,drift",
+                    help="comma-separated sections to run (default: all)")
     args = ap.parse_args(argv)
 
     import torch
@@ -332,6 +334,7 @@ def main(argv=None) -> int:
     meta = {"device": args.device, "preset": args.preset, "quick": args.quick, "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}
     bench = Bench(args.device, args.budget, args.out, meta)
+    wanted = {x.strip() for x in args.sections.split(",") if x.strip()}
     if bench.cuda():
         meta["gpu"] = torch.cuda.get_device_name()
         meta["cuda"] = torch.version.cuda
@@ -348,17 +351,21 @@ def main(argv=None) -> int:
         meta["batch_steps"] = steps
         pics = photos(work / "photos", max(args.photos, 8))
 
-        bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench)
+        if "pi1" in wanted:
+            bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench)
         cfg = config(args.preset, args.device, files, steps)
-        for b in (1, 4, 8):
+        for b in (b for b in (1, 4, 8) if f"batch_B{b}" in wanted):
             bench.section(f"batch_B{b}", batch_run, cfg, work / "photos", work / f"batch_B{b}", b, args.photos,
                           sum(base.values()))
-        if (work / "batch_B1" / "results.jsonl").is_file() and (work / "batch_B4" / "results.jsonl").is_file():
+        if "B4_vs_B1" in wanted and (work / "batch_B1" / "results.jsonl").is_file() \
+                and (work / "batch_B4" / "results.jsonl").is_file():
             bench.section("B4_vs_B1", pair_difference, work / "batch_B1", work / "batch_B4", args.photos)
-        if (work / "batch_B1" / "pivots").is_dir():
+        if "reedit" in wanted and (work / "batch_B1" / "pivots").is_dir():
             bench.section("reedit", reedit, cfg, work / "photos", work / "reedit", work / "batch_B1" / "pivots",
                           args.photos, [-2.0, -1.0, 0.5, 2.0])
-        if bench.cuda():
+        if "drift" not in wanted:
+            pass
+        elif bench.cuda():
             bench.section("drift", drift, args.preset, args.device, files, steps, pics[1])
         else:
             bench.results["drift"] = {"error": "tf32/bf16 need CUDA (refused on the CPU)"}
