@@ -349,7 +349,7 @@ class Pipeline:
         from . import counterfactual as cf
 
         edits = self.attribute_edits()
-        steps = [torch_full(len(e.rows), a) for e, a in zip(edits, self.alphas(alpha))]
+        steps = [full_steps(len(e.rows), a) for e, a in zip(edits, self.alphas(alpha))]
         return cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True)
 
     def synthesize(self, pivot: Pivot, w) -> np.ndarray:
@@ -553,10 +553,10 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-def torch_full(n: int, value: float):
-    import torch
-
-    return torch.full((n,), float(value), dtype=torch.float64)
+def full_steps(n: int, value: float) -> np.ndarray:
+    """(n,) float64 distance steps, all ``value``: host-side numbers (never device or fake tensors),
+    so that deciding the uniform edit path reads no tensor data."""
+    return np.full((n,), float(value), dtype=np.float64)
 
 
 def _local_weights(direction: Any) -> bool:
@@ -591,4 +591,4 @@ class _Shift:
     returns_photo = False
 
     def step(self, distance, *, alpha, boundary=None, index=0, rows=0):
-        return torch_full(rows, alpha)
+        return full_steps(rows, alpha)

@@ -91,6 +91,9 @@ def test_pipeline_synthesize_and_render_with_a_cpu_pivot(mode):
     pipe._components["generator"] = g
     pipe.config["direction"] = {"name": "vector", "dim": g.w_dim, "seed": 0, "layers": "1-2"}
     name, p = next(iter(g.module.named_parameters()))
+    # the direction's vector and boundary are file data read on the CPU (their checks look at values,
+    # which fake tensors do not have): built before the device propagation under test
+    assert pipe.component("direction").boundary.normal.device.type == "cpu"
     with mode:
         pivot = Pivot(w=torch.zeros(g.num_ws, g.w_dim), tensors={name: torch.zeros(tuple(p.shape))})
         w = pipe.edit_latent(pivot.w, 1.5)  # CPU pivot latent, CPU direction vector
