@@ -8,12 +8,17 @@ runs every test without anything beside it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
+#: optional photos that cannot be redistributed (independent captures of the same people, see
+#: tests/extra/): their tests are collected only when the photos are there, never skipped
+EXTRA_PHOTOS = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared")) / "photos"
+collect_ignore_glob = [] if (EXTRA_PHOTOS / "biden.jpg").is_file() else ["extra/*"]
 
 # One thread is faster than two on the 2-core CI machines (see docs/performance.md) and keeps
 # results independent of the core count.

@@ -24,8 +24,6 @@ from counterface.imageio import read_image
 from counterface.pipeline import Pipeline, select_faces
 from counterface.registry import create
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED_PHOTOS = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared")) / "photos"
 TINY = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2"]
 
 
@@ -123,28 +121,6 @@ def test_edit_and_sweep_match_too_and_bad_settings_fail_in_one_line(photos, tmp_
         assert bad.exit_code == code, (args, bad.output)
         assert len(bad.stderr.strip().splitlines()) == 1 and needle in bad.stderr, (args, bad.stderr)
         assert not (tmp_path / "bad").exists()
-
-
-# -- independent captures of the same people (../shared/photos) -----------------------------------------------
-def test_independent_photos_pick_each_person_in_the_group(tmp_path):
-    """biden.jpg and obama.jpg are other photos (another day, light, pose) of the two people of
-    ../shared/photos/two_people.jpg, where Biden is the smaller face."""
-    if not (SHARED_PHOTOS / "biden.jpg").is_file():
-        pytest.skip(f"independent captures not found in {SHARED_PHOTOS}")
-    group = SHARED_PHOTOS / "two_people.jpg"
-    pipe = Pipeline.from_preset("tiny", face="match")
-    faces, photo = faces_of(group)
-    for ref_name, expected in (("biden.jpg", "right"), ("obama.jpg", "left")):
-        pipe.edit["reference"] = str(SHARED_PHOTOS / ref_name)
-        (face,) = pipe.faces(photo)
-        centre_x = np.asarray(face.landmarks)[:, 0].mean()
-        assert (centre_x > photo.shape[1] / 2) == (expected == "right"), ref_name
-        assert pipe.last_match.similarity >= 0.92 > min(pipe.last_match.similarities)
-    biden = next(i for i, f in enumerate(faces) if np.asarray(f.landmarks)[:, 0].mean() > photo.shape[1] / 2)
-    assert biden != 0  # not the largest face
-    pipe.edit["reference"] = str(SHARED_PHOTOS / "lin-manuel-miranda.png")
-    with pytest.raises(TargetNotFoundError, match="target_not_found"):
-        pipe.faces(photo)
 
 
 # -- references -----------------------------------------------------------------------------------------------

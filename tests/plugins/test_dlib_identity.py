@@ -3,7 +3,6 @@ above a different person."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,6 @@ from counterface.imageio import read_image
 from counterface.matching import crops
 from counterface.registry import available, create, entry
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED_PHOTOS = Path(os.environ.get("COUNTERFACE_SHARED", ROOT.parent / "shared")) / "photos"
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +66,6 @@ def test_same_person_scores_above_a_different_person(dlib_identity, photos):
     assert same > other
     assert same >= dlib_identity.match_threshold > other
     assert float(hopper_mirrored @ group[1]) >= dlib_identity.match_threshold > float(hopper_mirrored @ group[0])
-
-
-def test_same_person_across_independent_photos(dlib_identity):
-    """Independent captures (../shared/photos): Obama's portrait against Obama and Biden in another
-    photo, and Biden's portrait against both."""
-    if not (SHARED_PHOTOS / "biden.jpg").is_file():
-        pytest.skip(f"independent captures not found in {SHARED_PHOTOS}")
-    obama = embed_faces(dlib_identity, SHARED_PHOTOS / "obama.jpg")[0]
-    biden = embed_faces(dlib_identity, SHARED_PHOTOS / "biden.jpg")[0]
-    group = embed_faces(dlib_identity, SHARED_PHOTOS / "two_people.jpg")
-    left = int(np.argmax(group @ obama))
-    assert float(obama @ group[left]) >= dlib_identity.match_threshold > float(obama @ group[1 - left])
-    assert float(biden @ group[1 - left]) >= dlib_identity.match_threshold > float(biden @ group[left])
-    assert float(obama @ biden) < dlib_identity.match_threshold
 
 
 def test_metrics_identity_columns_with_the_dlib_encoder(dlib_identity, photos):
