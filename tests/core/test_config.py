@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -34,10 +36,18 @@ def test_set_roundtrips_typed_values(section, key, value):
 
 
 @given(text=st.text(alphabet=st.characters(codec="ascii", categories=("L",)), min_size=1, max_size=12))
-def test_bare_words_are_strings(text):
-    if text in ("true", "false", "inf", "nan"):
+def test_bare_words_are_strings_and_non_finite_spellings_are_refused(text):
+    if text in ("true", "false"):
         return
-    assert config.parse_value(text) == text
+    try:
+        non_finite = not math.isfinite(float(text))  # nan, inf, infinity in any case
+    except ValueError:
+        non_finite = False
+    if non_finite:
+        with pytest.raises(ConfigError, match="not a finite number"):
+            config.parse_value(text)
+    else:
+        assert config.parse_value(text) == text
 
 
 def test_set_without_key_sets_the_name():
