@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..imageio import IMAGE_SUFFIXES
@@ -67,6 +67,21 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
     return Item(key=key, path=path, meta=meta, base=base)
 
 
+def jsonl_rows(text: str, src: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL text; ConfigError naming
+    ``src:line`` for invalid JSON or a line that is not a JSON object."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{src}:{n}: each line must be a JSON object")
+        yield n, row
+
+
 def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:
     """Items of a folder, a ``.csv`` or a ``.jsonl``/``.ndjson`` manifest (or one photo), in manifest order.
 
@@ -95,15 +110,7 @@ def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> li
             for n, row in enumerate(reader, start=2):
                 items.append(_row_to_item(row, base, f"{src}:{n}"))
         elif suffix in (".jsonl", ".ndjson"):
-            for n, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(f"{src}:{n}: each line must be a JSON object with a path")
+            for n, row in jsonl_rows(text, src):
                 items.append(_row_to_item(row, base, f"{src}:{n}"))
         else:
             raise ConfigError(f"{src}: INPUT must be a folder, a .csv or a .jsonl manifest, or a photo")

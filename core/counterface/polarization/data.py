@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..batch.manifest import jsonl_rows
 from ..errors import ConfigError
 
 #: an outlet with fewer articles than this gets a warning (its log-odds are poorly estimated)
@@ -76,18 +76,7 @@ def read_table(source: str | Path, what: str) -> list[dict[str, Any]]:
     if src.suffix.lower() == ".csv":
         return [dict(r) for r in csv.DictReader(io.StringIO(text))]
     if src.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{src}:{n}: each line must be a JSON object")
-            rows.append(row)
-        return rows
+        return [row for _, row in jsonl_rows(text, src)]
     raise ConfigError(f"{src}: {what} must be a .csv or .jsonl file")
 
 
