@@ -65,6 +65,7 @@ float32). bf16 and tf32 need CUDA.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable
 
@@ -79,6 +80,23 @@ LPIPS_NETS = ("alex", "vgg")
 _STARTS = {"e4e": "e4e", "inverter": "e4e", "w+": "e4e", "w": "w"}
 #: numeric precisions of the tuning (``edit.precision``); all but fp32 need CUDA
 PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def _frozen(module, identity):
+    """No gradients for the generator's or the identity network's parameters inside (the tuner turns
+    on the ones it tunes); every parameter's ``requires_grad`` is restored on exit."""
+    id_module = getattr(identity, "module", None) if identity is not None else None
+    modules = [m for m in (module, id_module) if m is not None]
+    flags = [[(p, p.requires_grad) for p in m.parameters()] for m in modules]
+    try:
+        for m in modules:
+            m.requires_grad_(False)
+        yield
+    finally:
+        for pairs in flags:
+            for p, flag in pairs:
+                p.requires_grad_(flag)
 
 
 def _module_device(module):
@@ -324,15 +342,9 @@ class PTITuner(BatchedTuning, Tuner):
             mask = resize(region_mask.detach().to(dev, torch.float32), work).clamp(0, 1)
         lp = self._lpips(dev)
 
-        flags = {n: p.requires_grad for n, p in params.items()}
-        id_module = getattr(identity, "module", None) if identity is not None else None
-        id_flags = {n: p.requires_grad for n, p in id_module.named_parameters()} if id_module is not None else {}
         seconds: dict[str, float] = {}
         torch.manual_seed(self.seed)
-        try:
-            module.requires_grad_(False)
-            if id_module is not None:
-                id_module.requires_grad_(False)
+        with _frozen(module, identity):
             t0 = time.perf_counter()
             w, r_first, r_final, r_steps = self.refine(generator, w_init, target, lp, work, progress)
             seconds["refine"] = round(time.perf_counter() - t0, 4)
@@ -350,19 +362,18 @@ class PTITuner(BatchedTuning, Tuner):
                         params[n].copy_(originals[n])
                         params[n].grad = None
             seconds["tune"] = round(time.perf_counter() - t0, 4)
-        finally:
-            for n, p in params.items():
-                p.requires_grad_(flags[n])
-            if id_module is not None:
-                for n, p in id_module.named_parameters():
-                    p.requires_grad_(id_flags[n])
+        meta = self._meta(params, names, work, (r_first, t_first), (r_final, t_final), (r_steps, t_steps), early,
+                          seconds)
+        return Pivot(w=w.float(), tensors=tuned, meta=meta)
 
-        meta = {
+    def _meta(self, params, names, work, first, final, steps, early, seconds) -> dict:
+        """A pivot's provenance: the (refine, tune) first and final losses and steps, timings."""
+        return {
             "tuner": "pti",
             "params": self.describe(),
-            "losses_start": {"refine": r_first, "tune": t_first},
-            "losses": {"refine": r_final, "tune": t_final},
-            "steps": {"refine": r_steps, "tune": t_steps},
+            "losses_start": {"refine": first[0], "tune": first[1]},
+            "losses": {"refine": final[0], "tune": final[1]},
+            "steps": {"refine": steps[0], "tune": steps[1]},
             "early_stop": early,
             "working_resolution": work,
             "tuned_parameters": names,
@@ -370,7 +381,6 @@ class PTITuner(BatchedTuning, Tuner):
             "generator_numel": int(sum(p.numel() for p in params.values())),
             "seconds": seconds,
         }
-        return Pivot(w=w.float(), tensors=tuned, meta=meta)
 
     # -- batched tuning ----------------------------------------------------------------------------
     def tune_many(self, generator, w_inits, targets, region_masks=None, identity=None,
@@ -400,15 +410,9 @@ class PTITuner(BatchedTuning, Tuner):
                     for m in region_masks]
         lp = self._lpips(dev)
 
-        flags = {k: p.requires_grad for k, p in params.items()}
-        id_module = getattr(identity, "module", None) if identity is not None else None
-        id_flags = {k: p.requires_grad for k, p in id_module.named_parameters()} if id_module is not None else {}
         seconds: dict[str, float] = {}
         torch.manual_seed(self.seed)
-        try:
-            module.requires_grad_(False)
-            if id_module is not None:
-                id_module.requires_grad_(False)
+        with _frozen(module, identity):
             t0 = time.perf_counter()
             w, r_first, r_final = self.refine_many(generator, w_inits, target, lp, work, progress)
             seconds["refine"] = round((time.perf_counter() - t0) / n, 4)
@@ -416,29 +420,11 @@ class PTITuner(BatchedTuning, Tuner):
             tuned, t_first, t_final, t_steps, early = self.tune_generator_many(
                 generator, w, target, mask, identity, lp, names, work, progress)
             seconds["tune"] = round((time.perf_counter() - t0) / n, 4)
-        finally:
-            for k, p in params.items():
-                p.requires_grad_(flags[k])
-            if id_module is not None:
-                for k, p in id_module.named_parameters():
-                    p.requires_grad_(id_flags[k])
 
         pivots = []
         for i in range(n):
-            meta = {
-                "tuner": "pti",
-                "params": self.describe(),
-                "losses_start": {"refine": r_first[i], "tune": t_first[i]},
-                "losses": {"refine": r_final[i], "tune": t_final[i]},
-                "steps": {"refine": self.latent_steps, "tune": t_steps[i]},
-                "early_stop": early[i],
-                "working_resolution": work,
-                "tuned_parameters": names,
-                "tuned_numel": int(sum(params[k].numel() for k in names)),
-                "generator_numel": int(sum(p.numel() for p in params.values())),
-                # the batch's wall seconds divided by its faces (each face's share)
-                "seconds": dict(seconds),
-                "tune_batch": n,
-            }
+            # seconds: the batch's wall seconds divided by its faces (each face's share)
+            meta = {**self._meta(params, names, work, (r_first[i], t_first[i]), (r_final[i], t_final[i]),
+                                 (self.latent_steps, t_steps[i]), early[i], dict(seconds)), "tune_batch": n}
             pivots.append(Pivot(w=w[i].float().clone(), tensors={k: v[i].clone() for k, v in tuned.items()}, meta=meta))
         return pivots
