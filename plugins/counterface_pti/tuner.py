@@ -324,16 +324,18 @@ class PTITuner(BatchedTuning, Tuner):
         """The old name of ``lambda_region``."""
         return self.lambda_region
 
+    def _setup(self, generator):
+        """(device, module, its parameters by name, the names to tune, resolution, working resolution)."""
+        module = generator.module
+        res = int(generator.resolution)
+        work = res if self.resolution is None or self.resolution >= res else self.resolution
+        return self._device(generator), module, dict(module.named_parameters()), self.selected(generator), res, work
+
     def tune(self, generator, w_init, target, region_mask=None, identity=None,
              progress: Callable[[dict[str, float]], None] | None = None, mouth_mask=None) -> Pivot:
         import torch
 
-        dev = self._device(generator)
-        module = generator.module
-        params = dict(module.named_parameters())
-        names = self.selected(generator)
-        res = int(generator.resolution)
-        work = res if self.resolution is None or self.resolution >= res else self.resolution
+        dev, module, params, names, res, work = self._setup(generator)
         target = resize(target.detach().to(dev, torch.float32), work)
         mask = None
         if region_mask is None:
@@ -395,12 +397,7 @@ class PTITuner(BatchedTuning, Tuner):
             return []
         if len(w_inits) != n or (region_masks is not None and len(region_masks) != n):
             raise ConfigError(f"tune_many needs one latent and one mask per target ({n} targets)")
-        dev = self._device(generator)
-        module = generator.module
-        params = dict(module.named_parameters())
-        names = self.selected(generator)
-        res = int(generator.resolution)
-        work = res if self.resolution is None or self.resolution >= res else self.resolution
+        dev, module, params, names, res, work = self._setup(generator)
         # per-face tensors, each in its own memory layout (as tune gets it: convolutions round by layout)
         target = [resize(t.detach().to(dev, torch.float32), work) for t in targets]
         mask = None
