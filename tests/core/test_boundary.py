@@ -11,19 +11,7 @@ from hypothesis import strategies as st
 from counterface import ConfigError, WeightsError
 from counterface.boundary import Boundary, condition, load_boundary, project_out, read_header, save_boundary
 from counterface.learn import binarize, check_classes, fit_hyperplane, fit_intercept, parse_label
-
-
-def planted(d=512, n=6000, b=0.3, noise=0.05, seed=0, normal=None):
-    """Gaussian latents labelled by sign(normal . w + b), a fraction ``noise`` of labels flipped."""
-    rng = np.random.default_rng(seed)
-    if normal is None:
-        normal = rng.normal(size=d)
-        normal /= np.linalg.norm(normal)
-    x = rng.normal(size=(n, d))
-    y = (x @ normal + b > 0).astype(np.int64)
-    flip = rng.random(n) < noise
-    y[flip] = 1 - y[flip]
-    return x, y, normal
+from tests.helpers import planted
 
 
 def correlated(normal, cos, seed):

@@ -13,7 +13,7 @@ import counterface
 from counterface import plugins, registry
 from counterface.boundary import load_boundary
 from counterface.cli import cli
-from tests.helpers import synthetic_photos
+from tests.helpers import planted, synthetic_photos
 
 
 def run(*args):
@@ -29,14 +29,8 @@ def one_line_error(res, code=2, match=""):
 
 
 def planted_npz(path, d, n, *, b=0.3, noise=0.05, seed=0, normal=None, wplus=0, **extra):
-    rng = np.random.default_rng(seed)
-    if normal is None:
-        normal = rng.normal(size=d)
-        normal /= np.linalg.norm(normal)
-    x = rng.normal(size=(n, d))
-    y = (x @ normal + b > 0).astype(np.int64)
-    flip = rng.random(n) < noise
-    y[flip] = 1 - y[flip]
+    x, y, normal = planted(d=d, n=n, b=b, noise=noise, seed=seed, normal=normal)
+    rng = np.random.default_rng(seed + 1)  # the W+ rows' small differences
     lat = x if not wplus else np.repeat(x[:, None, :], wplus, axis=1) + 0.01 * rng.normal(size=(n, wplus, d))
     np.savez(path, latents=lat.astype(np.float32), labels=y, **extra)
     return normal
