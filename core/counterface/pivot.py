@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .errors import WeightsError
+from .errors import WeightsError, reason
 from .types import Pivot
 
 FORMAT = 1
@@ -51,7 +51,7 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> Pivot:
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types
-        raise WeightsError(f"{source}: not a counterface pivot file ({' '.join(str(exc).split())[:160]})") from None
+        raise WeightsError(f"{source}: not a counterface pivot file ({reason(exc)})") from None
     return _assemble(tensors, meta, source)
 
 
