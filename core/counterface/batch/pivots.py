@@ -102,28 +102,40 @@ class PivotStore:
         self.config = pivot_config(pipeline)
         self.config_key = _digest(self.config)
         self.folder = self.root / self.config_key
+        self._sha256: dict[str, str] = {}  # key -> the photo sha256 it was computed from
+        self.rejected: dict[str, str] = {}  # key -> why its stored pivot was not reused
 
     def key(self, sha256: str, face: AlignedFace, index: int) -> str:
         """The pivot key of face ``index`` (its position among the photo's faces) of the photo with
         content hash ``sha256``."""
         mask = self.pipeline.region_mask(face)
-        return _digest({"sha256": sha256, "face": int(index), "align": face_digest(face, mask)}, 32)
+        key = _digest({"sha256": sha256, "face": int(index), "align": face_digest(face, mask)}, 32)
+        self._sha256[key] = sha256
+        return key
 
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}{SUFFIX}"
 
     def get(self, key: str) -> Pivot | None:
-        """The stored pivot (float32 tensors), or None when there is none (or it is unreadable or
-        does not fit the generator: it is then tuned again and overwritten)."""
-        from ..pivot import load_pivot
+        """The stored pivot (float32 tensors), or None when there is none, or when it may not be
+        reused: unreadable, not fitting the generator, or failing :func:`counterface.pivot.verify_pivot`
+        (a non-finite tensor, another key, another photo). A rejected pivot is tuned again and
+        overwritten; why is kept in :attr:`rejected` and reaches the row (:func:`rejection`)."""
+        from ..pivot import load_pivot, verify_pivot
 
         p = self.path(key)
+        self.rejected.pop(key, None)
         if not p.is_file():
             return None
         try:
             pivot = expand(load_pivot(p))
             self.pipeline.check_pivot(pivot)
-        except (WeightsError, ConfigError):
+        except (WeightsError, ConfigError) as exc:
+            self.rejected[key] = f"unusable: {exc}"
+            return None
+        why = verify_pivot(pivot, key=key, photo_sha256=self._sha256.get(key))
+        if why is not None:
+            self.rejected[key] = why
             return None
         try:
             os.utime(p)  # last use: `counterface pivots prune --max-size` drops the least recently used
@@ -138,9 +150,25 @@ class PivotStore:
         if not (self.folder / "config.json").is_file():
             write_json(self.folder / "config.json", self.config)
         stored = compact(pivot, self.dtype)
-        stored.meta = {**stored.meta, "store": {"key": key, "config": self.config_key, "dtype": self.dtype}}
+        record = {"key": key, "config": self.config_key, "dtype": self.dtype}
+        if key in self._sha256:
+            record["sha256"] = self._sha256[key]
+        stored.meta = {**stored.meta, "store": record}
         write_bytes(self.path(key), to_bytes(stored))
-        return expand(stored)
+        out = expand(stored)
+        if key in self.rejected:  # in the row and sidecars of this run only, not in the stored file
+            out.meta = {**out.meta, REJECTED: self.rejected[key]}
+        return out
+
+
+#: the row field (and pivot meta key) saying why a stored pivot was not reused but tuned again
+REJECTED = "pivot_rejected"
+
+
+def rejection(pivot: Pivot) -> dict[str, str]:
+    """``{"pivot_rejected": why}`` for a pivot tuned again because its stored one was rejected, else {}."""
+    why = pivot.meta.get(REJECTED) if isinstance(pivot.meta, dict) else None
+    return {REJECTED: why} if why else {}
 
 
 def compact(pivot: Pivot, dtype: str = "float16") -> Pivot:

@@ -23,7 +23,7 @@ from ..pipeline import config_digest, select_faces
 from ..provenance import Timer
 from .claims import Claims, DoneIndex, claim_id
 from .manifest import Item, alpha_tag, output_stem
-from .pivots import PivotStore
+from .pivots import PivotStore, rejection
 from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 
 #: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
@@ -546,7 +546,7 @@ class Runner:
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
                                    "face": index, "faces": n_faces, "alpha": float(alpha),
-                                   **files, "pi1": pi1_name, "pi0": pi0_name, "pivot": pivot_state,
+                                   **files, "pi1": pi1_name, "pi0": pi0_name, "pivot": pivot_state, **rejection(pivot),
                                    "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in seconds.items()}}
             row.update(distance_columns(attributes))

@@ -181,9 +181,7 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
             for face in faces:
                 seconds = dict(t.seconds)
                 if loaded is not None:
-                    src = loaded.meta.get("source") or {}
-                    if src.get("input_sha256") not in (None, sha):
-                        raise ConfigError(f"--pivot {pivot_file} was made from another photo (sha256 {src['input_sha256'][:12]}...)")
+                    pivot_mod.check_reuse(loaded, pivot_file, photo_sha256=sha)  # finite, this photo's
                     pivot, used = loaded, str(pivot_file)
                 else:
                     bar = _TuneBar(f"{path.name} face{face.index}") if progress_enabled() else None
