@@ -50,6 +50,14 @@ class OutputError(CounterfaceError):
     """An output path is unsafe (outside the output folder, or an input file)."""
 
 
+class EditRangeError(CounterfaceError):
+    """An edit left the generator's working range: the moved latent is not finite or too large, or
+    the synthesized image is not finite (see :mod:`counterface.ranges`). The pair is not written; a
+    batch records a failure row (reason ``out_of_range``)."""
+
+    reason = "out_of_range"
+
+
 class TargetNotFoundError(NoFaceError):
     """``--face match``: no face in the photo is similar enough to the reference person (batch failure
     reason ``target_not_found``); the photo is not edited rather than a guess."""

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import config as config_mod
+from . import ranges
 from .convert import to_image, to_tensor  # noqa: F401  (also pipeline.to_tensor, as before)
 from .device import PRECISIONS, autocast, check_precision, configure_backends, resolve_device  # noqa: F401
 from .errors import ConfigError, WeightsError
@@ -320,7 +321,7 @@ class Pipeline:
             raise ConfigError(f"{len(values)} alpha values for {n} directions; give one, or one per --direction")
         if not all(np.isfinite(values)):
             raise ConfigError(f"alpha must be finite, got {alpha!r}")
-        return values
+        return ranges.check_alpha(values)
 
     def counterfactual_latent(self, pivot: Pivot, role_or_operator: Any, alpha: Any = None):
         """(w, records, photo) for an operator (a role name or an Operator) on the pivot latent: the moved
@@ -341,7 +342,7 @@ class Pipeline:
         if getattr(op, "returns_photo", False):
             return None, cf.records(name, edits, None, w, None, photo=True), True
         steps = cf.steps_for(op, edits, w, alphas)
-        w_out = cf.move(w, edits, steps, keep, uniform_apply=not getattr(op, "needs_intercept", False))
+        w_out = ranges.check_latent(cf.move(w, edits, steps, keep, uniform_apply=not getattr(op, "needs_intercept", False)))
         return w_out, cf.records(name, edits, steps, w, w_out), False
 
     def edit_latent(self, w, alpha: float):
@@ -350,7 +351,7 @@ class Pipeline:
 
         edits = self.attribute_edits()
         steps = [full_steps(len(e.rows), a) for e, a in zip(edits, self.alphas(alpha))]
-        return cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True)
+        return ranges.check_latent(cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True))
 
     def synthesize(self, pivot: Pivot, w) -> np.ndarray:
         """Step 6: the crop from the pivot's tuned generator, (R, R, 3) uint8."""
@@ -361,7 +362,7 @@ class Pipeline:
         w = (w.unsqueeze(0) if w.dim() == 2 else w).to(dev, torch.float32)
         with torch.no_grad(), g.load_tensors(pivot.tensors), autocast(self.device, self.precision):
             img = g.synthesize(w).float()
-        return to_image(img)
+        return to_image(ranges.check_image(img))
 
     def _finish(self, photo, face, pivot, w, alpha, t, records, role=None) -> EditResult:
         with t("synthesize"):

@@ -483,7 +483,7 @@ class Runner:
         except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
             raise  # not about this photo: every other photo would fail the same way
         except CounterfaceError as exc:
-            return False, [], self._failure(item, sha, "error", str(exc), "edit")
+            return False, [], self._failure(item, sha, getattr(exc, "reason", "error"), str(exc), "edit")
         except MemoryError:
             return False, [], self._failure(item, sha, "error", "out of memory", "edit")
         except Exception as exc:  # noqa: BLE001 - a batch records and goes on

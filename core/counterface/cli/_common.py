@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import click
 
+from .. import ranges
 from ..errors import CounterfaceError
 
 COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0",
@@ -225,7 +226,7 @@ def operator_options(func: Callable) -> Callable:
     --distance, --keep, --watch, --target-score. The command receives them as one dict,
     ``operator_settings``; :func:`apply_operator_settings` folds it into a resolved configuration."""
     opts = [
-        click.option("--distance", "distance", type=finite(), multiple=True, metavar="D",
+        click.option("--distance", "distance", type=finite(*ranges.bounds("distance")), multiple=True, metavar="D",
                      help="Target signed distance of the on/off operator (default: the boundary's on_distance / "
                           "off_distance); one for all, or one per --direction."),
         click.option("--keep", multiple=True, metavar="NAME",
@@ -266,7 +267,7 @@ def parse_alpha_option(values) -> Any:
             raise ConfigError(f"invalid --alpha {v!r}; use a number (repeat once per --direction) or auto") from None
         if not math.isfinite(out[-1]):
             raise ConfigError(f"invalid --alpha {v!r}: not a finite number")
-    return out[0] if len(out) == 1 else out
+    return ranges.check_alpha(out[0] if len(out) == 1 else out)
 
 
 def apply_operator_settings(cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ._common import (
     progress_enabled,
     resolve_config,
 )
-from .. import matching
+from .. import matching, ranges
 from .edit import _edit_overrides, _prepare
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
@@ -46,7 +46,7 @@ def _alphas(values: tuple[str, ...]) -> list:
             part = part.strip()
             if not part:
                 continue
-            out.append("auto" if part.lower() == "auto" else finite_number(part, "--alpha"))
+            out.append("auto" if part.lower() == "auto" else ranges.check("alpha", finite_number(part, "--alpha")))
     if "auto" in out and len(out) > 1:
         from ..errors import ConfigError
 
@@ -232,9 +232,9 @@ def _fmt(v) -> str:
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
-@click.option("--identity-threshold", type=finite(), default=None, metavar="T",
+@click.option("--identity-threshold", type=finite(*ranges.bounds("identity_threshold")), default=None, metavar="T",
               help="Flag pairs whose identity, identity_z0 or identity_z1z0 is below T (default 0.5).")
-@click.option("--identity-independent-threshold", type=finite(), default=None, metavar="T",
+@click.option("--identity-independent-threshold", type=finite(*ranges.bounds("identity_independent_threshold")), default=None, metavar="T",
               help="Flag pairs whose identity_independent* is below T (default 0.92, dlib's same-person threshold).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " Rejected pairs are neither measured nor summarised.")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from .. import matching
+from .. import matching, ranges
 from ..errors import ConfigError, CounterfaceError
 from ._common import (
     apply_operator_settings,
@@ -58,7 +58,7 @@ def parse_alphas(text: str) -> list[float]:
         raise ConfigError(f"--alphas {text!r} repeats a value")
     if not all(np.isfinite(vals)):
         raise ConfigError(f"--alphas {text!r} must be finite numbers")
-    return vals
+    return ranges.check_alpha(vals, "--alphas")
 
 
 def alpha_tag(alpha: float) -> str:
@@ -132,6 +132,7 @@ def _prepare(pipe, *, with_pivot: bool) -> None:
             int(face)
         except (TypeError, ValueError):
             raise ConfigError(f"invalid --face {face!r}; use largest, all, match or a 0-based index") from None
+    ranges.check_edit(pipe.edit)  # alpha, alpha_bounds, match_threshold from --set / TOML within range
     matching.prepare(pipe)  # --face match: the matcher, its threshold and the reference's faces, before any photo
     pipe.check_operators()  # --pi1 on with a direction that has no intercept: one line, before any weights
     skip = {"inverter", "tuner", "identity"} if with_pivot else set()
