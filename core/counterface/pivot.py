@@ -57,13 +57,11 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> Pivot:
 
 def save_pivot(pivot: Pivot, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Atomically write ``pivot`` to ``path`` (refuses to overwrite any of ``inputs``)."""
-    from .errors import OutputError
     from .imageio import write_bytes
+    from .paths import check_outputs
 
     target = Path(path).resolve()
-    for inp in inputs:
-        if Path(inp).resolve() == target:
-            raise OutputError(f"refusing to overwrite an input file: {target}")
+    check_outputs([target], inputs)
     return write_bytes(target, to_bytes(pivot))
 
 

@@ -147,6 +147,43 @@ def select_shard(items: Sequence[Item], index: int, count: int) -> list[Item]:
 
 
 # -- output names --------------------------------------------------------------------------------------
+#: the files of a batch output folder that batch and evaluate write or append to (glob patterns)
+RUN_FILES = ("results*.jsonl", "failures*.jsonl", "metrics*.jsonl", "results.csv", "results.parquet",
+             "batch.json", "summary.json")
+
+
+def check_run_inputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse (one line, exit 2) when an input file of ``batch`` or ``evaluate`` (the manifest, an
+    exclusion list) is one of the files they write in ``out_dir`` (:data:`RUN_FILES`): e.g.
+    ``counterface batch OUT/results.csv -o OUT`` would replace its own manifest with the results table."""
+    from ..paths import check_folder_outputs
+
+    check_folder_outputs(out_dir, RUN_FILES, [p for p in inputs if p is not None],
+                         hint=f"choose another -o folder, or copy the file out of {out_dir} first")
+
+
+def check_readers_outputs(target: str | os.PathLike, names: Sequence[str], runs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse when a file that ``figures`` or ``report`` writes in ``target`` (``names``: fixed names
+    or glob patterns) is one of the files they read: a run folder's tables (:data:`RUN_FILES`), its
+    pairs, or a photo its rows name (e.g. ``figures OUT -o photos/`` with a photo ``figure2.png``)."""
+    from ..paths import check_folder_outputs
+    from .store import load_rows, table_files
+
+    inputs: list[Path] = []
+    for run in runs:
+        if run is None:
+            continue
+        run = Path(run)
+        for stem in ("results", "failures", "metrics"):
+            inputs.extend(table_files(run, stem))
+        inputs.extend(run / n for n in ("results.csv", "results.parquet", "batch.json", "summary.json"))
+        for row in load_rows(run, "results"):
+            for col in ("path", "z1", "z0", "z1_sidecar", "z0_sidecar"):
+                if isinstance(row.get(col), str) and row[col]:
+                    inputs.append(run / row[col])  # absolute paths stay absolute
+    check_folder_outputs(target, names, [p for p in inputs if p.exists()], hint="choose another -o folder")
+
+
 def slug(text: str, limit: int = 60) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
     return (s or "photo")[:limit]

@@ -147,6 +147,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     cfg = apply_operator_settings(resolve_config(preset, config_file, components, sets, edit=edit), operator_settings)
     index, count = b.parse_shard(shard)
     check_output_dir(out_dir)
+    b.manifest.check_run_inputs(out_dir, [input_path, exclude_file])  # never write over the manifest
     items = b.read_manifest(input_path, exclude=[out_dir])
     mine = b.select_shard(items, index, count)
     excluded = 0
@@ -253,6 +254,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
     from ..imageio import write_json
 
     check_output_dir(out_dir)
+    b.manifest.check_run_inputs(out_dir, [exclude_file])  # never write over the exclusion list
     if lpips_net == "auto":
         try:
             run_cfg = json.loads((out_dir / "batch.json").read_text()).get("config")
@@ -312,6 +314,8 @@ def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
 
     fig_dir = fig_dir or out_dir / "figures"
     check_output_dir(fig_dir)
+    from ..batch.manifest import check_readers_outputs
+    check_readers_outputs(fig_dir, ("figure*.png", "settings.json"), [out_dir, sweep_dir])  # no input replaced
     made = figures.make_figures(out_dir, fig_dir, sweep_dir=sweep_dir, label=label, max_faces=max_faces, alpha=alpha,
                                 warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     for p in made:
