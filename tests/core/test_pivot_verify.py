@@ -128,3 +128,16 @@ def test_pivot_file_from_another_photo_is_refused(saved_pivot, tmp_path):
     (other,) = synthetic_photos(tmp_path / "other", 1, prefix="q", size=(64, 80))
     r = invoke(["pairs", other, "--preset", "fake", "--pivot", target, "-o", tmp_path / "o3"], code=2)
     assert "another photo" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_pivots_given_a_run_folder_is_refused_with_a_hint(fakes, tmp_path):
+    synthetic_photos(tmp_path / "in", 1)
+    run_dir = tmp_path / "run"
+    invoke(["batch", tmp_path / "in", "-o", run_dir, *FAKE])
+    before = sorted(p for p in run_dir.rglob("*"))
+    r = invoke(["batch", tmp_path / "in", "-o", tmp_path / "run2", *FAKE, "--pivots", run_dir], code=2)
+    assert r.output.strip().splitlines() == [f"error: --pivots {run_dir} is a batch output folder (it holds "
+                                             f"results.jsonl), not a pivot store; did you mean {run_dir / 'pivots'}?"]
+    assert sorted(p for p in run_dir.rglob("*")) == before  # no new store inside the old run
+    invoke(["batch", tmp_path / "in", "-o", tmp_path / "run2", *FAKE, "--pivots", run_dir / "pivots"])
+    assert {r["pivot"] for r in batch.read_jsonl(tmp_path / "run2" / "results.jsonl")} == {"reused"}

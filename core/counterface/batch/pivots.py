@@ -97,6 +97,7 @@ class PivotStore:
         if dtype not in DTYPES:
             raise ConfigError(f"pivot dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.root = Path(root).resolve()
+        check_store_folder(self.root)
         self.pipeline = pipeline
         self.dtype = dtype
         self.config = pivot_config(pipeline)
@@ -169,6 +170,15 @@ def rejection(pivot: Pivot) -> dict[str, str]:
     """``{"pivot_rejected": why}`` for a pivot tuned again because its stored one was rejected, else {}."""
     why = pivot.meta.get(REJECTED) if isinstance(pivot.meta, dict) else None
     return {REJECTED: why} if why else {}
+
+
+def check_store_folder(folder: str | os.PathLike, option: str = "--pivots") -> None:
+    """Refuse a batch output folder given where a pivot store belongs (``batch --pivots RUN``): it
+    would quietly become a new store inside the old run and tune everything again."""
+    p = Path(folder)
+    if (p / "results.jsonl").is_file() or (p / "batch.json").is_file() or any(p.glob("results.shard-*.jsonl")):
+        hint = f"did you mean {p / 'pivots'}?" if (p / "pivots").is_dir() else "give its pivots/ folder"
+        raise ConfigError(f"{option} {p} is a batch output folder (it holds results.jsonl), not a pivot store; {hint}")
 
 
 def compact(pivot: Pivot, dtype: str = "float16") -> Pivot:
