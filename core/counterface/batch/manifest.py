@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..imageio import IMAGE_SUFFIXES
+from ..rows import jsonl_rows  # noqa: F401  (the one JSONL reader; manifests read it strictly)
 
 PATH_COLUMNS = ("path", "image", "file", "filename")
 
@@ -65,21 +66,6 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
     key = str(row["id"]) if row.get("id") not in (None, "") else raw
     meta = {k: v for k, v in row.items() if k != col and k is not None}
     return Item(key=key, path=path, meta=meta, base=base)
-
-
-def jsonl_rows(text: str, src: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL text; ConfigError naming
-    ``src:line`` for invalid JSON or a line that is not a JSON object."""
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{src}:{n}: each line must be a JSON object")
-        yield n, row
 
 
 def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:

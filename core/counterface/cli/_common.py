@@ -97,8 +97,11 @@ class CounterfaceGroup(click.Group):
         return rest
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ..rows import reporting  # malformed table rows: one warning line each, and a count
+
         try:
-            return super().invoke(ctx)
+            with reporting(lambda msg: click.echo(f"warning: {msg}", err=True)):
+                return super().invoke(ctx)
         except CounterfaceError as exc:
             _fail(f"error: {exc}", exc.exit_code)
         except KeyboardInterrupt:
