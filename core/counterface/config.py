@@ -101,9 +101,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _sections() -> set[str]:
-    from .registry import SECTIONS
+    from .registry import sections
 
-    return set(SECTIONS) | {EDIT}
+    return set(sections()) | {EDIT}
 
 
 def _merge_section(cfg: dict[str, Any], section: str, values: Mapping[str, Any], origin: str) -> None:

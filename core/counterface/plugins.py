@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import threading
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -143,6 +144,34 @@ def register_plugin(obj, name: str | None = None, package: str | None = None, ve
         _infos[name] = PluginInfo(name, getattr(obj, "__name__", type(obj).__name__), package, version)
         _changed()
     return name
+
+
+def add_hookspecs(specs: Iterable[Callable], owner: str = "counterface.declared") -> list[str]:
+    """Add hook specifications (functions marked ``@hookspec``, e.g. the registration hooks of kinds
+    that plugins declare) to the manager; a hook that already has a specification is left alone.
+    Implementations registered before their specification are checked against it now (pluggy): a
+    plugin whose implementation does not match (another argument name) is recorded in
+    :func:`failures` and unregistered. Returns the names added."""
+    pm = get_plugin_manager()
+    specs = list(specs)
+    added: set[str] = set()
+    with _lock:
+        while True:
+            new = {f.__name__: f for f in specs if not getattr(getattr(pm.hook, f.__name__, None), "spec", None)}
+            if not new:
+                return sorted(added)
+            module = types.ModuleType(owner)
+            vars(module).update(new)
+            try:
+                pm.add_hookspecs(module)
+                return sorted(added | set(new))
+            except pluggy.PluginValidationError as exc:  # the spec is set; the mismatching plugin goes
+                added.update(n for n in new if getattr(getattr(pm.hook, n, None), "spec", None))
+                name = pm.get_name(exc.plugin) or repr(exc.plugin)
+                record_failure(name, f"{type(exc).__name__}: {exc}")
+                pm.unregister(exc.plugin)
+                _infos.pop(name, None)
+                _changed()
 
 
 def unregister_plugin(name: str) -> None:
