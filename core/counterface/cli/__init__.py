@@ -24,8 +24,9 @@ _MODULES += ("pivots",)  # the batch pivot store (issue 12)
               help="CPU threads for torch. auto: 1 on machines with 2 cores or fewer (measured faster there), "
                    "else torch's default. Env: COUNTERFACE_THREADS.")
 @click.option("--disable-plugin", "disabled_plugins", multiple=True, metavar="NAME",
-              help="Do not load the plugin NAME (its entry-point name; repeatable). Env: COUNTERFACE_DISABLE_PLUGINS "
-                   "(comma-separated); COUNTERFACE_PLUGINS=a,b loads only those.")
+              help="Do not load the plugin NAME (its entry-point name, reference plugins included; repeatable). "
+                   "Env: COUNTERFACE_DISABLE_PLUGINS (comma-separated); COUNTERFACE_PLUGINS=a,b loads only those "
+                   "of the third-party plugins.")
 def cli(threads: str, disabled_plugins: tuple[str, ...] = ()) -> None:
     """Counterfactual face-attribute editing (SmileGAN-PTI and plugins)."""
     _set_threads(threads)
