@@ -56,12 +56,6 @@ class AlignedFace:
         return resolve_region(spec).mask(self)
 
     @property
-    def mouth_mask(self) -> np.ndarray:
-        """The mouth region (landmarks 48-67 dilated by 3% of the crop); kept for readers of the old
-        field: ``face.region('mouth')``."""
-        return self.region("mouth")
-
-    @property
     def face_width(self) -> float:
         """Width of the face in photo pixels (jaw-line extent of the landmarks)."""
         xs = self.landmarks[:17, 0]
@@ -190,7 +184,3 @@ class EditResult:
     alpha: float
     meta: dict[str, Any] = field(default_factory=dict)
 
-
-def replace(obj, **changes):
-    """``dataclasses.replace`` re-exported for plugin authors."""
-    return dataclasses.replace(obj, **changes)

@@ -11,11 +11,9 @@ import click
 
 from ._common import CounterfaceGroup
 
-#: sub-command modules of core; each exposes click commands named ``*_cmd``
-_MODULES = ("info", "weights", "batch", "align", "edit", "directions")
-_MODULES += ("polarization",)  # rho_T from the pairs (issue 11)
-_MODULES += ("report",)  # the HTML review page (issue 13)
-_MODULES += ("pivots",)  # the batch pivot store (issue 12)
+#: sub-command modules of core; each exposes click commands named ``*_cmd``: polarization is rho_T
+#: from the pairs, report the HTML review page, pivots the batch pivot store
+_MODULES = ("info", "weights", "batch", "align", "edit", "directions", "polarization", "report", "pivots")
 
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
