@@ -12,7 +12,6 @@ Conventions (documented once, here and in docs/architecture.md):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
