@@ -87,6 +87,24 @@ def test_everything_derives_from_the_one_table():
     assert "embedder" not in registry.sections()  # configured by counterface polarization, not by edit
 
 
+def test_the_architecture_table_is_the_declaration():
+    """docs/architecture.md's kinds table says what counterface.KINDS declares, row by row."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0].startswith("`") and cells[2].startswith("`register_"):
+            rows[cells[0].strip("`")] = cells[1:6]
+    assert list(rows) == list(kinds.KINDS)
+    for name, k in kinds.KINDS.items():
+        contract, hook, sections, scope, pivot = rows[name]
+        assert contract == f"`{k.contract.__name__}`" and hook == f"`{k.hook}`"
+        assert sections == ", ".join(f"`{s}`" for s in k.sections)
+        assert scope == k.scope and pivot == ("yes" if k.pivot else "no")
+
+
 def test_a_plugin_kind_is_usable_through_create(kind_plugin):
     k = registry.kinds()["glasses_detector"]
     assert k.plugin == "test-kind" and k.hook == "register_glasses_detectors" and k.contract is GlassesDetector
