@@ -56,12 +56,13 @@ del _kind
 def register_kinds(register):
     """Declare new kinds of component (as pytest's ``pytest_addhooks`` adds hooks).
 
-    :param register: ``register(name, contract, hook=None, description="", note="", scope="pipeline")``.
+    :param register: ``register(name, contract, hook=None, description="", note="")``.
         ``name``: the kind (lower-case letters, digits, ``_``); ``contract``: its base class (subclass
         :class:`~counterface.Component`; its docstring is the contract); ``hook``: the registration
-        hook, default ``register_<name>s``; ``scope``: ``"pipeline"`` (configured by ``--set
-        NAME.PARAM=VALUE`` and TOML ``[NAME]`` in edit, pairs, sweep, batch and config) or
-        ``"polarization"``.
+        hook, default ``register_<name>s``; ``description``: one line; ``note``: what a plugin must
+        know to register one (both go into the hook's docstring). The kind is configured with
+        ``--set NAME=COMPONENT``, ``--set NAME.PARAM=VALUE`` and TOML ``[NAME]`` in edit, pairs,
+        sweep, batch and config.
 
     Every plugin (the declaring one included) then registers components of the kind through the
     new hook, ``hook(register)``, exactly as for the kinds of counterface; they are listed by

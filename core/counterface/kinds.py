@@ -35,7 +35,6 @@ from .components import (
 #: the commands whose ``--set KIND.PARAM=VALUE`` configures a kind
 PIPELINE = "pipeline"  # edit, pairs, sweep, batch, config (and TOML ``[KIND]`` tables)
 POLARIZATION = "polarization"  # counterface polarization
-SCOPES = (PIPELINE, POLARIZATION)
 #: names a kind may not take: configuration sections and tables that are not kinds
 RESERVED = ("edit", "preset", "kind")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -124,10 +123,11 @@ def pivot_sections() -> tuple[str, ...]:
 
 
 def declare(name: str, contract: type, *, plugin: str, hook: str | None = None, description: str = "",
-            note: str = "", scope: str = PIPELINE, taken: Iterable[Kind] = ()) -> Kind:
-    """A plugin's :class:`Kind` (``register_kinds``), checked: a new name and hook, a class contract, a
-    known scope. Raises ValueError with one line. A plugin kind has no CLI option of its own: the
-    user chooses one with ``--set NAME=COMPONENT`` or a TOML ``[NAME]`` table."""
+            note: str = "", taken: Iterable[Kind] = ()) -> Kind:
+    """A plugin's :class:`Kind` (``register_kinds``), checked: a new name and hook, a class contract.
+    Raises ValueError with one line. A plugin's kind is configured like the pipeline's kinds (scope
+    :data:`PIPELINE`) but has no CLI option of its own and does not shape pivots: the user chooses
+    one with ``--set NAME=COMPONENT`` or a TOML ``[NAME]`` table."""
     taken = list(KINDS.values()) + list(taken)
     if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
         raise ValueError(f"invalid kind name {name!r} (lower-case letters, digits and _, not {', '.join(RESERVED)})")
@@ -136,11 +136,9 @@ def declare(name: str, contract: type, *, plugin: str, hook: str | None = None, 
         raise ValueError(f"invalid hook name {hook!r} for kind {name!r} (register_...)")
     if not isinstance(contract, type):
         raise ValueError(f"the contract of kind {name!r} must be a class, got {contract!r}")
-    if scope not in SCOPES:
-        raise ValueError(f"invalid scope {scope!r} for kind {name!r}; valid: {', '.join(SCOPES)}")
     for k in taken:
         if name in k.sections or name == k.name:
             raise ValueError(f"kind {name!r} is already declared" + (f" by plugin {k.plugin!r}" if k.plugin else ""))
         if hook == k.hook:
             raise ValueError(f"hook {hook!r} already registers the kind {k.name!r}")
-    return Kind(name, contract, hook, description, note, scope=scope, plugin=plugin)
+    return Kind(name, contract, hook, description, note, plugin=plugin)

@@ -102,10 +102,10 @@ def _declare_kinds() -> dict[str, Kind]:
     declared: dict[str, Kind] = {}
 
     def kwargs_for(plugin: str) -> dict[str, Any]:
-        def register(name: str, contract: type, hook: str | None = None, description: str = "", note: str = "",
-                     scope: str = kinds_mod.PIPELINE) -> None:
+        def register(name: str, contract: type, hook: str | None = None, description: str = "",
+                     note: str = "") -> None:
             kind = kinds_mod.declare(name, contract, plugin=plugin, hook=hook, description=description, note=note,
-                                     scope=scope, taken=declared.values())
+                                     taken=declared.values())
             if hasattr(hookspecs, kind.hook):
                 raise ValueError(f"hook {kind.hook!r} is one of counterface's own hooks")
             declared[kind.name] = kind
