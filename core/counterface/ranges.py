@@ -36,6 +36,8 @@ class Range:
     def check(self, value: Any, option: str | None = None) -> float:
         """``value`` as a float inside the range; ConfigError (one line, exit 2) otherwise."""
         name = option or self.option
+        if isinstance(value, bool):  # TOML/JSON true is not the number 1
+            raise ConfigError(f"{name} expects a number, got {str(value).lower()}")
         try:
             number = float(value)
         except (TypeError, ValueError):

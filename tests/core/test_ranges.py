@@ -116,3 +116,9 @@ def test_an_edit_that_leaves_the_working_range_is_refused(fakes, tmp_path):
     r = run(["pairs", photo, *FAKE, *_huge_direction(tmp_path), "-o", out])
     assert r.exit_code == 2 and "working range" in r.output and len(r.output.strip().splitlines()) == 1
     assert not out.exists() or not list(out.glob("*.png"))
+
+
+def test_a_boolean_is_not_an_alpha(fakes, tmp_path):
+    (photo,) = synthetic_photos(tmp_path / "in", 1)
+    r = run(["edit", photo, *FAKE, "--set", "edit.alpha=true", "-o", tmp_path / "o"])
+    one_line_exit_2(r, "edit.alpha expects a number")

@@ -167,7 +167,27 @@ def check_readers_outputs(target: str | os.PathLike, names: Sequence[str], runs:
             for col in ("path", "z1", "z0", "z1_sidecar", "z0_sidecar"):
                 if isinstance(row.get(col), str) and row[col]:
                     inputs.append(run / row[col])  # absolute paths stay absolute
-    check_folder_outputs(target, names, [p for p in inputs if p.exists()], hint="choose another -o folder")
+    linked = []  # an output name that is already a link lands on the file it points to
+    for pattern in names:
+        for p in Path(target).glob(pattern):
+            if p.is_symlink():
+                linked.append(p.resolve().name)
+    check_folder_outputs(target, names, [p for p in inputs if _may_be_one_of(p, [*names, *linked])],
+                         hint="choose another -o folder")
+
+
+def _may_be_one_of(path: Path, names: Sequence[str]) -> bool:
+    """Whether ``path`` (an existing file) could be one of the files ``names`` name: its own name
+    matches one, or it is a link or a hard link (a cheap ``lstat`` spares resolving thousands of photos)."""
+    import fnmatch
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISLNK(st.st_mode) or st.st_nlink > 1
+            or any(fnmatch.fnmatchcase(path.name, Path(n).name) for n in names))
 
 
 def slug(text: str, limit: int = 60) -> str:

@@ -42,7 +42,8 @@ def report_cmd(out_dir, report_dir, min_identity, min_identity_independent, min_
 
     target = report_dir or out_dir / "report"
     check_output_dir(target)
-    check_readers_outputs(target, ("index.html", "rows.js", "report.*", "thumbs/*", "figures/*"), [out_dir, sweep_dir])
+    check_readers_outputs(target, ("index.html", "rows.js", "report.*", "thumbs/*.jpg", "figures/*.png",
+                                   "figures/settings.json"), [out_dir, sweep_dir])  # no input replaced
     given = (("identity", min_identity), ("identity_independent", min_identity_independent),
              ("psnr_outside", min_psnr_outside))
     thresholds = {k: v for k, v in given if v is not None}
