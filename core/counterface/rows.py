@@ -194,7 +194,7 @@ def note(bad: BadRow) -> None:
     if report is None:
         warnings.warn(str(bad), MalformedRowWarning, stacklevel=3)
         return
-    k = (bad.source, bad.line)
+    k = (os.path.realpath(bad.source), bad.line)  # one file named two ways is one file
     if k in report.rows:
         return
     report.rows[k] = bad
@@ -213,7 +213,7 @@ def reporting(echo: Callable[[str], None] | None = None, summary: bool = True) -
     finally:
         _ACTIVE.reset(token)
         if summary and report.count and echo is not None:
-            files = sorted({b.source for b in report.rows.values()})
+            files = sorted({k[0] for k in report.rows})
             echo(f"{report.count} malformed row(s) left out of {', '.join(files)}")
 
 
