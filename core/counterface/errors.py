@@ -78,6 +78,8 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     text = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc)).split())
     if text.startswith("Weights only load failed"):
         return "the file holds Python objects beyond tensors and plain containers (refused, nothing was run)"
+    if text.startswith(("This file contains pickled (object) data", "Object arrays cannot be loaded")):
+        return "the file holds pickled Python objects, not plain numbers (refused, nothing was run)"
     if not text:
         return type(exc).__name__
     if len(text) <= limit:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ConfigError, ImageError, NoFaceError
+from .errors import ConfigError, ImageError, NoFaceError, reason
 
 
 @dataclass
@@ -59,7 +59,7 @@ def read_npz(path: str | Path, label: str | None = None) -> Examples:
     except FileNotFoundError:
         raise ConfigError(f"input not found: {p}") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise ConfigError(f"{p}: not a readable .npz file ({' '.join(str(exc).split())[:100]})") from None
+        raise ConfigError(f"{p}: not a readable .npz file ({reason(exc)})") from None
     with data:
         names = list(data.files)
         if "latents" not in names:

@@ -41,3 +41,29 @@ def test_a_pickled_object_direction_file_gives_a_whole_sentence(tmp_path):
     msg = str(ei.value)
     assert str(p) in msg and "\x1b" not in msg
     assert msg.endswith("(refused, nothing was run))"), msg
+
+
+def test_an_npy_direction_or_npz_of_random_or_pickled_data_gives_a_whole_sentence(tmp_path):
+    """The second probe: `--direction FILE.npy` ended "... using the `allow_pickle=` keywo)"."""
+    from counterface import labelled
+    from counterface.errors import ConfigError
+    from counterface_directions.directions import load_vector
+
+    deep = tmp_path / ("long-folder-name-" * 4) / "x"
+    deep.mkdir(parents=True)
+    for data in (np.random.default_rng(0).bytes(300), None):
+        npy, npz = deep / "d.npy", deep / "l.npz"
+        if data is None:
+            np.save(npy, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        else:
+            npy.write_bytes(data)
+            npz.write_bytes(data)
+        with pytest.raises(WeightsError) as ei:
+            load_vector(npy)
+        msg = str(ei.value)
+        assert msg.endswith(")") and "keywo)" not in msg and str(npy) in msg, msg
+        assert msg.endswith("nothing was run))") or msg.endswith("...)") or len(msg) < 300, msg
+        if data is not None:
+            with pytest.raises(ConfigError) as ei:
+                labelled.read_npz(npz)
+            assert str(npz) in str(ei.value)
