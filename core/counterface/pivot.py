@@ -77,14 +77,21 @@ def load_pivot(path: str | os.PathLike) -> Pivot:
     return from_bytes(data, source=str(p))
 
 
-def recorded_sha256(pivot: Pivot) -> str | None:
-    """The sha256 of the photo ``pivot`` was tuned from, as recorded in its file (``--save-pivot``:
-    ``meta.source.input_sha256``; the batch store: ``meta.store.sha256``), or None."""
+def recorded_sha256s(pivot: Pivot) -> list:
+    """Every photo sha256 ``pivot`` records (``meta.source.input_sha256``, set when it was tuned;
+    ``meta.store.sha256``, set by the batch pivot store), as recorded (not necessarily strings)."""
+    out = []
     for section, field in (("source", "input_sha256"), ("store", "sha256")):
-        value = (pivot.meta.get(section) or {}).get(field) if isinstance(pivot.meta.get(section), dict) else None
-        if isinstance(value, str) and value:
-            return value
-    return None
+        record = pivot.meta.get(section)
+        if isinstance(record, dict) and record.get(field) is not None:
+            out.append(record[field])
+    return out
+
+
+def recorded_sha256(pivot: Pivot) -> str | None:
+    """The sha256 of the photo ``pivot`` was tuned from, as its file records it, or None."""
+    found = recorded_sha256s(pivot)
+    return found[0] if found and isinstance(found[0], str) else None
 
 
 def verify_pivot(pivot: Pivot, *, key: str | None = None, photo_sha256: str | None = None) -> str | None:
@@ -113,11 +120,12 @@ def verify_pivot(pivot: Pivot, *, key: str | None = None, photo_sha256: str | No
             return ("it records no key" if recorded is None else
                     f"it records the key {str(recorded)[:16]}..., not {key[:16]}... (another face's pivot)")
     if photo_sha256 is not None:
-        recorded = recorded_sha256(pivot)
-        if recorded is None:
+        recorded = recorded_sha256s(pivot)
+        if not recorded:
             return "it records no photo sha256 to check"
-        if recorded != photo_sha256:
-            return f"it was made from another photo (sha256 {recorded[:12]}..., this photo {photo_sha256[:12]}...)"
+        other = next((r for r in recorded if r != photo_sha256), None)
+        if other is not None:
+            return f"it was made from another photo (sha256 {str(other)[:12]}..., this photo {photo_sha256[:12]}...)"
     return None
 
 

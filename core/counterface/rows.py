@@ -69,10 +69,11 @@ def _face(row: Mapping[str, Any]) -> str | None:
 
 
 def _alpha(row: Mapping[str, Any]) -> str | None:
+    """A finite number, or a non-empty list of them (one per edited direction)."""
     v = row.get("alpha")
-    if not _is_number(v):
-        return f"alpha is {json.dumps(v) if not isinstance(v, float) else v}, not a finite number"
-    return None
+    if _is_number(v) or (isinstance(v, list) and v and all(_is_number(a) for a in v)):
+        return None
+    return f"alpha is {json.dumps(v) if not isinstance(v, float) else v}, not a finite number (or one per direction)"
 
 
 def _typed(row: Mapping[str, Any], col: str) -> str | None:
@@ -215,6 +216,15 @@ def reporting(echo: Callable[[str], None] | None = None, summary: bool = True) -
         if summary and report.count and echo is not None:
             files = sorted({k[0] for k in report.rows})
             echo(f"{report.count} malformed row(s) left out of {', '.join(files)}")
+
+
+def hashable(value: Any) -> Any:
+    """``value`` usable in a set or as a dict key: lists (an alpha per direction) become tuples."""
+    if isinstance(value, list):
+        return tuple(hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
+    return value
 
 
 def is_valid(row: Mapping[str, Any], stem: str) -> bool:

@@ -146,3 +146,9 @@ def test_a_line_of_invalid_utf8_is_reported_with_its_number(tmp_path):
     with rows.reporting() as report:
         assert batch.read_jsonl(p) == [GOOD, GOOD]
     assert [(b.line, b.why) for b in report.rows.values()] == [(2, "not UTF-8 text")]
+
+
+def test_an_alpha_per_direction_is_a_valid_row():
+    assert rows.result_row_problem({**GOOD, "alpha": [1.0, -0.5]}) is None
+    assert rows.result_row_problem({**GOOD, "alpha": []}) is not None
+    assert rows.result_row_problem({**GOOD, "alpha": [1.0, None]}) is not None

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..rows import is_valid
+from ..rows import hashable, is_valid
 from .store import table_files
 
 #: default seconds without a heartbeat after which a claim is stale (env COUNTERFACE_CLAIM_LEASE)
@@ -256,7 +256,7 @@ class DoneIndex:
         for path in table_files(self.out_dir, "results"):
             for r in self._new_lines(path, "results"):
                 k = (r.get("key"), r.get("sha256"), r.get("job"))
-                self._rows.setdefault(k, set()).add((r.get("face"), r.get("alpha")))
+                self._rows.setdefault(k, set()).add((r.get("face"), hashable(r.get("alpha"))))
                 self._expected[k] = int(r.get("faces") or 1) * self.n_alphas
         for path in table_files(self.out_dir, "failures"):
             for r in self._new_lines(path, "failures"):

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..imageio import write_bytes
-from ..rows import read_table
+from ..rows import hashable, read_table
 
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
@@ -48,7 +48,7 @@ def table_files(out_dir: Path, stem: str) -> list[Path]:
 
 
 def row_key(row: Mapping[str, Any]) -> tuple:
-    return (row.get("key"), row.get("sha256"), row.get("job"), row.get("face"), row.get("alpha"))
+    return (row.get("key"), row.get("sha256"), row.get("job"), row.get("face"), hashable(row.get("alpha")))
 
 
 def load_rows(out_dir: Path, stem: str = "results") -> list[dict[str, Any]]:
