@@ -82,7 +82,7 @@ def check_folder_outputs(folder: PathLike, names: Iterable[str], inputs: Iterabl
         rel = None
         if resolved != root and root in resolved.parents:
             rel = resolved.relative_to(root).as_posix()
-        hit = next((n for n in names if rel is not None and fnmatch.fnmatchcase(rel, n)), None)
+        hit = rel if rel is not None and any(fnmatch.fnmatchcase(rel, n) for n in names) else None
         if hit is None:
             hit = next((p.relative_to(root).as_posix() for p in existing if p.exists() and same_file(p, inp)), None)
         if hit is not None:
