@@ -16,7 +16,8 @@ import numpy as np
 
 from . import config as config_mod
 from .convert import to_image, to_tensor  # noqa: F401  (also pipeline.to_tensor, as before)
-from .device import PRECISIONS, autocast, check_precision, configure_backends, resolve_device  # noqa: F401
+from .device import (PRECISIONS, autocast, check_precision, configure_backends, resolve_deterministic,  # noqa: F401
+                     resolve_device)
 from .errors import ConfigError, WeightsError
 from .matching import select_faces  # noqa: F401  (pipeline.select_faces, as before)
 from .provenance import Timer, component_record, config_digest, environment  # noqa: F401  (pipeline.config_digest)
@@ -44,7 +45,8 @@ EDIT_DEFAULTS: dict[str, Any] = {
     "match_threshold": None,  # lowest cosine similarity to the reference; None = the matcher's own
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
-    "precision": "fp32",  # fp32 | tf32 | bf16 (the last two on CUDA only; see configure_backends)
+    "precision": "auto",  # auto (CUDA: tf32, else fp32) | fp32 | tf32 | bf16 (the last two on CUDA only)
+    "deterministic": "auto",  # auto (CUDA: false, else true) | true | false; fp32 + true: the exact path
 }
 
 
@@ -60,11 +62,10 @@ class Pipeline:
         self._components: dict[str, Any] = {}
         self.last_match = None  # the matching.Match of the last faces() call with --face match
         self.device = resolve_device(self.edit["device"])
-        self.precision = check_precision(self.device, self.edit.get("precision") or "fp32")
-        if self.precision == "fp32":
-            configure_backends(self.device)
-        else:
-            configure_backends(self.device, self.precision)
+        self.precision = check_precision(self.device, self.edit.get("precision") or "auto")
+        self.deterministic = resolve_deterministic(self.device, self.edit.get("deterministic"))
+        self.edit.update(precision=self.precision, deterministic=self.deterministic)  # sidecars: what ran
+        configure_backends(self.device, self.precision, self.deterministic)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Pipeline":

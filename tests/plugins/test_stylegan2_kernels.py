@@ -175,3 +175,23 @@ def test_parameter_names_unchanged():
     keys = set(gen.state_dict())
     assert not any("cache" in k or "pads" in k or "kernels" in k for k in keys)
     assert "convs.0.conv.weight" in keys and "convs.0.conv.blur.kernel" in keys
+
+
+def test_plugin_kernels_follow_the_run_numerics():
+    """The exact path (fp32 + deterministic) switches the network to the exact kernels; else auto."""
+    from counterface import device
+    from counterface_stylegan2.generator import StyleGAN2Generator
+
+    gen = StyleGAN2Generator(weights=None, **TINY[0])
+    ws = torch.zeros(1, gen.num_ws, gen.w_dim)
+    saved = device.numerics()
+    try:
+        device.configure_backends("cpu", "fp32", True)
+        gen.synthesize(ws)
+        assert {m.kernels for m in gen.module.modules() if isinstance(m, stylegan2.ModulatedConv2d)} == {"exact"}
+        device.configure_backends("cpu", "fp32", False)
+        gen.synthesize(ws)
+        assert {m.kernels for m in gen.module.modules() if isinstance(m, stylegan2.ModulatedConv2d)} == {"auto"}
+    finally:
+        device._NUMERICS.clear()
+        device._NUMERICS.update(saved)
