@@ -200,6 +200,7 @@ class RefineGraph:
             self.opt.step()
 
         self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        self.grad = s.var.grad  # held: the captured backward writes there
 
     def run(self, var0, target, steps: int):
         """Refine one face from ``var0``; returns (var, first record)."""
@@ -210,6 +211,7 @@ class RefineGraph:
             done = 0
             s.load(var=var0, target=target, count=0)
             reset_optimizer(self.opt)
+            s.var.grad = self.grad
         drive(self.runner, steps - done, max(steps, 1), lambda: False)
         keys = ("loss", "l2", "lpips")
         first = dict(zip(keys, s.rec[0].tolist())) if steps else None
@@ -261,6 +263,9 @@ class TuneGraph:
                     t.copy_(torch.where(s.active, t, b))
 
         self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        # the gradients the captured backward writes and the optimiser reads: held here, because the
+        # tuner drops ``.grad`` after every face (a freed gradient's memory would be reused elsewhere)
+        self.grads = [t.grad for t in tensors]
 
     def run(self, wp, target, mask, target_emb, steps: int, k: int):
         """Tune one face (the generator's tensors in place); returns (first record, steps, early stop)."""
@@ -276,6 +281,8 @@ class TuneGraph:
                 values["target_emb"] = target_emb
             s.load(**values)
             reset_optimizer(self.opt)
+            for t, g in zip(self.tensors, self.grads):  # the captured step's own gradient buffers
+                t.grad = g
         if done == 0 or bool(s.active):
             drive(self.runner, steps - done, k, lambda: not bool(s.active))
         n_steps = int(s.done)

@@ -135,6 +135,16 @@ def test_replayed_steps_equal_the_eager_loop_for_two_faces(monkeypatch, threshol
     tuner = PTITuner(**FAST, lpips_threshold=threshold, graphs="on")
     replayed = [tuner.tune(gen, w0, f, region_mask=mask, identity=ident) for f in faces]
     assert len(tuner._graph_cache) == 2  # one refine step and one tune step, reused for the second face
+    tune_graph = next(g for k, g in tuner._graph_cache.items() if k[0] == "tune")
+    params = dict(gen.module.named_parameters())
+    assert all(p.grad is None for p in params.values())  # the tuner drops the gradients after a face ...
+    assert all(g is not None for g in tune_graph.grads)  # ... the graph keeps the buffers it writes
+    ptrs = [g.data_ptr() for g in tune_graph.grads]
+    before = [g.clone() for g in tune_graph.grads]
+    tuner.tune(gen, w0, faces[0], region_mask=mask, identity=ident)
+    assert [g.data_ptr() for g in tune_graph.grads] == ptrs
+    # the replayed steps wrote this face's gradients into those very buffers (re-attached per face)
+    assert any(not torch.equal(a, b) for a, b in zip(before, tune_graph.grads)) or threshold
     for e, r in zip(eager, replayed):
         assert r.meta["graphs"] == {"refine": "graph", "tune": "graph"}
         assert eager[0].meta["graphs"] == {"refine": "off", "tune": "off"}
