@@ -262,12 +262,16 @@ class PTITuner(BatchedTuning, Tuner):
         graph = self._graph("refine", dev, key, self.latent_steps, lambda: graphs.RefineGraph(
             self, generator, var, target, lp, work, self.latent_steps))
         if graph is not None:  # CUDA: the captured step, replayed (see graphs.py)
-            var, first = graph.run(var, target, self.latent_steps)
-            with torch.no_grad():
-                _, final = losses(var)
-            if progress is not None:
-                progress({"stage": "refine", "step": self.latent_steps, "steps": self.latent_steps, **final})
-            return wplus(var.detach()).cpu().clone(), first or final, final, self.latent_steps
+            try:
+                var_g, first = graph.run(var, target, self.latent_steps)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below, from the same start
+                self._graph_failed("refine", key, exc)
+            else:
+                with torch.no_grad():
+                    _, final = losses(var_g)
+                if progress is not None:
+                    progress({"stage": "refine", "step": self.latent_steps, "steps": self.latent_steps, **final})
+                return wplus(var_g.detach()).cpu().clone(), first or final, final, self.latent_steps
 
         opt = torch.optim.AdamW([var], lr=self.latent_lr, weight_decay=self.weight_decay)
         first = None
@@ -336,9 +340,26 @@ class PTITuner(BatchedTuning, Tuner):
             return None
         entry = self._graph_cache.get(key)
         if entry is None:
-            entry = self._graph_cache[key] = build()
+            try:
+                entry = build()
+            except Exception as exc:  # noqa: BLE001 - e.g. an op the warm-up or capture cannot run
+                self._graph_failed(stage, key, exc)
+                return None
+            self._graph_cache[key] = entry
         self._graph_modes[stage] = entry.runner.mode
         return entry
+
+    def _graphs_wanted(self, dev) -> bool:
+        from counterface.device import numerics
+
+        from . import graphs
+
+        return graphs.wanted(self.graphs, dev, self.precision, bool(numerics().get("exact", False)))[0]
+
+    def _graph_failed(self, stage: str, key: tuple, exc: Exception) -> None:
+        """Forget a graph step that failed; the stage runs the eager loop (recorded in meta.graphs)."""
+        self._graph_cache.pop(key, None)
+        self._graph_modes[stage] = f"eager: graph step failed ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
 
     def release_graphs(self) -> None:
         """Drop the captured step graphs (and the GPU memory they hold)."""
@@ -365,17 +386,27 @@ class PTITuner(BatchedTuning, Tuner):
 
         key = ("tune", id(generator.module), id(lp), id(identity), work, tuple(names), tuple(target.shape),
                mask is None, use_id, self.tune_steps)
+        start = {n: params[n].detach().clone() for n in names} if self._graphs_wanted(dev) else None
         graph = self._graph("tune", dev, key, self.tune_steps, lambda: graphs.TuneGraph(
             self, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
             self.tune_steps))
         if graph is not None:  # CUDA: the captured step, replayed; early stop read every K steps
-            first, steps, early = graph.run(wp, target, mask, target_emb, self.tune_steps,
-                                            self.graph_check_every)
+            try:
+                first, steps, early = graph.run(wp, target, mask, target_emb, self.tune_steps,
+                                                self.graph_check_every)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below, from the same start
+                self._graph_failed("tune", key, exc)
+            else:
+                with torch.no_grad():
+                    _, final = losses()
+                if progress is not None:
+                    progress({"stage": "tune", "step": steps, "steps": self.tune_steps, **final})
+                return first or final, final, steps, early
+        if start is not None:  # a graph set-up or run that failed may have stepped: start again
             with torch.no_grad():
-                _, final = losses()
-            if progress is not None:
-                progress({"stage": "tune", "step": steps, "steps": self.tune_steps, **final})
-            return first or final, final, steps, early
+                for n in names:
+                    params[n].copy_(start[n])
+                    params[n].grad = None
 
         opt = torch.optim.AdamW([params[n] for n in names], lr=self.tune_lr, weight_decay=self.weight_decay)
         first, steps, early = None, 0, False

@@ -157,3 +157,43 @@ def test_replayed_steps_equal_the_eager_loop_for_two_faces(monkeypatch, threshol
                 assert r.meta["losses_start"][stage][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (stage, k)
     if threshold:
         assert eager[0].meta["early_stop"] and 0 < eager[0].meta["steps"]["tune"] < FAST["tune_steps"]
+
+
+@pytest.mark.parametrize("where", ["build", "run"])
+def test_a_failing_graph_step_falls_back_to_the_eager_loop(monkeypatch, where):
+    """A graph step that fails while being built (warm-up) or replayed: the stage starts again eagerly
+    from the same start (the tuned tensors restored), and the pivot says so."""
+    gen = testing.FakeGenerator(resolution=32)
+    face = _faces(gen)[0]
+    w0 = gen.w_avg[None].repeat(gen.num_ws, 1).clone()
+    eager = PTITuner(**FAST, lpips_threshold=0.0, graphs="off").tune(gen, w0, face)
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: FakeGraph(step))
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        if where == "run":  # fail after stepping: the fallback must undo what the warm-up changed
+            real_run(*a, **k)
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    real_run = graphs.TuneGraph.run
+    if where == "build":
+        real_init = graphs.TuneGraph.__init__
+
+        def init(self, *a, **k):
+            real_init(self, *a, **k)  # the warm-up steps ran, then the failure
+            broken()
+
+        monkeypatch.setattr(graphs.TuneGraph, "__init__", init)
+    else:
+        monkeypatch.setattr(graphs.TuneGraph, "run", broken)
+    tuner = PTITuner(**FAST, lpips_threshold=0.0, graphs="on")
+    pivot = tuner.tune(gen, w0, face)
+    assert calls and pivot.meta["graphs"]["refine"] == "graph"
+    assert pivot.meta["graphs"]["tune"].startswith("eager: graph step failed (RuntimeError: CUDA error")
+    assert not any(k[0] == "tune" for k in tuner._graph_cache)
+    assert pivot.meta["steps"] == eager.meta["steps"]
+    torch.testing.assert_close(pivot.w, eager.w, rtol=1e-4, atol=1e-5)
+    for n in eager.tensors:
+        torch.testing.assert_close(pivot.tensors[n], eager.tensors[n], rtol=1e-4, atol=1e-5)
