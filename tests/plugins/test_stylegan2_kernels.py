@@ -195,3 +195,34 @@ def test_plugin_kernels_follow_the_run_numerics():
     finally:
         device._NUMERICS.clear()
         device._NUMERICS.update(saved)
+
+
+def test_swapped_in_weights_are_never_cached():
+    """functional_call's per-sample copies (batch 1 takes the plain path) are new tensors every call,
+    possibly at a freed copy's address: the static-weight cache must not serve them."""
+    gen = stylegan2.random_generator(seed=4, **TINY[0])
+    ws = torch.randn(1, gen.num_ws, gen.style_dim)
+    name = "convs.0.conv.weight"
+    base = dict(gen.named_parameters())[name].detach().clone()
+    other = base + torch.randn_like(base)  # not a scale: the demodulation would cancel that
+    with torch.no_grad():
+        outs = [torch.func.functional_call(gen, stylegan2.per_sample(gen, {name: w[None]}), (ws,),
+                                           {"impl": "batched"}) for w in (base, other, base)]
+        assert not gen.convs[0].conv.__dict__.get("_weight_cache")
+        for value, out in zip((base, other), outs):
+            with _swap(gen, name, value):
+                torch.testing.assert_close(out, gen.synthesize(ws, impl="grouped"), rtol=1e-4, atol=2e-5)
+    assert not torch.allclose(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], outs[2])
+
+
+class _swap:
+    def __init__(self, gen, name, value):
+        self.p, self.value = dict(gen.named_parameters())[name], value
+
+    def __enter__(self):
+        self.saved = self.p.detach().clone()
+        self.p.data.copy_(self.value)
+
+    def __exit__(self, *exc):
+        self.p.data.copy_(self.saved)
