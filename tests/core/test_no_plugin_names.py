@@ -56,7 +56,7 @@ _ATTRIBUTE_CALLS = ("getattr", "hasattr", "setattr")
 def reference_names() -> set[str]:
     """Every component name a reference plugin (a ``counterface_*`` package) registers."""
     names = set()
-    for kind in registry.HOOKS:
+    for kind in [*registry.kinds(), registry.PRESET]:
         for name, e in registry.entries(kind).items():
             module = getattr(e.factory, "__module__", "") or ""
             if module.split(".")[0].startswith("counterface_"):
