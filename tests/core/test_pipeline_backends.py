@@ -66,7 +66,9 @@ def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
 
 
 def test_edit_device_reaches_every_component_that_takes_one():
-    cfg = pipeline.config_mod.resolve(preset="tiny", edit={"device": "cpu"})
+    from counterface import config
+
+    cfg = config.resolve(preset="tiny", edit={"device": "cpu"})
     cfg["aligner"] = {"name": "fan"}  # takes a device (default auto); built lazily, nothing loaded here
     pipe = pipeline.Pipeline(cfg)
     for kind in ("aligner", "inverter", "identity", "tuner"):
