@@ -110,3 +110,20 @@ def test_the_rule_counts_code_not_text(tmp_path, source, count):
     p = tmp_path / "m.py"
     p.write_text(source)
     assert len(literals(p, {"shift", "boundary", "reconstruction"})) == count
+
+
+def test_without_presets_align_asks_for_the_aligner(photos, tmp_path):
+    """No preset installed: core has no default aligner of its own; one line asks for --aligner."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COUNTERFACE_DISABLE_PLUGINS": "presets", "COUNTERFACE_PROGRESS": "0"}
+    photo = str(photos / "astronaut_small.jpg")
+    r = subprocess.run([sys.executable, "-m", "counterface", "align", photo, "-o", str(tmp_path / "a")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: no preset is installed: choose the aligner with --aligner NAME (registered: dlib, fan)"]
+    r = subprocess.run([sys.executable, "-m", "counterface", "align", photo, "--aligner", "dlib", "-o",
+                        str(tmp_path / "b")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
