@@ -68,10 +68,22 @@ def _face(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _per_direction(v: Any) -> bool:
+    """One alpha per direction: a list of finite numbers, or the text a row records (``'1,-0.5'``)."""
+    if isinstance(v, str):
+        if "," not in v:  # one alpha is written as a number
+            return False
+        try:
+            v = [float(a) for a in v.split(",")]
+        except ValueError:
+            return False
+    return isinstance(v, list) and bool(v) and all(_is_number(a) for a in v)
+
+
 def _alpha(row: Mapping[str, Any]) -> str | None:
-    """A finite number, or a non-empty list of them (one per edited direction)."""
+    """A finite number, or one per edited direction (:func:`_per_direction`)."""
     v = row.get("alpha")
-    if _is_number(v) or (isinstance(v, list) and v and all(_is_number(a) for a in v)):
+    if _is_number(v) or _per_direction(v):
         return None
     return f"alpha is {json.dumps(v) if not isinstance(v, float) else v}, not a finite number (or one per direction)"
 

@@ -150,5 +150,8 @@ def test_a_line_of_invalid_utf8_is_reported_with_its_number(tmp_path):
 
 def test_an_alpha_per_direction_is_a_valid_row():
     assert rows.result_row_problem({**GOOD, "alpha": [1.0, -0.5]}) is None
+    assert rows.result_row_problem({**GOOD, "alpha": "1,-0.5"}) is None
+    assert rows.result_row_problem({**GOOD, "alpha": "1,x"}) is not None
+    assert rows.result_row_problem({**GOOD, "alpha": "nan"}) is not None
     assert rows.result_row_problem({**GOOD, "alpha": []}) is not None
     assert rows.result_row_problem({**GOOD, "alpha": [1.0, None]}) is not None
