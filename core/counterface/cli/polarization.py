@@ -36,7 +36,8 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--scores", type=click.Path(path_type=Path), default=None,
               help="Your own model's probabilities: CSV/JSONL with key, outlet, p_z1, p_z0 (no model is fitted).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: rho.csv, slant.csv, articles.csv, polarization.json, forest.png.")
+              help="Output folder: rho.csv, slant.csv, ovp.csv, articles.csv, polarization.json, forest.png "
+                   "(and group_slant.csv with --group).")
 @click.option("--embedder", default="resnet18", show_default=True, metavar="NAME",
               help="Image features for g: pixels (offline), arcface, resnet18, resnet50 or a plugin's.")
 @click.option("--outlet-model", "outlet_model", default="logistic", show_default=True, metavar="NAME",
@@ -47,6 +48,14 @@ def _columns(text: str | None) -> list[str]:
               help="A parameter of the embedder or outlet model, e.g. --set embedder.size=8 --set outlet_model.C=0.5.")
 @click.option("--covariates", default=None, metavar="A,B",
               help="Article columns X given to g (numeric or categorical).")
+@click.option("--date-column", default=None, metavar="COLUMN",
+              help="Article column with the publication date (ISO): year-month effects in g, levels fitted per "
+                   "training fold.")
+@click.option("--title-column", default=None, metavar="COLUMN",
+              help="Article column with the title: topic shares (scikit-learn LDA) in g, fitted inside each training "
+                   "fold only.")
+@click.option("--topics", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Topics of the title LDA (--title-column).")
 @click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
 @click.option("--reference-outlet", default=None, metavar="OUTLET",
               help="Compare every outlet with this one (rho rows and slant); default: every outlet pair, and the "
@@ -71,11 +80,11 @@ def _columns(text: str | None) -> list[str]:
                    "whose pair is rejected are left out and counted.")
 def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
                      reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha, level, seed, jobs,
-                     plot, exclude_file) -> None:
+                     plot, exclude_file, date_column, title_column, topics) -> None:
     """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
 
     Fits the outlet model g with K-fold cross-fitting (or takes --scores), writes rho.csv, slant.csv,
-    articles.csv, polarization.json and forest.png into OUT, and prints g's held-out accuracy.
+    ovp.csv, articles.csv, polarization.json and forest.png into OUT, and prints g's held-out accuracy.
     """
     from .. import polarization
 
@@ -112,6 +121,7 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
         polarization.run(articles, out_dir, pairs=pairs, scores=scores, embedder=embedder, outlet_model=outlet_model,
                          embedder_params=params["embedder"], model_params=params["outlet_model"],
                          covariates=_columns(covariates), cluster=cluster, group=group, alpha=alpha,
+                         date_column=date_column, title_column=title_column, topics=topics,
                          settings=settings, plot=plot, echo=click.echo, exclude=exclude,
                          warn=lambda m: click.echo(f"warning: {m}", err=True), progress=progress)
     finally:

@@ -12,7 +12,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -22,18 +22,30 @@ class OutletFeatures:
     """N articles as the outlet model sees them (the input of :meth:`counterface.OutletModel.fit`).
 
     ``embedding`` (N, D) float32 image features; ``politician`` (N,) str; ``covariates`` (N, C)
-    float64 (categorical columns one-hot, numeric as given).
+    float64 (categorical columns one-hot, numeric as given); ``context``: raw context
+    (:class:`~counterface.polarization.covariates.Context`, dates and titles) that becomes covariate
+    columns only inside a training fold (:func:`counterface.polarization.crossfit.fit_fold`), or None.
+    An outlet model receives features with ``context`` None.
     """
 
     embedding: np.ndarray
     politician: np.ndarray
     covariates: np.ndarray
+    context: Any = None
 
     def __len__(self) -> int:
         return len(self.politician)
 
     def take(self, rows: np.ndarray) -> "OutletFeatures":
-        return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows])
+        return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows],
+                              None if self.context is None else self.context.take(rows))
+
+    def with_context(self, fitted) -> "OutletFeatures":
+        """The context turned into covariate columns by ``fitted`` (a fold's fitted context)."""
+        if self.context is None or fitted is None:
+            return self
+        extra = fitted.transform(self.context)
+        return OutletFeatures(self.embedding, self.politician, np.concatenate([self.covariates, extra], axis=1))
 
 
 def embedder_digest(embedder) -> str:

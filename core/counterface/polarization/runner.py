@@ -12,7 +12,12 @@ import numpy as np
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
+from ..paths import check_outputs
 from . import analysis, data, features, outputs
+from . import covariates as covariates_mod
+from . import group_slant as group_slant_mod
+from . import ovp as ovp_mod
+from . import pairs as pairs_mod
 
 
 def _versions() -> dict[str, Any]:
@@ -29,10 +34,14 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         cluster: str | None = None, group: str | None = None, alpha: float | None = None,
         settings: analysis.Settings | None = None, plot: bool = True,
         echo: Callable[[str], None] = print, warn: Callable[[str], None] = print,
-        progress: Callable[[str, int, int], None] | None = None, exclude=None) -> dict[str, Any]:
+        progress: Callable[[str, int, int], None] | None = None, exclude=None,
+        date_column: str | None = None, title_column: str | None = None,
+        topics: int = covariates_mod.DEFAULT_TOPICS) -> dict[str, Any]:
     """Run the whole analysis; returns ``{"paths": ..., "result": Result, "study": Study, "record": ...}``.
 
     ``echo`` receives the report lines, ``warn`` one line per input problem the run went past.
+    ``date_column``/``title_column``: context covariates fitted inside each training fold
+    (:mod:`.covariates`).
     """
     import counterface
     from ..provenance import component_record
@@ -40,15 +49,27 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     settings = settings or analysis.Settings()
     out = Path(out_dir).resolve()
     t0 = time.perf_counter()
+    check_outputs([out / name for name in outputs.OUTPUT_FILES],
+                  [articles, pairs if pairs is not None and not Path(pairs).is_dir() else None, scores,
+                   getattr(exclude, "source", None)])
+    covariates_mod.check_columns([date_column, title_column])
+    if (date_column or title_column) and scores is not None:
+        raise ConfigError("--date-column and --title-column are covariates of the built-in outlet model; "
+                          "--scores has none (give your model its covariates yourself)")
     study = data.build_study(articles, pairs=pairs, scores=scores, covariates=covariates, cluster=cluster,
-                             group=group, alpha=alpha, exclude=exclude)
+                             group=group, alpha=alpha, exclude=exclude,
+                             context=[c for c in (date_column, title_column) if c])
+    study.covariate_context = covariates_mod.build(study, date_column, title_column, topics, settings.seed)
     inputs = {"articles": str(Path(articles).resolve())}
+    operators = None
     components: dict[str, Any] = {}
     embedding_stats = None
     model = None
     embeddings = None
     if study.image is not None:
         inputs["pairs"] = str(Path(pairs).resolve())
+        operators = pairs_mod.operators(study.pairs)
+        study.notes.extend(pairs_mod.operator_notes(operators))
         missing = [i for i in range(len(study)) if not all(Path(p).is_file() for p in
                                                            (study.image[i], study.z1[i], study.z0[i]))]
         if missing:
@@ -109,6 +130,18 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             study.notes.append(msg)
     else:
         echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only)")
+    ovp = None
+    if model is not None:
+        ovp = ovp_mod.estimate(study, model, embeddings, bootstrap=settings.bootstrap, level=settings.level,
+                               seed=settings.seed, jobs=settings.jobs)
+        for note in ovp.notes:
+            warn(note)
+            study.notes.append(note)
+    else:
+        msg = "no OVP with --scores: it needs two independently fitted outlet models"
+        warn(msg)
+        study.notes.append(msg)
+    gslant = group_slant_mod.estimate(study, res, settings=settings, model=model, embeddings=embeddings)
     from ..imageio import file_sha256
 
     for k in list(inputs):
@@ -119,6 +152,8 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         "route": "builtin" if res.heldout is not None else "scores",
         "inputs": inputs,
         "settings": res.settings | {"covariates": list(covariates), "cluster": cluster, "group": group,
+                                    "date_column": date_column, "title_column": title_column,
+                                    "topics": topics if title_column else None,
                                     "alpha": alpha, "embedder": embedder if model else None,
                                     "outlet_model": outlet_model if model else None},
         "seeds": {"seed": settings.seed, "folds": "SeedSequence([seed, 0])", "bootstrap": "SeedSequence([seed, 1, b])",
@@ -132,8 +167,21 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                                "pairs": "Z1 and Z0 swapped within pairs (per cluster)"}[res.placebo],
                     "permutations": settings.permutations,
                     "group": "group labels permuted across politicians" if group else None},
+        "pairs": {"source": "batch" if Path(pairs).is_dir() else "table", **operators} if operators else None,
+        "pi1": operators.get("pi1") if operators else None,
+        "pi0": operators.get("pi0") if operators else None,
         "classes": res.classes,
         "reference_outlet": res.classes[res.layout.reference],
+        "reference_outlet_named": settings.reference_outlet is not None,
+        "context": covariates_mod.describe(date_column, title_column, topics),
+        "ovp": None if ovp is None else {
+            "method": "sqrt of the covariance across outlets of two independent fits' counterfactual log-ratios "
+                      f"(three parts: each scored by models fitted on the other two), bootstrap {ovp.replicates} "
+                      f"of {ovp.requested} replicates",
+            "cov": {p: (None if np.isnan(c) else float(c)) for p, c in zip(ovp.politicians, ovp.cov)}},
+        "group_slant": None if gslant is None else {
+            "method": "mean d(y, reference) of the group's articles minus the other articles'; bootstrap refits g, "
+                      "placebo permutes the group labels among politicians", "replicates": gslant.replicates},
         "covariate_columns": study.covariate_names,
         "counts": study.counts,
         "embeddings": embedding_stats,
@@ -141,10 +189,25 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         "versions": _versions(),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    paths = outputs.write_all(out, study, res, record, group_column=group, plot=plot)
+    paths = outputs.write_all(out, study, res, record, group_column=group, plot=plot, ovp=ovp, group_slant=gslant)
     for r in outputs.rho_rows(res, group):
         echo(f"rho[{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}] = {_f(r['rho'])} "
              f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+    ref = res.classes[res.layout.reference]
+    echo(f"slant against the reference outlet {ref}" + ("" if settings.reference_outlet is not None else
+         " (none named: the first outlet in sorted order; name one with --reference-outlet)"))
+    for r in outputs.slant_rows(res):
+        if r["outlet"] != ref:
+            echo(f"slant[{r['outlet']} vs {ref}] = {_f(r['slant'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}] "
+                 f"n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+    if ovp is not None:
+        for r in outputs.ovp_rows(ovp):
+            echo(f"OVP[{r['politician']}] = {_f(r['ovp'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']}")
+    if gslant is not None:
+        for r in outputs.group_slant_rows(gslant, group):
+            if r["outlet"] != ref:
+                echo(f"group slant[{r['group']} at {r['outlet']} vs {ref}] = {_f(r['slant'])} "
+                     f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
     echo(f"wrote {', '.join(p.name for p in paths.values())} in {out}")
     return {"paths": paths, "result": res, "study": study, "record": record}
 

@@ -1,0 +1,185 @@
+"""`counterface polarization` knows its pairs: a tiny-preset batch with a learned 64-d boundary and
+--pi1 on --pi0 off as PAIRS, the operators recorded, malformed rows reported, mixed operators
+refused, inputs never overwritten; the authors' outputs (OVP, party slant) and context covariates."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from counterface.cli import cli
+
+PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
+OUTLETS = ("AP", "Fox", "NYT", "Reuters")
+TITLES = ("senate vote on the budget bill", "budget talks stall in the senate", "campaign rally draws a crowd",
+          "rally speech on the campaign trail", "court ruling on immigration policy", "immigration court case")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(res, match=""):
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert match in lines[0], lines[0]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """A tiny-preset batch of three photos (manifest ids p0..p2), learned 64-d boundary, on against off."""
+    tmp = tmp_path_factory.mktemp("pol_batch")
+    rng = np.random.default_rng(1)
+    normal = rng.standard_normal(64)
+    normal /= np.linalg.norm(normal)
+    x = rng.standard_normal((400, 64)).astype(np.float32)
+    np.savez(tmp / "planted.npz", latents=x, labels=(x @ normal + 0.2 > 0).astype(int))
+    r = invoke("directions", "learn", tmp / "planted.npz", "--label", "labels", "--attribute", "smile",
+               "-o", tmp / "b.safetensors")
+    assert r.exit_code == 0, r.output
+    photos = ["astronaut.jpg", "hopper.jpg", "astronaut_small.jpg"]
+    for name in photos:
+        shutil.copy(PHOTOS / name, tmp / name)
+    _write_csv(tmp / "manifest.csv", [{"id": f"p{i}", "path": n} for i, n in enumerate(photos)])
+    r = invoke("batch", tmp / "manifest.csv", "-o", tmp / "out", "--preset", "tiny", "--direction",
+               tmp / "b.safetensors", "--pi1", "on", "--pi0", "off", "--no-metrics",
+               "--set", "tuner.latent_steps=0", "--set", "tuner.tune_steps=0")
+    assert r.exit_code == 0, r.output
+    return {"tmp": tmp, "out": tmp / "out", "photos": [tmp / n for n in photos], "boundary": tmp / "b.safetensors"}
+
+
+def articles(batch, path: Path, per_photo: int = 12) -> Path:
+    """Several articles per photo (the pair's id), across outlets, two politicians of two parties."""
+    rows = []
+    for i, photo in enumerate(batch["photos"]):
+        for j in range(per_photo):
+            k = len(rows)
+            rows.append({"id": f"p{i}", "path": str(photo), "outlet": OUTLETS[(i + j) % len(OUTLETS)],
+                         "politician": ("Ann", "Bob")[j % 2], "party": ("D", "R")[j % 2],
+                         "date": f"2020-{1 + k % 3:02d}-{1 + k % 27:02d}", "title": TITLES[k % len(TITLES)]})
+    return _write_csv(path, rows)
+
+
+FAST = ["--embedder", "pixels", "--set", "embedder.size=4", "--bootstrap", "4", "--permutations", "4", "--no-plot"]
+
+
+def test_batch_folder_as_pairs_records_the_operators_and_writes_ovp(batch, tmp_path):
+    arts = articles(batch, tmp_path / "articles.csv")
+    pol = tmp_path / "POL"
+    r = invoke("polarization", arts, "--pairs", batch["out"], "--embedder", "pixels", "-o", pol,
+               "--bootstrap", 4, "--permutations", 4)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((pol / "polarization.json").read_text())
+    assert rec["pi1"] == "on" and rec["pi0"] == "off"
+    sha = hashlib.sha256(batch["boundary"].read_bytes()).hexdigest()
+    assert rec["pairs"]["direction_sha256"] == sha and rec["pairs"]["attribute"] == "smile"
+    assert rec["pairs"]["alpha"] == 1.0 and rec["pairs"]["source"] == "batch"
+    assert "not T on against T off" not in r.output
+    ovp = _csv(pol / "ovp.csv")
+    assert list(ovp[0]) == ["politician", "ovp", "ci_low", "ci_high", "n"]
+    assert [row["politician"] for row in ovp] == ["Ann", "Bob"]
+    assert all(int(row["n"]) == 18 for row in ovp)
+
+
+def test_date_and_title_columns_are_recorded(batch, tmp_path):
+    arts = articles(batch, tmp_path / "articles.csv")
+    pol = tmp_path / "POL"
+    r = invoke("polarization", arts, "--pairs", batch["out"], "--embedder", "pixels", "-o", pol,
+               "--date-column", "date", "--title-column", "title", "--bootstrap", 4, "--permutations", 4)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((pol / "polarization.json").read_text())
+    assert rec["settings"]["date_column"] == "date" and rec["settings"]["title_column"] == "title"
+    assert rec["context"]["date_column"] == "date" and rec["context"]["title_column"] == "title"
+    assert (pol / "ovp.csv").is_file()
+
+
+def test_malformed_rows_are_reported_with_line_numbers_and_counted(batch, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(batch["out"], folder)
+    lines = (folder / "results.jsonl").read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["face"] = "zero"
+    lines += ["{not json", json.dumps({"key": None, "z1": "a.png", "z0": "b.png"}), json.dumps(bad)]
+    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    r = invoke("polarization", arts, "--pairs", folder, "-o", tmp_path / "o", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "3 of 6 pair rows are malformed" in r.stderr and "results.jsonl:4: not valid JSON" in r.stderr
+    assert "results.jsonl:5: missing key" in r.stderr
+    rec = json.loads((tmp_path / "o" / "polarization.json").read_text())
+    assert rec["counts"]["pair_rows_malformed"] == 3 and rec["counts"]["used"] == 24
+
+
+def test_mixed_operators_are_refused_and_a_table_without_them_is_unknown(batch, tmp_path):
+    rows = [json.loads(x) for x in (batch["out"] / "results.jsonl").read_text().splitlines()]
+    table = [{"key": r["key"], "z1": str(batch["out"] / r["z1"]), "z0": str(batch["out"] / r["z0"])} for r in rows]
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    _write_csv(tmp_path / "pairs.csv", table)
+    r = invoke("polarization", arts, "--pairs", tmp_path / "pairs.csv", "-o", tmp_path / "o1", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "operators that made the pairs are unknown" in r.stderr
+    assert json.loads((tmp_path / "o1" / "polarization.json").read_text())["pairs"]["known"] is False
+    mixed = [dict(t, pi1=op, pi0="reconstruction") for t, op in zip(table, ("shift", "on", "shift"))]
+    _write_csv(tmp_path / "mixed.csv", mixed)
+    one_line_error(invoke("polarization", arts, "--pairs", tmp_path / "mixed.csv", "-o", tmp_path / "o2", *FAST),
+                   match="different pi1")
+    shift = [dict(t, pi1="shift", pi0="reconstruction", alpha="1.5") for t in table]
+    _write_csv(tmp_path / "shift.csv", shift)
+    r = invoke("polarization", arts, "--pairs", tmp_path / "shift.csv", "-o", tmp_path / "o3", *FAST)
+    assert r.exit_code == 0, r.output
+    assert sum("not T on against T off" in ln for ln in r.stderr.splitlines()) == 1
+    rec = json.loads((tmp_path / "o3" / "polarization.json").read_text())
+    assert (rec["pi1"], rec["pi0"], rec["pairs"]["alpha"]) == ("shift", "reconstruction", 1.5)
+
+
+def test_alpha_with_a_pairs_table_is_applied_or_refused(batch, tmp_path):
+    rows = [json.loads(x) for x in (batch["out"] / "results.jsonl").read_text().splitlines()]
+    table = [{"key": r["key"], "z1": str(batch["out"] / r["z1"]), "z0": str(batch["out"] / r["z0"])} for r in rows]
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    _write_csv(tmp_path / "pairs.csv", table)
+    one_line_error(invoke("polarization", arts, "--pairs", tmp_path / "pairs.csv", "--alpha", "2", "-o",
+                          tmp_path / "o", *FAST), match="no alpha column")
+    _write_csv(tmp_path / "alphas.csv", [dict(t, alpha="1") for t in table])
+    one_line_error(invoke("polarization", arts, "--pairs", tmp_path / "alphas.csv", "--alpha", "2", "-o",
+                          tmp_path / "o", *FAST), match="no pair at --alpha 2")
+    r = invoke("polarization", arts, "--pairs", tmp_path / "alphas.csv", "--alpha", "1", "-o", tmp_path / "o", *FAST)
+    assert r.exit_code == 0, r.output
+
+
+def test_no_output_replaces_an_input(batch, tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    arts = articles(batch, study / "articles.csv", per_photo=8)
+    rows = [json.loads(x) for x in (batch["out"] / "results.jsonl").read_text().splitlines()]
+    _write_csv(study / "pairs.csv", [{"key": r["key"], "z1": str(batch["out"] / r["z1"]),
+                                      "z0": str(batch["out"] / r["z0"])} for r in rows])
+    before = {p.name: p.read_bytes() for p in study.iterdir()}
+    one_line_error(invoke("polarization", study / "articles.csv", "--pairs", study / "pairs.csv", "-o", study, *FAST),
+                   match="refusing to overwrite an input")
+    out2 = tmp_path / "out2"
+    out2.mkdir()
+    (out2 / "rho.csv").symlink_to(study / "pairs.csv")  # a link to an input is caught too
+    one_line_error(invoke("polarization", arts, "--pairs", study / "pairs.csv", "-o", out2, *FAST),
+                   match="refusing to overwrite an input")
+    assert {p.name: p.read_bytes() for p in study.iterdir()} == before
