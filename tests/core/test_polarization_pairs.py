@@ -183,3 +183,95 @@ def test_no_output_replaces_an_input(batch, tmp_path):
     one_line_error(invoke("polarization", arts, "--pairs", study / "pairs.csv", "-o", out2, *FAST),
                    match="refusing to overwrite an input")
     assert {p.name: p.read_bytes() for p in study.iterdir()} == before
+
+
+# -- features that see the edit, the manipulation check, the right person ---------------------------------------
+def test_face_crops_are_embedded_and_the_visibility_is_recorded(batch, tmp_path):
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    runs = {}
+    for crop in ("photo", "face"):
+        r = invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / crop, "--crop", crop,
+                   "--scorer", "none", *FAST)
+        assert r.exit_code == 0, r.output
+        runs[crop] = json.loads((tmp_path / crop / "polarization.json").read_text())
+        assert f"edit visibility (pixels, {'face crops' if crop == 'face' else 'whole images'})" in r.output
+    assert runs["face"]["settings"]["crop"] == "face"
+    vis = runs["face"]["edit_visibility"]
+    assert vis["ratio"] > 0 and vis["visible"] is True
+    assert vis["ratio"] != pytest.approx(runs["photo"]["edit_visibility"]["ratio"])
+
+
+def test_visibility_flags_an_edit_the_features_cannot_see():
+    from counterface.polarization import visibility
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(50, 8))
+    rec = visibility.measure(e, e + 1e-4, e)
+    assert rec["visible"] is False and visibility.warning(rec, "photo") is not None
+    rec = visibility.measure(e, e + 1.0, e)
+    assert rec["visible"] is True and rec["ratio"] == pytest.approx(np.median(np.linalg.norm(1 / e.std(0))) / np.sqrt(8))
+
+
+class _Brightness:
+    """A stand-in scorer: mean brightness (the synthetic study's mark is a bright square)."""
+
+    attribute = "mark"
+
+    def score(self, images):
+        return np.array([float(np.mean(im)) for im in images])
+
+
+def test_manipulation_check_reports_the_difference_and_warns_when_nothing_moved(monkeypatch, tmp_path):
+    import counterface
+    from counterface.polarization.synthetic import make_study
+
+    real = counterface.create
+    monkeypatch.setattr(counterface, "create", lambda kind, name, **kw: _Brightness() if kind == "scorer"
+                        else real(kind, name, **kw))
+    st = make_study(tmp_path / "s", articles=40, size=12, seed=2)
+    r = invoke("polarization", st["articles"], "--pairs", st["pairs"], "-o", tmp_path / "o", "--scorer", "bright",
+               *FAST)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "o" / "polarization.json").read_text())["manipulation_check"]
+    assert rec["share_z1_higher"] == 1.0 and rec["ci_low"] > 0 and rec["moved"] is True
+    assert "manipulation check (bright): s(Z1) - s(Z0) =" in r.output and "did not move" not in r.stderr
+    swapped = [dict(p, z1=p["z0"]) for p in _csv(st["pairs"])]  # Z1 = Z0: the attribute cannot move
+    _write_csv(Path(st["pairs"]).parent / "same.csv", swapped)
+    r = invoke("polarization", st["articles"], "--pairs", Path(st["pairs"]).parent / "same.csv", "-o",
+               tmp_path / "o2", "--scorer", "bright", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "the attribute did not move" in r.stderr
+    assert json.loads((tmp_path / "o2" / "polarization.json").read_text())["manipulation_check"]["moved"] is False
+
+
+def test_without_a_known_attribute_the_check_says_why(batch, tmp_path):
+    rows = [json.loads(x) for x in (batch["out"] / "results.jsonl").read_text().splitlines()]
+    _write_csv(tmp_path / "pairs.csv", [{"key": r["key"], "z1": str(batch["out"] / r["z1"]),
+                                         "z0": str(batch["out"] / r["z0"])} for r in rows])
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    r = invoke("polarization", arts, "--pairs", tmp_path / "pairs.csv", "-o", tmp_path / "o", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "no manipulation check: the pairs' attribute is unknown" in r.stderr
+
+
+def test_identity_check_leaves_out_another_person(batch, tmp_path):
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    rows = _csv(arts)
+    for row in rows:
+        row["reference"] = str(PHOTOS / "astronaut_240p.jpg")
+    _write_csv(arts, rows)
+    r = invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--scorer", "none", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "identity: 8 articles show another person than their politician and are left out (e.g. 'p1'" in r.stderr
+    rec = json.loads((tmp_path / "o" / "polarization.json").read_text())
+    assert rec["identity"]["other_person"] == 8 and rec["identity"]["kept"] == 16 and rec["counts"]["used"] == 16
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    shutil.copy(PHOTOS / "astronaut_240p.jpg", refs / "Ann.jpg")
+    (refs / "Bob").mkdir()
+    shutil.copy(PHOTOS / "hopper.jpg", refs / "Bob" / "one.jpg")
+    r = invoke("polarization", articles(batch, tmp_path / "b.csv", per_photo=8), "--pairs", batch["out"], "-o",
+               tmp_path / "o2", "--references", refs, "--scorer", "none", *FAST)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "o2" / "polarization.json").read_text())["identity"]
+    assert (rec["kept"], rec["other_person"]) == (12, 12)  # Ann on the astronaut photos, Bob on hopper's

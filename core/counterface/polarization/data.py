@@ -42,6 +42,8 @@ class Study:
     p_z0: np.ndarray | None = None
     pairs: list | None = None  # the used articles' :class:`~counterface.polarization.pairs.Pair`
     context: dict[str, np.ndarray] = field(default_factory=dict)  # raw --date-column/--title-column values
+    meta: list | None = None  # the articles' columns, as read
+    base: Path | None = None  # ARTICLES' folder (relative paths in its columns)
     covariate_context: Any = None  # their :class:`~counterface.polarization.covariates.Context` (fitted per fold)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class Study:
                      image=pick(self.image), z1=pick(self.z1), z0=pick(self.z0), p_z1=pick(self.p_z1),
                      p_z0=pick(self.p_z0), pairs=pick(self.pairs),
                      context={k: pick(v) for k, v in self.context.items()},
+                     meta=pick(self.meta), base=self.base,
                      covariate_context=None if self.covariate_context is None else self.covariate_context.take(rows),
                      notes=self.notes, counts=self.counts)
 
@@ -258,6 +261,8 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
         notes=notes, counts=counts)
     counts["used"] = len(kept)
     study.context = {c: np.array([str(it.meta[c]) for it in kept], dtype=object) for c in context}
+    study.meta = [dict(it.meta) for it in kept]
+    study.base = kept[0].base
     if pairs is not None:
         study.image = [it.path for it in kept]
         study.pairs = [table[it.key] for it in kept]

@@ -15,9 +15,15 @@ from ..errors import ConfigError
 from ..paths import check_outputs
 from . import analysis, data, features, outputs
 from . import covariates as covariates_mod
+from . import faces, manipulation, visibility
+from . import identity as identity_mod
 from . import group_slant as group_slant_mod
 from . import ovp as ovp_mod
 from . import pairs as pairs_mod
+
+
+#: what ``--crop`` embeds: the whole published image and its pair, or the edited face's aligned crop
+CROPS = ("photo", "face")
 
 
 def _versions() -> dict[str, Any]:
@@ -36,12 +42,17 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         echo: Callable[[str], None] = print, warn: Callable[[str], None] = print,
         progress: Callable[[str, int, int], None] | None = None, exclude=None,
         date_column: str | None = None, title_column: str | None = None,
-        topics: int = covariates_mod.DEFAULT_TOPICS) -> dict[str, Any]:
+        topics: int = covariates_mod.DEFAULT_TOPICS, crop: str = "photo", aligner: str = faces.DEFAULT_ALIGNER,
+        scorer: str | None = None, references: str | Path | None = None, reference_column: str | None = None,
+        matcher: str | None = None, match_threshold: float | None = None) -> dict[str, Any]:
     """Run the whole analysis; returns ``{"paths": ..., "result": Result, "study": Study, "record": ...}``.
 
     ``echo`` receives the report lines, ``warn`` one line per input problem the run went past.
     ``date_column``/``title_column``: context covariates fitted inside each training fold
-    (:mod:`.covariates`).
+    (:mod:`.covariates`); ``crop``: ``photo`` or ``face`` (embed the edited face's aligned crop,
+    :mod:`.faces`; ``aligner`` finds it when the pair does not record it); ``scorer``: the manipulation
+    check's scorer (default the pairs' attribute's; ``none`` skips it, :mod:`.manipulation`);
+    ``references``/``reference_column``/``matcher``/``match_threshold``: the identity check (:mod:`.identity`).
     """
     import counterface
     from ..provenance import component_record
@@ -61,7 +72,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                              context=[c for c in (date_column, title_column) if c])
     study.covariate_context = covariates_mod.build(study, date_column, title_column, topics, settings.seed)
     inputs = {"articles": str(Path(articles).resolve())}
-    operators = None
+    operators = identity = checked = seen = None
+    if crop not in CROPS:
+        raise ConfigError(f"--crop must be one of {', '.join(CROPS)}")
+    finder = faces.FaceFinder(aligner)
     components: dict[str, Any] = {}
     embedding_stats = None
     model = None
@@ -81,6 +95,31 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                 raise ConfigError("no article has all of its image, Z1 and Z0 files")
             study = study.subset(keep)
             study.counts["used"] = len(study)
+        identity = None
+        if identity_mod.wanted(study.meta or [], references) or reference_column:
+            identity = identity_mod.check(study, references=references, reference_column=reference_column,
+                                          matcher=matcher, threshold=match_threshold, finder=finder)
+        if identity is not None:
+            study.notes.extend(identity_mod.notes(identity))
+            study.counts.update({f"identity_{k}": v for k, v in identity.counts.items()})
+            if not identity.keep:
+                raise ConfigError("no article's edited face is its politician (identity check); see the references")
+            study = study.subset(identity.keep)
+            study.counts["used"] = len(study)
+        crops = None
+        if crop == "face":
+            crops = finder.matrices(study.pairs, study.image)
+            faceless = [i for i, m in enumerate(crops) if m is None]
+            if faceless:
+                study.notes.append(f"--crop face: {len(faceless)} articles have no face to crop and are left out "
+                                   f"(e.g. {study.keys[faceless[0]]!r})")
+                study.counts["no_face"] = len(faceless)
+                keep = [i for i, m in enumerate(crops) if m is not None]
+                if not keep:
+                    raise ConfigError("--crop face: no article has a face to crop")
+                study = study.subset(keep)
+                crops = [crops[i] for i in keep]
+                study.counts["used"] = len(study)
         for note in study.notes:
             warn(note)
         emb = counterface.create("embedder", embedder, **(embedder_params or {}))
@@ -91,7 +130,8 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         rows, embedding_stats = features.embed_files(
             emb, list(study.image) + list(study.z1) + list(study.z0),
             cache_file=out / "cache" / "embeddings.npz", out_dir=out,
-            progress=(lambda k: progress("embed", k, 0)) if progress else None)
+            progress=(lambda k: progress("embed", k, 0)) if progress else None,
+            crops=None if crops is None else crops * 3)
         bad = embedding_stats.pop("unreadable")
         if bad:
             broken = np.isnan(rows).any(axis=1).reshape(3, n).any(axis=0)
@@ -109,7 +149,24 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             n = len(study)
         embeddings = (rows[:n], rows[n:2 * n], rows[2 * n:])
         echo(f"embedded {embedding_stats['images']} images with {embedder} "
-             f"({embedding_stats['cached']} from the cache), {rows.shape[1]} features each")
+             f"({embedding_stats['cached']} from the cache), {rows.shape[1]} features each"
+             + (" (aligned face crops)" if crop == "face" else ""))
+        seen = visibility.measure(*embeddings)
+        echo(visibility.line(seen, embedder, "face crops" if crop == "face" else "whole images"))
+        if (msg := visibility.warning(seen, crop)) is not None:
+            warn(msg)
+            study.notes.append(msg)
+        name, why = manipulation.scorer_name(scorer, (operators or {}).get("attribute"))
+        if name is not None:
+            checked = manipulation.check(study, name, level=settings.level, seed=settings.seed)
+            echo(manipulation.line(checked))
+            if (msg := manipulation.warning(checked)) is not None:
+                warn(msg)
+                study.notes.append(msg)
+        else:
+            checked = {"scorer": None, "skipped": why}
+            warn(why)
+            study.notes.append(why)
     else:
         inputs["scores"] = str(Path(scores).resolve())
         for note in study.notes:
@@ -119,10 +176,9 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     res = analysis.analyse(study, settings, model=model, embeddings=embeddings, progress=progress)
     if res.heldout is not None:
         h = res.heldout
-        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting): accuracy {h['accuracy']:.3f} "
-             f"(chance {h['chance_accuracy']:.3f}, balanced {h['balanced_accuracy']:.3f}), "
-             f"log-loss {h['log_loss']:.3f} "
-             f"(uniform {h['uniform_log_loss']:.3f})")
+        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting): accuracy {_f(h['accuracy'])} "
+             f"(chance {_f(h['chance_accuracy'])}, balanced {_f(h['balanced_accuracy'])}), "
+             f"log-loss {_f(h['log_loss'])} (uniform {_f(h['uniform_log_loss'])})")
         if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] \
                 and h["log_loss"] >= h["uniform_log_loss"]:
             msg = "the outlet model predicts held-out outlets no better than chance: its rho means little"
@@ -153,6 +209,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         "inputs": inputs,
         "settings": res.settings | {"covariates": list(covariates), "cluster": cluster, "group": group,
                                     "date_column": date_column, "title_column": title_column,
+                                    "crop": crop if model else None, "scorer": scorer,
                                     "topics": topics if title_column else None,
                                     "alpha": alpha, "embedder": embedder if model else None,
                                     "outlet_model": outlet_model if model else None},
@@ -173,6 +230,9 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         "classes": res.classes,
         "reference_outlet": res.classes[res.layout.reference],
         "reference_outlet_named": settings.reference_outlet is not None,
+        "manipulation_check": checked,
+        "edit_visibility": seen,
+        "identity": None if identity is None else identity.record,
         "context": covariates_mod.describe(date_column, title_column, topics),
         "ovp": None if ovp is None else {
             "method": "sqrt of the covariance across outlets of two independent fits' counterfactual log-ratios "
