@@ -275,3 +275,19 @@ def test_identity_check_leaves_out_another_person(batch, tmp_path):
     assert r.exit_code == 0, r.output
     rec = json.loads((tmp_path / "o2" / "polarization.json").read_text())["identity"]
     assert (rec["kept"], rec["other_person"]) == (12, 12)  # Ann on the astronaut photos, Bob on hopper's
+
+
+def test_options_that_cannot_act_are_refused(batch, tmp_path):
+    arts = articles(batch, tmp_path / "a.csv", per_photo=4)
+    with open(tmp_path / "s.csv", "w") as f:
+        f.write("key,outlet,p_z1,p_z0\n" + "".join(f"p{i},{o},0.5,0.5\n" for i in range(3) for o in OUTLETS))
+    for extra, match in ((["--crop", "face"], "--crop face"), (["--references", tmp_path], "--references"),
+                         (["--date-column", "date"], "--date-column"), (["--scorer", "smile"], "--scorer")):
+        one_line_error(invoke("polarization", arts, "--scores", tmp_path / "s.csv", "-o", tmp_path / "o", *extra),
+                       match=match)
+    one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--topics", "3",
+                          *FAST), match="--topics")
+    one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--matcher", "dlib",
+                          *FAST), match="--matcher")
+    one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--reference-column",
+                          "politician", *FAST), match="--reference-column")

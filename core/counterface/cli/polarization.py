@@ -55,8 +55,8 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--title-column", default=None, metavar="COLUMN",
               help="Article column with the title: topic shares (scikit-learn LDA) in g, fitted inside each training "
                    "fold only.")
-@click.option("--topics", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Topics of the title LDA (--title-column).")
+@click.option("--topics", type=click.IntRange(min=1), default=None,
+              help="Topics of the title LDA (--title-column; default 5).")
 @click.option("--crop", type=click.Choice(["photo", "face"]), default="photo", show_default=True,
               help="What the embedder sees: the whole published image and its pair, or the edited face's aligned crop "
                    "(from the pair's sidecar, else the largest face found by --aligner), for any embedder.")

@@ -64,6 +64,9 @@ def check(study, *, references: str | None = None, reference_column: str | None 
     if not wanted(metas, references):
         if reference_column:
             raise ConfigError("--reference-column names the person's column for --references DIR; give --references")
+        if matcher or threshold is not None:
+            raise ConfigError("--matcher and --match-threshold act on the identity check: give a reference column "
+                              "in ARTICLES or --references DIR")
         return None
     column = reference_column or "politician"
     settings = _MatchSettings(matcher, threshold, getattr(finder, "aligner_name", "dlib"))

@@ -26,6 +26,22 @@ from . import pairs as pairs_mod
 CROPS = ("photo", "face")
 
 
+def _refuse_contradictions(scores, **given) -> None:
+    """Options that cannot act are refused in one line, never silently ignored."""
+    if scores is not None:
+        acting = {"date_column": "--date-column", "title_column": "--title-column", "topics": "--topics",
+                  "scorer": "--scorer", "references": "--references", "reference_column": "--reference-column",
+                  "matcher": "--matcher", "match_threshold": "--match-threshold"}
+        named = [flag for k, flag in acting.items() if given.get(k) is not None]
+        if given.get("crop") == "face":
+            named.append("--crop face")
+        if named:
+            raise ConfigError(f"{named[0]} acts on the pairs and the built-in outlet model; --scores has neither "
+                              "(give your own model its covariates, faces and checks)")
+    if given.get("topics") is not None and not given.get("title_column"):
+        raise ConfigError("--topics is the number of title topics: it needs --title-column")
+
+
 def _versions() -> dict[str, Any]:
     from ..provenance import environment, package_version
 
@@ -42,7 +58,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         echo: Callable[[str], None] = print, warn: Callable[[str], None] = print,
         progress: Callable[[str, int, int], None] | None = None, exclude=None,
         date_column: str | None = None, title_column: str | None = None,
-        topics: int = covariates_mod.DEFAULT_TOPICS, crop: str = "photo", aligner: str = faces.DEFAULT_ALIGNER,
+        topics: int | None = None, crop: str = "photo", aligner: str = faces.DEFAULT_ALIGNER,
         scorer: str | None = None, references: str | Path | None = None, reference_column: str | None = None,
         matcher: str | None = None, match_threshold: float | None = None) -> dict[str, Any]:
     """Run the whole analysis; returns ``{"paths": ..., "result": Result, "study": Study, "record": ...}``.
@@ -64,9 +80,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                   [articles, pairs if pairs is not None and not Path(pairs).is_dir() else None, scores,
                    getattr(exclude, "source", None)])
     covariates_mod.check_columns([date_column, title_column])
-    if (date_column or title_column) and scores is not None:
-        raise ConfigError("--date-column and --title-column are covariates of the built-in outlet model; "
-                          "--scores has none (give your model its covariates yourself)")
+    _refuse_contradictions(scores, date_column=date_column, title_column=title_column, topics=topics, crop=crop,
+                           scorer=scorer, references=references, reference_column=reference_column,
+                           matcher=matcher, match_threshold=match_threshold)
+    topics = covariates_mod.DEFAULT_TOPICS if topics is None else topics
     study = data.build_study(articles, pairs=pairs, scores=scores, covariates=covariates, cluster=cluster,
                              group=group, alpha=alpha, exclude=exclude,
                              context=[c for c in (date_column, title_column) if c])
@@ -96,7 +113,8 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             study = study.subset(keep)
             study.counts["used"] = len(study)
         identity = None
-        if identity_mod.wanted(study.meta or [], references) or reference_column:
+        if identity_mod.wanted(study.meta or [], references) or reference_column or matcher \
+                or match_threshold is not None:
             identity = identity_mod.check(study, references=references, reference_column=reference_column,
                                           matcher=matcher, threshold=match_threshold, finder=finder)
         if identity is not None:
