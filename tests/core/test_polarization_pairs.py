@@ -291,3 +291,14 @@ def test_options_that_cannot_act_are_refused(batch, tmp_path):
                           *FAST), match="--matcher")
     one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--reference-column",
                           "politician", *FAST), match="--reference-column")
+
+
+def test_one_key_with_pairs_of_two_operator_settings_is_refused(batch, tmp_path):
+    folder = tmp_path / "two_jobs"
+    shutil.copytree(batch["out"], folder)
+    row = json.loads((folder / "results.jsonl").read_text().splitlines()[0])
+    row.update(job="other", pi1="shift", pi0="reconstruction")
+    with open(folder / "results.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    one_line_error(invoke("polarization", articles(batch, tmp_path / "a.csv", per_photo=4), "--pairs", folder, "-o",
+                          tmp_path / "o", *FAST), match="made by different operators")

@@ -30,8 +30,6 @@ from ..errors import ConfigError
 
 #: the facts that must agree across the pairs of one analysis
 OPERATOR_FIELDS = ("pi1", "pi0", "direction_sha256")
-#: optional columns of a pairs table
-TABLE_COLUMNS = ("pi1", "pi0", "direction", "direction_sha256", "attribute", "alpha")
 
 
 @dataclass
@@ -49,10 +47,6 @@ class Pair:
     matrix: np.ndarray | None = None  # (2, 3) photo -> aligned crop, for a crop of side ``size``
     size: int | None = None
     auto_alpha: bool = False
-
-    def facts(self) -> dict[str, Any]:
-        return {"pi1": self.pi1, "pi0": self.pi0, "direction": self.direction,
-                "direction_sha256": self.direction_sha256, "attribute": self.attribute, "alpha": self.alpha}
 
 
 @dataclass
@@ -230,8 +224,16 @@ def read(source: str | Path, alpha: float | None = None, exclude=None) -> PairSe
         pairs = kept
     chosen: dict[str, tuple[Pair, dict]] = {}
     alphas: dict[str, set] = {}
+    made: dict[str, set] = {}
     for p, r in pairs:
         alphas.setdefault(p.key, set()).add(p.alpha)
+        made.setdefault(p.key, set()).add((p.pi1, p.pi0))
+    mixed = sorted(k for k, ops in made.items() if len(ops) > 1)
+    if mixed:
+        ops = ", ".join(f"pi1={a} pi0={b}" for a, b in sorted(made[mixed[0]], key=str))
+        raise ConfigError(f"{src}: {len(mixed)} keys have pairs made by different operators (e.g. {mixed[0]!r}: "
+                          f"{ops}); use the pairs of one run")
+    for p, r in pairs:
         if p.key not in chosen or p.face < chosen[p.key][0].face:
             chosen[p.key] = (p, r)  # the largest face (face 0) of each photo
     several = sorted(k for k, a in alphas.items() if len(a) > 1 and not any(q.auto_alpha for q, _ in pairs
