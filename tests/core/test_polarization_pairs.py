@@ -302,3 +302,19 @@ def test_one_key_with_pairs_of_two_operator_settings_is_refused(batch, tmp_path)
         f.write(json.dumps(row) + "\n")
     one_line_error(invoke("polarization", articles(batch, tmp_path / "a.csv", per_photo=4), "--pairs", folder, "-o",
                           tmp_path / "o", *FAST), match="made by different operators")
+
+
+def test_same_seed_same_ovp_and_group_slant(batch, tmp_path):
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    outs = []
+    for name in ("one", "two"):
+        r = invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / name, "--group", "party",
+                   "--title-column", "title", "--date-column", "date", "--scorer", "none", *FAST)
+        assert r.exit_code == 0, r.output
+        outs.append([(tmp_path / name / f).read_bytes() for f in ("ovp.csv", "group_slant.csv", "rho.csv")])
+    assert outs[0] == outs[1]
+    gs = _csv(tmp_path / "one" / "group_slant.csv")
+    assert {r["group"] for r in gs} == {"party=D", "party=R"} and len(gs) == 2 * len(OUTLETS)
+    for row in gs:
+        if row["outlet"] != row["reference"] and row["p_placebo"]:
+            assert 0 < float(row["p_placebo"]) <= 1
