@@ -318,3 +318,16 @@ def test_same_seed_same_ovp_and_group_slant(batch, tmp_path):
     for row in gs:
         if row["outlet"] != row["reference"] and row["p_placebo"]:
             assert 0 < float(row["p_placebo"]) <= 1
+
+
+def test_face_crops_of_a_pairs_table_need_an_aligner(batch, tmp_path):
+    rows = [json.loads(x) for x in (batch["out"] / "results.jsonl").read_text().splitlines()]
+    _write_csv(tmp_path / "pairs.csv", [{"key": r["key"], "z1": str(batch["out"] / r["z1"]),
+                                         "z0": str(batch["out"] / r["z0"])} for r in rows])
+    arts = articles(batch, tmp_path / "a.csv", per_photo=4)
+    one_line_error(invoke("polarization", arts, "--pairs", tmp_path / "pairs.csv", "-o", tmp_path / "o",
+                          "--crop", "face", *FAST), match="--aligner NAME")
+    r = invoke("polarization", arts, "--pairs", tmp_path / "pairs.csv", "-o", tmp_path / "o", "--crop", "face",
+               "--aligner", "dlib", *FAST)
+    assert r.exit_code == 0, r.output
+    assert "(aligned face crops)" in r.output

@@ -60,8 +60,9 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--crop", type=click.Choice(["photo", "face"]), default="photo", show_default=True,
               help="What the embedder sees: the whole published image and its pair, or the edited face's aligned crop "
                    "(from the pair's sidecar, else the largest face found by --aligner), for any embedder.")
-@click.option("--aligner", default="dlib", show_default=True, metavar="NAME",
-              help="Finds the face (--crop face, identity check) when the pairs do not record it.")
+@click.option("--aligner", default=None, metavar="NAME",
+              help="Finds the faces (--crop face, identity check) that the pairs do not record, and the reference "
+                   "photos' faces (default: the aligner the batch recorded in the pairs' sidecars, e.g. dlib).")
 @click.option("--scorer", default=None, metavar="NAME",
               help="Manipulation check: the scorer run on Z1 and Z0 (default: the one named like the pairs' attribute; "
                    "none to skip).")
@@ -71,7 +72,8 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--reference-column", default=None, metavar="COLUMN",
               help="With --references: the article column naming the person (default: politician).")
 @click.option("--matcher", default=None, metavar="NAME",
-              help="Identity check: the identity component that compares faces (default dlib).")
+              help="Identity check: the identity component that compares faces (default: the batch's matcher, "
+                   "recorded in the pairs' sidecars; dlib in the reference presets).")
 @click.option("--match-threshold", type=finite(), default=None, metavar="T",
               help="Identity check: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
                    "articles below it are left out.")

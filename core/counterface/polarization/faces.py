@@ -17,15 +17,15 @@ import numpy as np
 
 from .features import CROP_SIZE
 
-#: the aligner that finds the face when the pair does not record it
-DEFAULT_ALIGNER = "dlib"
-
-
 class FaceFinder:
-    """Matrices per article, the aligner built once and each photo aligned once."""
+    """Matrices per article, the aligner built once and each photo aligned once.
 
-    def __init__(self, aligner: str = DEFAULT_ALIGNER):
-        self.aligner_name = aligner
+    ``aligner``: the aligner section (``{"name": NAME, **params}``) or a name: ``--aligner``, else the
+    one the batch recorded in the pairs' sidecars; None when neither is known (then a pair without
+    a recorded face stops the run with one line)."""
+
+    def __init__(self, aligner: str | dict | None = None):
+        self.spec = {"name": aligner} if isinstance(aligner, str) else (dict(aligner) if aligner else None)
         self._aligner = None
         self._found: dict[Path, np.ndarray | None] = {}
         self.aligned = 0  # photos the aligner had to look at
@@ -38,7 +38,7 @@ class FaceFinder:
             from ..imageio import read_image
 
             if self._aligner is None:
-                self._aligner = counterface.create("aligner", self.aligner_name)
+                self._aligner = counterface.create("aligner", **self.spec_or_fail())
             self.aligned += 1
             try:
                 faces = self._aligner.align(read_image(rp), size=CROP_SIZE)
@@ -46,6 +46,14 @@ class FaceFinder:
                 faces = []
             self._found[rp] = np.asarray(faces[0].matrix, np.float64) if faces else None
         return self._found[rp]
+
+    def spec_or_fail(self) -> dict:
+        from ..errors import ConfigError
+
+        if not self.spec:
+            raise ConfigError("the pairs do not record the faces or the aligner that found them: name one with "
+                              "--aligner NAME (see `counterface plugins`)")
+        return dict(self.spec)
 
     def matrix(self, pair, image: Path) -> np.ndarray | None:
         """The photo -> :data:`CROP_SIZE` crop matrix of the article's edited face, or None (no face)."""

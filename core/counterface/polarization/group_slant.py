@@ -104,7 +104,7 @@ def estimate(study, res, *, settings, model=None, embeddings=None) -> GroupSlant
         if builtin:
             try:
                 folds = cf.make_folds(strata[idx], cluster[idx], settings.folds, cf.int_seed(seed, 5, b))
-            except ConfigError:
+            except (ConfigError, ValueError):  # too few clusters for the parts (scikit-learn: ValueError)
                 return np.full(len(groups) * k, np.nan)
             q1, q0 = cf.crossfit(model, base.take(idx), outlet[idx], study.classes, folds,
                                  [f1.take(idx), f0.take(idx)], seed=cf.int_seed(seed, 5, b))

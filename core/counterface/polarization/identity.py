@@ -4,8 +4,8 @@ Runs when the articles give a ``reference`` column (a photo or a folder of photo
 relative paths from ARTICLES' folder), or with ``--references DIR`` and a column naming the person
 (``--reference-column``, default ``politician``: ``DIR/<name>.jpg`` or the photos in ``DIR/<name>/``).
 It uses the ``--face match`` machinery (:mod:`counterface.matching`): the reference is the mean
-unit embedding of the reference photos' largest faces by the matcher (``--matcher``, default
-``dlib``), and the edited face (:mod:`.faces`), cut from the published image, must reach the
+unit embedding of the reference photos' largest faces by the matcher (``--matcher``, default the
+one the batch recorded in the pairs' sidecars, i.e. its preset's), and the edited face (:mod:`.faces`), cut from the published image, must reach the
 matcher's threshold (``--match-threshold``, default the matcher's own). Articles whose face is
 another person, whose photo shows no face, or who have no usable reference are left out and counted.
 """
@@ -25,18 +25,18 @@ from .faces import FaceFinder
 class _MatchSettings:
     """What :mod:`counterface.matching` reads from a pipeline: the matcher, its threshold, the aligner."""
 
-    def __init__(self, matcher: str | None, threshold: float | None, aligner: str):
+    def __init__(self, matcher: Any, threshold: float | None, finder: FaceFinder):
         self.edit = {"matcher": matcher, "match_threshold": threshold, "face": "match"}
-        self.config = {"aligner": {"name": aligner}}
+        self.config = {"aligner": finder.spec}
         self.device = "cpu"
         self._components: dict[str, Any] = {}
-        self._aligner_name = aligner
+        self._finder = finder
 
     def align(self, image: np.ndarray, size: int | None = None):
         if "aligner" not in self._components:
             import counterface
 
-            self._components["aligner"] = counterface.create("aligner", self._aligner_name)
+            self._components["aligner"] = counterface.create("aligner", **self._finder.spec_or_fail())
         return self._components["aligner"].align(image, size=size or 256)
 
 
@@ -55,8 +55,9 @@ def wanted(meta: Sequence[dict], references: str | None) -> bool:
 
 def check(study, *, references: str | None = None, reference_column: str | None = None,
           matcher: str | None = None, threshold: float | None = None,
-          finder: FaceFinder | None = None) -> IdentityCheck | None:
-    """Which of the study's articles show their politician; None when there is nothing to check against."""
+          finder: FaceFinder | None = None, recorded_matcher: Any = None) -> IdentityCheck | None:
+    """Which of the study's articles show their politician; None when there is nothing to check against.
+    ``matcher``: ``--matcher``; ``recorded_matcher``: the batch's (from the pairs' sidecars), used otherwise."""
     from .. import matching
     from ..imageio import read_image
 
@@ -69,9 +70,13 @@ def check(study, *, references: str | None = None, reference_column: str | None 
                               "in ARTICLES or --references DIR")
         return None
     column = reference_column or "politician"
-    settings = _MatchSettings(matcher, threshold, getattr(finder, "aligner_name", "dlib"))
-    thr = matching.threshold(settings)  # a bad matcher or threshold stops here, in one line
     finder = finder or FaceFinder()
+    matcher = matcher or recorded_matcher
+    if not matcher:
+        raise ConfigError("the identity check needs a matcher (an identity component) and the pairs do not record "
+                          "one: name it with --matcher NAME (see `counterface plugins`)")
+    settings = _MatchSettings(matcher, threshold, finder)
+    thr = matching.threshold(settings)  # a bad matcher or threshold stops here, in one line
     keep, sims = [], []
     counts = {"checked": 0, "other_person": 0, "no_face": 0, "no_reference": 0}
     examples: dict[str, str] = {}
@@ -117,7 +122,8 @@ def check(study, *, references: str | None = None, reference_column: str | None 
         else:
             counts["other_person"] += 1
             examples.setdefault("other_person", f"{key!r} (similarity {s:.3f} < {thr:g})")
-    name = getattr(matching.matcher(settings), "name", None) or matching.DEFAULT_MATCHER
+    name = getattr(matching.matcher(settings), "name", None) or str(matcher.get("name") if isinstance(matcher, dict)
+                                                                     else matcher)
     record = {"matcher": name, "threshold": thr, "source": f"--references {references} (column {column})"
               if references else "the articles' reference column", **counts, "kept": len(keep)}
     return IdentityCheck(keep=keep, similarity=sims, counts=counts, examples=examples, record=record)

@@ -109,7 +109,7 @@ def estimate(study, model, embeddings, *, bootstrap: int, level: float, seed: in
     keep = np.array([outlets_seen[p] >= 2 for p in politicians])
     try:
         parts = cf.make_folds(strata, cluster, PARTS, cf.int_seed(seed, 4))
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:  # too few clusters (scikit-learn says ValueError)
         notes.append(f"OVP needs the articles split into {PARTS} parts (two independent fits and a scored "
                      f"part): {exc}; no OVP")
         nan = np.full(len(politicians), np.nan)
@@ -122,7 +122,7 @@ def estimate(study, model, embeddings, *, bootstrap: int, level: float, seed: in
         idx = est.resample_clusters(cluster, rng)
         try:
             pb = cf.make_folds(strata[idx], cluster[idx], PARTS, cf.int_seed(seed, 4, b))
-        except ConfigError:
+        except (ConfigError, ValueError):  # too few clusters for the parts (scikit-learn: ValueError)
             return np.full(len(politicians), np.nan)
         qa, qb = log_ratios(model, base.take(idx), f1.take(idx), f0.take(idx), outlet[idx], study.classes, pb,
                             cf.int_seed(seed, 4, b))

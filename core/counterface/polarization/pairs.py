@@ -47,6 +47,8 @@ class Pair:
     matrix: np.ndarray | None = None  # (2, 3) photo -> aligned crop, for a crop of side ``size``
     size: int | None = None
     auto_alpha: bool = False
+    aligner: dict | None = None  # the batch's aligner section ({"name": ..., params}), from the sidecar
+    matcher: Any = None  # the batch's edit.matcher (a name or a table), from the sidecar
 
 
 @dataclass
@@ -138,6 +140,12 @@ def _sidecar_facts(pair: Pair, path: Path) -> bool:
             pair.attribute = pair.attribute or (",".join(str(k) for k in kinds if k) or None)
         else:
             ok = False
+    aligner = (side.get("config") or {}).get("aligner") if isinstance(side.get("config"), dict) else None
+    if isinstance(aligner, dict) and isinstance(aligner.get("name"), str) and aligner["name"]:
+        pair.aligner = dict(aligner)
+    matcher = side.get("edit", {}).get("matcher") if isinstance(side.get("edit"), dict) else None
+    if (isinstance(matcher, str) and matcher) or (isinstance(matcher, dict) and isinstance(matcher.get("name"), str)):
+        pair.matcher = matcher
     face = side.get("face")
     if isinstance(face, dict):
         try:
@@ -273,9 +281,30 @@ def operators(pairs: list[Pair]) -> dict[str, Any]:
     first = pairs[0]
     known = first.pi1 is not None and first.pi0 is not None
     rec = {"known": known, "pi1": first.pi1, "pi0": first.pi0, "direction": first.direction,
+           "aligner": first.aligner, "matcher": first.matcher,
            "direction_sha256": first.direction_sha256, "attribute": first.attribute,
            "alpha": "auto" if auto else (alphas[0] if len(alphas) == 1 else (alphas or None))}
     return rec
+
+
+def _target(name: str | None) -> str | None:
+    """The boundary distance a registered operator moves to (``on_distance``, ``off_distance``), or None
+    (an operator that shifts, reconstructs or returns the photo, or one not registered here)."""
+    if not name:
+        return None
+    from ..registry import entry
+
+    try:
+        factory = entry("operator", name).factory
+    except ConfigError:
+        return None
+    value = getattr(factory, "target_field", None)
+    return value if isinstance(value, str) else None
+
+
+def on_off(rec: Mapping[str, Any]) -> bool:
+    """Whether the pairs are T on against T off: pi1 moves to the boundary's on side, pi0 to its off side."""
+    return _target(rec.get("pi1")) == "on_distance" and _target(rec.get("pi0")) == "off_distance"
 
 
 def operator_notes(rec: Mapping[str, Any]) -> list[str]:
@@ -283,7 +312,7 @@ def operator_notes(rec: Mapping[str, Any]) -> list[str]:
     if not rec.get("known"):
         return ["the operators that made the pairs are unknown (PAIRS gives no pi1/pi0): rho is the effect of "
                 "whatever differs between Z1 and Z0; record them (a batch folder, or pi1, pi0, direction columns)"]
-    if (rec.get("pi1"), rec.get("pi0")) != ("on", "off"):
+    if not on_off(rec):
         return [f"the pairs are pi1={rec['pi1']} against pi0={rec['pi0']}, not T on against T off: rho then "
                 "measures that contrast (with pi0=reconstruction or original, GAN artefacts enter every "
                 "difference); make the pairs with --pi1 on --pi0 off"]

@@ -58,7 +58,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         echo: Callable[[str], None] = print, warn: Callable[[str], None] = print,
         progress: Callable[[str, int, int], None] | None = None, exclude=None,
         date_column: str | None = None, title_column: str | None = None,
-        topics: int | None = None, crop: str = "photo", aligner: str = faces.DEFAULT_ALIGNER,
+        topics: int | None = None, crop: str = "photo", aligner: str | None = None,
         scorer: str | None = None, references: str | Path | None = None, reference_column: str | None = None,
         matcher: str | None = None, match_threshold: float | None = None) -> dict[str, Any]:
     """Run the whole analysis; returns ``{"paths": ..., "result": Result, "study": Study, "record": ...}``.
@@ -66,7 +66,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     ``echo`` receives the report lines, ``warn`` one line per input problem the run went past.
     ``date_column``/``title_column``: context covariates fitted inside each training fold
     (:mod:`.covariates`); ``crop``: ``photo`` or ``face`` (embed the edited face's aligned crop,
-    :mod:`.faces`; ``aligner`` finds it when the pair does not record it); ``scorer``: the manipulation
+    :mod:`.faces`; ``aligner`` finds it when the pair does not record it, default the batch's own); ``scorer``: the manipulation
     check's scorer (default the pairs' attribute's; ``none`` skips it, :mod:`.manipulation`);
     ``references``/``reference_column``/``matcher``/``match_threshold``: the identity check (:mod:`.identity`).
     """
@@ -92,7 +92,6 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     operators = identity = checked = seen = None
     if crop not in CROPS:
         raise ConfigError(f"--crop must be one of {', '.join(CROPS)}")
-    finder = faces.FaceFinder(aligner)
     components: dict[str, Any] = {}
     embedding_stats = None
     model = None
@@ -101,6 +100,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         inputs["pairs"] = str(Path(pairs).resolve())
         operators = pairs_mod.operators(study.pairs)
         study.notes.extend(pairs_mod.operator_notes(operators))
+        finder = faces.FaceFinder(aligner or operators.get("aligner"))
         missing = [i for i in range(len(study)) if not all(Path(p).is_file() for p in
                                                            (study.image[i], study.z1[i], study.z0[i]))]
         if missing:
@@ -116,7 +116,8 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         if identity_mod.wanted(study.meta or [], references) or reference_column or matcher \
                 or match_threshold is not None:
             identity = identity_mod.check(study, references=references, reference_column=reference_column,
-                                          matcher=matcher, threshold=match_threshold, finder=finder)
+                                          matcher=matcher, threshold=match_threshold, finder=finder,
+                                          recorded_matcher=operators.get("matcher"))
         if identity is not None:
             study.notes.extend(identity_mod.notes(identity))
             study.counts.update({f"identity_{k}": v for k, v in identity.counts.items()})
