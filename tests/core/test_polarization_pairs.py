@@ -331,3 +331,19 @@ def test_face_crops_of_a_pairs_table_need_an_aligner(batch, tmp_path):
                "--aligner", "dlib", *FAST)
     assert r.exit_code == 0, r.output
     assert "(aligned face crops)" in r.output
+
+
+def test_an_untitled_article_is_kept_and_a_bad_date_is_named(batch, tmp_path):
+    arts = articles(batch, tmp_path / "a.csv", per_photo=8)
+    rows = _csv(arts)
+    rows[0]["title"] = ""
+    _write_csv(arts, rows)
+    r = invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--title-column", "title",
+               "--scorer", "none", *FAST)
+    assert r.exit_code == 0, r.output
+    rows[1]["date"] = "yesterday"
+    _write_csv(arts, rows)
+    one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o2", "--date-column",
+                          "date", *FAST), match="'yesterday' is not an ISO date")
+    one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o3", "--date-column",
+                          "published", *FAST), match="no column 'published'")

@@ -185,8 +185,10 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
     items = read_articles(articles_src)
     if not items:
         raise ConfigError(f"{articles_src}: no articles")
-    needed = ["politician", "outlet", *covariates] + ([cluster] if cluster else []) + ([group] if group else []) \
-        + [c for c in context if c not in covariates]
+    needed = ["politician", "outlet", *covariates] + ([cluster] if cluster else []) + ([group] if group else [])
+    for c in context:  # values may be empty (an untitled article); the column must be there
+        if not any(c in it.meta for it in items):
+            raise ConfigError(f"{articles_src}: no column {c!r} (named by --date-column/--title-column)")
     for it in items:
         missing = [c for c in needed if it.meta.get(c) in (None, "")]
         if missing:
@@ -260,7 +262,7 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
         group=np.array([str(it.meta[group]) for it in kept], dtype=object) if group else None,
         notes=notes, counts=counts)
     counts["used"] = len(kept)
-    study.context = {c: np.array([str(it.meta[c]) for it in kept], dtype=object) for c in context}
+    study.context = {c: np.array([str(it.meta.get(c) or "") for it in kept], dtype=object) for c in context}
     study.meta = [dict(it.meta) for it in kept]
     study.base = kept[0].base
     if pairs is not None:

@@ -188,6 +188,9 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             study.notes.append(why)
     else:
         inputs["scores"] = str(Path(scores).resolve())
+        if identity_mod.wanted(study.meta or [], None):
+            study.notes.append("the articles' reference column is not checked with --scores (there are no pairs' "
+                               "faces to compare)")
         for note in study.notes:
             warn(note)
     echo(f"articles: {study.counts['articles']} read, {len(study)} used; politicians: "
