@@ -52,6 +52,7 @@ def make_runner(spec: Spec, pipeline=None, warn: Callable[[str], None] | None = 
     """The runner of ``spec`` (``pipeline``: one already built from ``spec.config``)."""
     from .. import metrics as m
     from ..pipeline import Pipeline
+    from ..scoring import pipeline_scorers
 
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     if pipeline is None:
@@ -62,7 +63,8 @@ def make_runner(spec: Spec, pipeline=None, warn: Callable[[str], None] | None = 
                                 identity_independent=m.independent_identity(spec.identity_independent,
                                                                             device=pipeline.device, warn=warn),
                                 lpips=m.lpips_model(spec.lpips_net, device=pipeline.device),
-                                aligner=pipeline.component("aligner"), lpips_net=spec.lpips_net)
+                                aligner=pipeline.component("aligner"), lpips_net=spec.lpips_net,
+                                scorers=pipeline_scorers(pipeline))
     return Runner(pipeline, spec.out_dir, alphas=spec.alphas, evaluator=evaluator, workers=spec.workers,
                   shard=tuple(spec.shard), progress=spec.progress, image_format=spec.image_format,
                   retry_failures=spec.retry_failures, tune_batch=spec.tune_batch, pivots=spec.pivots,
