@@ -127,3 +127,48 @@ def test_a_boundary_file_names_its_scorer(tmp_path, glasses_scorer):
     save_boundary(b, tmp_path / "named.safetensors")
     named = counterface.create("direction", "boundary", path=str(tmp_path / "named.safetensors"))
     assert scoring.scorer_name_for(named) == "dark-frames"
+
+
+class VectorScorer(counterface.Scorer):
+    """A scorer for the fake preset's direction (attribute ``vector``): the mean level of the image."""
+
+    attribute = "vector"
+
+    def score(self, images):
+        return np.array([float(np.mean(im)) for im in images])
+
+
+class _VectorPlugin:
+    @counterface.hookimpl
+    def register_scorers(self, register):
+        register("brightness", VectorScorer, description="test: mean level")
+
+
+def test_a_batch_and_evaluate_score_the_direction_with_its_attributes_scorer(fakes, tmp_path):
+    from counterface import batch
+    from tests.helpers import synthetic_photos
+
+    synthetic_photos(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    name = plugins.register_plugin(_VectorPlugin(), name="test-vector-scorer")
+    try:
+        res = CliRunner().invoke(cli, ["batch", str(tmp_path / "in"), "-o", str(out), "--preset", "fake",
+                                       "--lpips", "none", "--identity-independent", "none"])
+        assert res.exit_code == 0, res.output
+        rows = batch.load_rows(out)
+        assert len(rows) == 2
+        for r in rows:
+            assert r["scorer"] == "brightness"
+            assert all(isinstance(r[c], float) for c in ("score_z", "score_z1", "score_z0"))
+            assert r["score_delta"] == pytest.approx(r["score_z1"] - r["score_z0"])
+        res = CliRunner().invoke(cli, ["evaluate", str(out), "--force", "--lpips", "none",
+                                       "--identity-independent", "none"])
+        assert res.exit_code == 0, res.output
+        measured = batch.load_rows(out, "metrics")
+        assert [m["scorer"] for m in measured] == ["brightness", "brightness"]
+        assert [m["score_z1"] for m in measured] == pytest.approx([r["score_z1"] for r in rows], abs=0.5)
+    finally:
+        plugins.unregister_plugin(name)
+    with open(out / "results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert {"score_z", "score_z1", "score_z0", "score_delta", "scorer"} <= set(header)
