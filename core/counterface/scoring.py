@@ -60,9 +60,23 @@ def score_prefixes(columns: Iterable[str]) -> list[str]:
     return list(out)
 
 
+def direction_of(direction: Any) -> Any:
+    """A direction component: ``direction`` itself, or the one a ``--direction`` value names (a
+    registered direction such as ``'smile'``, or a boundary file)."""
+    if not isinstance(direction, (str, bytes)) and not hasattr(direction, "__fspath__"):
+        return direction
+    from .config import direction_section
+    from .registry import create
+
+    name, params = direction_section(str(direction))
+    return create("direction", name, **params)
+
+
 def scorer_name_for(direction: Any) -> str | None:
     """The name of the scorer that measures ``direction``'s attribute, or None (see the module doc).
-    An explicit ``scorer`` is returned as given (an unknown name fails when it is built)."""
+    ``direction``: a direction component or a ``--direction`` value (:func:`direction_of`). An
+    explicit ``scorer`` is returned as given (an unknown name fails when it is built)."""
+    direction = direction_of(direction)
     explicit = getattr(direction, "scorer", None)
     if isinstance(explicit, str) and explicit.strip():
         explicit = explicit.strip()
@@ -100,7 +114,9 @@ def create_scorer(name: str, device: str | None = None):
 
 def scorer_for(direction: Any, device: str | None = None):
     """The :class:`~counterface.Scorer` of ``direction``'s attribute, built, or None when the
-    attribute has none. The public way for a check to score "the direction's attribute"."""
+    attribute has none. ``direction``: a direction component, a registered direction's name or a
+    boundary file (``scorer_for("smile")``, ``scorer_for("glasses.safetensors")``). The public way
+    for a check (e.g. a manipulation check) to score "the direction's attribute"."""
     name = scorer_name_for(direction)
     return None if name is None else create_scorer(name, device)
 

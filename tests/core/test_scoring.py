@@ -127,6 +127,10 @@ def test_a_boundary_file_names_its_scorer(tmp_path, glasses_scorer):
     save_boundary(b, tmp_path / "named.safetensors")
     named = counterface.create("direction", "boundary", path=str(tmp_path / "named.safetensors"))
     assert scoring.scorer_name_for(named) == "dark-frames"
+    # a --direction value works too: a boundary file, or a registered direction's name
+    assert isinstance(scoring.scorer_for(tmp_path / "named.safetensors"), GlassesScorer)
+    assert scoring.scorer_name_for(str(path)) is None
+    assert scoring.scorer_name_for("smile") == "smile"
 
 
 class VectorScorer(counterface.Scorer):
