@@ -41,24 +41,32 @@ from .errors import ConfigError
 DISPLAY_HEIGHT = 256
 
 
-# -- the glue to the per-photo flow (the one place to re-point) -------------------------------------------
-def _pipeline(preset: str | None, settings: Mapping[str, Any]):
-    """A :class:`~counterface.pipeline.Pipeline` from a preset and notebook settings."""
-    from . import config as config_mod
-    from .pipeline import EDIT_DEFAULTS, Pipeline
-    from .registry import SECTIONS
+# -- the glue to the per-photo flow (counterface.flow) ------------------------------------------------------
+#: settings that are :meth:`EditSettings.resolve` arguments besides the edit settings and components
+_RESOLVE_ARGS = ("sets", "config_file", "distance")
+
+
+def _settings(preset: str | None, settings: Mapping[str, Any], roles: Sequence[str],
+              alphas: Sequence[float] | None = None):
+    """The validated :class:`~counterface.settings.EditSettings` of a notebook call: ``settings``
+    split into edit settings, component sections and the other :meth:`EditSettings.resolve` arguments."""
+    from .registry import sections
+    from .settings import EDIT_DEFAULTS, EditSettings
 
     settings = dict(settings)
-    sets = list(settings.pop("sets", None) or [])
-    if isinstance(sets, str):
-        sets = [sets]
+    sets = settings.pop("sets", None) or []
+    sets = [sets] if isinstance(sets, str) else list(sets)
     config_file = settings.pop("config_file", None)
+    distance = settings.pop("distance", None) or ()
+    distance = [distance] if isinstance(distance, (int, float)) else list(distance)
+    alpha = settings.pop("alpha", None)
+    known = sections()
     edit: dict[str, Any] = {}
     components: dict[str, Any] = {}
     for key, value in settings.items():
         if key in EDIT_DEFAULTS:
             edit[key] = value
-        elif key in SECTIONS:
+        elif key in known:
             if isinstance(value, Mapping):
                 params = dict(value)
                 if "name" in params:
@@ -67,53 +75,29 @@ def _pipeline(preset: str | None, settings: Mapping[str, Any]):
             else:
                 components[key] = value
         else:
-            valid = sorted([*EDIT_DEFAULTS, *SECTIONS, "sets", "config_file"])
+            valid = sorted({*EDIT_DEFAULTS, *known, *_RESOLVE_ARGS})
             raise ConfigError(f"unknown setting {key!r}; valid: {', '.join(valid)}")
-    cfg = config_mod.resolve(preset=preset, config_file=config_file, components=components, sets=sets, edit=edit)
-    return Pipeline.from_config(cfg)
-
-
-def _read(photo: Any) -> tuple[np.ndarray, str | None, str | None]:
-    """(RGB uint8 image, path or None, sha256 or None) of a path or an array."""
-    from .imageio import file_sha256, read_image
-
-    if isinstance(photo, (str, Path)):
-        return read_image(photo), str(photo), file_sha256(photo)
-    a = np.asarray(photo)
-    if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
-        raise ConfigError(f"photo: expected a path or an (H, W, 3) uint8 RGB array, got {a.dtype} {a.shape}")
-    import hashlib
-
-    return np.ascontiguousarray(a), None, hashlib.sha256(a.tobytes()).hexdigest()
+    return EditSettings.resolve(preset=preset, config_file=config_file, components=components, sets=sets,
+                                edit=edit, alpha=alpha, alphas=None if alphas is None else list(alphas),
+                                distance=distance, roles=tuple(roles))
 
 
 def _edit_photo(photo: Any, preset: str | None, settings: Mapping[str, Any], alphas: Sequence[float] | None = None):
-    """Read, align, select the face, tune its pivot, then render: (pi_1, pi_0) when ``alphas`` is
-    None, else one image per alpha. Returns (photo, path, the EditResults, sidecars, mask)."""
-    pipe = _pipeline(preset, settings)
-    image, path, sha = _read(photo)
-    pipe.check_operators()
-    face = pipe.faces(image)[0]
-    pivot, seconds = pipe.pivot(face)
-    pivot.meta["source"] = {"input": path, "input_sha256": sha, "face_index": face.index}
-    match = {"match": pipe.last_match.to_json()} if pipe.last_match is not None else {}
-    if alphas is None:
-        z1 = pipe.pi1(image, face, pivot)
-        z0 = pipe.pi0(image, face, pivot)
-        leak = pipe.leakage(pivot, z1, z0)
-        results = {"z1": z1, "z0": z0}
-        extra = {**leak, **match}
-        sides = {role: pipe.sidecar(input_path=path, input_sha256=sha, face=face, alpha=z1.alpha, role=role,
-                                    pivot=pivot, seconds={**seconds, **res.meta["seconds"]},
-                                    attributes=res.meta["attributes"], extra=extra)
-                 for role, res in results.items()}
-    else:
-        results = [pipe.render(image, face, pivot, float(a)) for a in alphas]
-        sides = [pipe.sidecar(input_path=path, input_sha256=sha, face=face, alpha=float(a), role="z1", pivot=pivot,
-                              seconds={**seconds, **res.meta["seconds"]}, attributes=res.meta["attributes"],
-                              extra={"sweep": [float(x) for x in alphas], **pipe.leakage(pivot, res), **match})
-                 for a, res in zip(alphas, results)]
-    return image, results, sides, pipe.mask(image, face)
+    """The per-photo flow (:func:`counterface.flow.process_photo`) on the first selected face:
+    pi_1 and pi_0 when ``alphas`` is None, else pi_1 at each alpha. Returns (the photo, the flow's
+    :class:`~counterface.flow.FaceResult`, the blend mask)."""
+    from .flow import process_photo, read_photo
+    from .pipeline import Pipeline
+
+    if not isinstance(photo, (str, Path)):
+        a = np.asarray(photo)
+        if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise ConfigError(f"photo: expected a path or an (H, W, 3) uint8 RGB array, got {a.dtype} {a.shape}")
+        photo = a
+    pipe = Pipeline(_settings(preset, settings, ("pi1", "pi0") if alphas is None else ("pi1",), alphas))
+    pipe.prepare()
+    first = process_photo(read_photo(photo), pipeline=pipe)[0]
+    return first.photo.image, first, pipe.mask(first.photo.image, first.face)
 
 
 # -- display helpers --------------------------------------------------------------------------------------
@@ -165,14 +149,9 @@ def _face_box(mask: np.ndarray, margin: float = 0.1) -> tuple[int, int, int, int
 
 
 def _save(out_dir, named: Mapping[str, tuple[np.ndarray, Mapping[str, Any]]], inputs: Iterable[str]) -> list[Path]:
-    from .imageio import write_image, write_json
+    from .flow import write_output
 
-    written = []
-    for stem, (image, side) in named.items():
-        out = write_image(f"{stem}.png", image, out_dir=out_dir, inputs=list(inputs))
-        write_json(f"{stem}.json", {**side, "output": out.name}, out_dir=out_dir, inputs=list(inputs))
-        written.append(out)
-    return written
+    return [write_output(out_dir, stem, image, dict(side), inputs=list(inputs)) for stem, (image, side) in named.items()]
 
 
 # -- results -----------------------------------------------------------------------------------------------
@@ -261,8 +240,8 @@ class Sweep:
 # -- the calls ---------------------------------------------------------------------------------------------
 def pairs(photo: Any, preset: str | None = None, **settings: Any) -> Pairs:
     """Z1 = pi_1(Z) and Z0 = pi_0(Z) of one face of ``photo`` (see the module doc for ``settings``)."""
-    image, results, sides, mask = _edit_photo(photo, preset, settings)
-    return Pairs(photo=image, z1=results["z1"].image, z0=results["z0"].image, sidecars=sides, mask=mask)
+    image, face, mask = _edit_photo(photo, preset, settings)
+    return Pairs(photo=image, z1=face.z1, z0=face.z0, sidecars=dict(face.sidecars), mask=mask)
 
 
 def sweep(photo: Any, alphas: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0), preset: str | None = None,
@@ -272,5 +251,6 @@ def sweep(photo: Any, alphas: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0), pre
     values = [float(a) for a in (alphas if not isinstance(alphas, (int, float)) else [alphas])]
     if not values or not all(np.isfinite(values)):
         raise ConfigError(f"alphas: expected finite numbers, got {alphas!r}")
-    image, results, sides, mask = _edit_photo(photo, preset, settings, alphas=values)
-    return Sweep(photo=image, alphas=values, images=[r.image for r in results], sidecars=sides, mask=mask)
+    image, face, mask = _edit_photo(photo, preset, settings, alphas=values)
+    return Sweep(photo=image, alphas=values, images=[step.results["z1"].image for step in face.steps],
+                 sidecars=[step.sidecars["z1"] for step in face.steps], mask=mask)
