@@ -4,7 +4,7 @@
 cut with the face's own alignment matrix and named from a manifest column.
 ``figure3``: the edited attribute's score (its scorer's, :mod:`counterface.scoring`; one panel per
 scored attribute, none for an attribute without a scorer) and the identity similarity as functions of alpha, from a
-sweep (a batch run with several ``--alpha`` values): one thin line per face, the median in bold and
+sweep (a batch run with ``--alphas``): one thin line per face, the median in bold and
 the interquartile range shaded.
 """
 
