@@ -271,7 +271,9 @@ class BoundaryDirection(LatentDirection):
     (default W+ rows; ``None`` = the rows the boundary was fitted on, else every row). ``attribute``
     and ``family`` come from the file; a latent of another family or w_dim is refused with a
     ConfigError. ``region``: where the attribute lives (``mouth``, ``eyes``, ``face``, landmark
-    indices; default: the file's ``region`` metadata, else the whole face).
+    indices; default: the file's ``region`` metadata, else the whole face). ``scorer``: the file's
+    ``scorer`` metadata (the scorer ``directions calibrate`` fitted it on), else the attribute's default
+    (:mod:`counterface.scoring`).
     """
 
     def __init__(self, *, path: str | None = None, layers: Any = None, region: Any = None):
@@ -288,6 +290,7 @@ class BoundaryDirection(LatentDirection):
         meta = read_metadata(p) if p.suffix.lower() == ".safetensors" else {}
         self.attribute = str(meta.get("attribute") or p.stem)
         self.region = region if region is not None else meta.get("region")
+        self.scorer = meta.get("scorer") if isinstance(meta.get("scorer"), str) else None  # calibrate's scorer
         self.family = str(meta.get("family") or "")
         own = meta.get("layers")
         self.layers = layers if layers is not None else own
