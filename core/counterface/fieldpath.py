@@ -263,3 +263,39 @@ def move_latents(field, latents, operator: str, *, alpha: float = 1.0, distance:
     out = w.clone()
     out[:, chosen, :] = path.x.reshape(w.shape[0], len(chosen), w.shape[-1])
     return (out if three else out[:, 0, :]), path
+
+
+def pipeline_move(name: str, operator: Any, edits: Sequence[Any], keep: Sequence[Any], w, alphas: Sequence[float]):
+    """The pipeline's counterfactual latent when a field takes part (as the edited attribute or a kept
+    one): (moved (num_ws, w_dim) latent, sidecar ``attributes`` records). ``edits``/``keep`` are
+    :class:`counterface.counterfactual.AttributeEdit`; the edited rows each walk their own path."""
+    import torch
+
+    from .field import AttributeField
+
+    if len(edits) != 1:
+        raise ConfigError("a field edits one attribute at a time: name the others with --keep, not a second --direction")
+    e = edits[0]
+    f = getattr(e.direction, "field", None)
+    if f is None:
+        if not getattr(e.boundary, "shared", False) or e.boundary.intercept is None:
+            raise ConfigError(f"direction {e.spec!r}: a field kept (--keep) needs an edited boundary with one shared "
+                              "normal and an intercept")
+        f = AttributeField.from_boundary(e.boundary)
+    if name not in OPERATORS:
+        raise ConfigError(f"operator {name!r} has no field path; with a field use on, off, neutral, shift, negate "
+                          "or reconstruction")
+    distance = getattr(operator, "distance", None) if OPERATORS[name][0] == "target" and name != "neutral" else None
+    if isinstance(distance, list):
+        distance = distance[0]
+    ks = [kept(getattr(k.direction, "field", None) or k.boundary, name=k.spec) for k in keep]
+    moved, path = move_latents(f, w.detach().to("cpu")[None], name, alpha=float(alphas[0]), distance=distance,
+                               keep=ks, rows=list(e.rows))
+    out = moved[0].to(w.dtype).to(w.device)
+    rec = {
+        "direction": e.spec, "attribute": e.attribute, "file_sha256": e.file_sha256, "layers": list(e.rows),
+        "operator": name, "distance_before": [float(v) for v in path.logit_before],
+        "distance_after": [float(v) for v in path.logit_after], "alpha": [float(v) for v in path.length],
+        "field": {**path.summary(), "step": f.step, "tolerance": f.tolerance, "units": "logit"},
+    }
+    return out, [rec]

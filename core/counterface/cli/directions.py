@@ -413,6 +413,9 @@ def calibrate_command(spec, samples, scorer, output, threshold, keep_extremes, r
     b = Boundary(normal=rows_normal, intercept=torch.tensor([intercept]), attribute=attribute,
                  family=gfam or (given.family if given is not None else ""),
                  layers=None if given is None else given.layers, on_distance=on_d, off_distance=off_d, meta=meta)
+    if not on_d > off_d:
+        raise ConfigError(f"the scorer's attribute runs against this normal (on_distance {on_d:.3g} <= off_distance "
+                          f"{off_d:.3g}): nothing written; calibrate with --refit to fit the normal too")
     if acc is not None and acc < 0.5:
         click.echo(f"warning: accuracy {acc:.2f} is below chance: the scorer's attribute runs against this normal",
                    err=True)
@@ -447,19 +450,21 @@ def _registered_rows() -> list[dict[str, Any]]:
 
 
 def _cached_rows() -> list[dict[str, Any]]:
-    from ..boundary import cached_boundaries, read_header
-    from ..errors import WeightsError
+    from ..boundary import cached_boundaries
+    from ..errors import CounterfaceError
+    from ._fields import resolve_editor
 
     rows = []
     for name, path in cached_boundaries().items():
-        try:
-            tensors, meta = read_header(path)
-        except WeightsError as exc:
+        try:  # the same full validation as show and --direction
+            e = resolve_editor(str(path))
+        except CounterfaceError as exc:
             rows.append({"name": name, "source": "cached", "path": str(path), "error": str(exc)})
             continue
-        rows.append({"name": name, "source": "cached", "path": str(path), "attribute": meta.get("attribute"),
-                     "family": meta.get("family"), "has_intercept": "intercept" in tensors,
-                     "accuracy": meta.get("accuracy"), "w_dim": meta.get("w_dim")})
+        is_field = not hasattr(e, "normal")
+        rows.append({"name": name, "source": "cached", "path": str(path), "attribute": e.attribute,
+                     "family": e.family, "has_intercept": True if is_field else e.has_intercept,
+                     "accuracy": e.meta.get("accuracy"), "w_dim": e.w_dim, "kind": "field" if is_field else "boundary"})
     return rows
 
 
@@ -480,6 +485,9 @@ def list_command(as_json):
         hi = r.get("has_intercept")
         hi_text = ("calibrated" if r.get("calibration") else "yes") if hi else "unknown"
         acc = r.get("accuracy")
+        if r.get("error"):
+            click.echo(f"{r['name']:<16} {r['source']:<10} invalid: {r['error']}")
+            continue
         click.echo(f"{r['name']:<16} {r['source']:<10} {str(r.get('attribute') or '-'):<12} "
                    f"{str(r.get('family') or 'unknown'):<34} {hi_text:<9} {'-' if acc is None else f'{acc:.3f}'}")
     click.echo(f"(directions folder: {directions_dir()})", err=True)
@@ -491,10 +499,20 @@ def list_command(as_json):
 def show_command(spec, as_json):
     """What a boundary file (or a cached or registered direction) holds: attribute, family, w_dim,
     layers, intercept, accuracy, on/off distances, conditioning and provenance."""
-    b = resolve_boundary(spec)
+    from ..imageio import dumps_json
+    from ._fields import resolve_editor
+
+    b = resolve_editor(spec, "show")
     info = b.describe()
     if as_json:
-        click.echo(json.dumps(info, sort_keys=True, default=str))
+        click.echo(dumps_json(info, sort_keys=True))
+        return
+    if info.get("kind") == "field":
+        for k in ("attribute", "family", "w_dim", "layers", "architecture", "accuracy", "calibration",
+                  "on_distance", "off_distance", "step", "density", "method", "n_positive", "n_negative",
+                  "conditioned_on"):
+            if k in info:
+                click.echo(f"{k:<14} {info[k]}")
         return
     for k in ("attribute", "family", "w_dim", "rows", "layers", "has_intercept", "intercept", "accuracy",
               "on_distance", "off_distance", "method", "n_positive", "n_negative", "conditioned_on"):
