@@ -28,7 +28,7 @@ name = "dlib"                # same as --aligner dlib
 
 [tuner]
 tune_steps = 100             # same as --set tuner.tune_steps=100
-lambda_mouth = 0.5
+lambda_region = 0.5
 
 [edit]
 alpha = 1.5                  # pipeline settings: alpha, layers, face, min_face, seed, device

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import click
 
+from .. import kinds
 from ..errors import CounterfaceError
 
-COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0",
-                     "scorer")
+COMPONENT_OPTIONS = kinds.options()  # --aligner NAME, ..., --pi1 NAME, --pi0 NAME (counterface.kinds)
 #: help of the options that do not choose one component of their own kind
 _OPTION_HELP = {
     "direction": "Attribute to edit: a registered direction or a boundary file (repeat to edit several at once; "
