@@ -275,3 +275,87 @@ def test_the_latent_cache_is_only_replaced_when_counterface_made_it(tmp_path):
     (tmp_path / "t.npz").write_bytes((tmp_path / "c.npz").read_bytes()[:40])
     with pytest.raises(ConfigError, match="unreadable latent cache"):
         LatentCache(tmp_path / "t.npz")
+
+
+# -- a field wherever --direction works (tiny preset, 64-d) -----------------------------------------
+NO_TUNING = ["--set", "tuner.latent_steps=0", "--set", "tuner.tune_steps=0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_field(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("field64")
+    train, _, _ = curved(d=64, n=800, n_test=10, seed=5)
+    np.savez(tmp / "t.npz", **train)
+    r = run("directions", "learn", tmp / "t.npz", "--method", "mlp", "--hidden", "16", "--folds", "0",
+            "--attribute", "curvy", "-o", tmp / "field.safetensors")
+    assert r.exit_code == 0, r.output
+    r = run("directions", "learn", tmp / "t.npz", "--label", "keep", "--folds", "0", "--attribute", "kept",
+            "-o", tmp / "keep.safetensors")
+    assert r.exit_code == 0, r.output
+    return tmp
+
+
+def test_a_field_in_pairs_and_batch_under_tiny(tiny_field, photos, tmp_path):
+    f = load_field(tiny_field / "field.safetensors")
+    photo = photos / "astronaut_240p.jpg"
+    r = run("pairs", photo, "--preset", "tiny", "--direction", tiny_field / "field.safetensors", "--pi1", "on",
+            "--pi0", "off", "--keep", tiny_field / "keep.safetensors", *NO_TUNING, "-o", tmp_path / "p")
+    assert r.exit_code == 0, r.output
+    for role, target in (("z1", f.on_distance), ("z0", f.off_distance)):
+        s = json.loads(next((tmp_path / "p").glob(f"*_{role}.json")).read_text())
+        a = s["attributes"][0]
+        assert a["field"]["units"] == "logit" and all(a["field"]["reached"])
+        assert np.allclose(a["distance_after"], target, atol=2 * f.tolerance)
+        assert len(a["field"]["steps"]) == len(a["layers"]) and min(a["field"]["path_length"]) > 0
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(photo.read_bytes())
+    r = run("batch", folder, "-o", tmp_path / "out", "--preset", "tiny", "--direction", tiny_field / "field.safetensors",
+            "--pi1", "on", "--pi0", "off", "--no-metrics", *NO_TUNING)
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
+    assert row["distance_after_curvy"] == pytest.approx(f.on_distance, abs=2 * f.tolerance)
+    assert row["distance_after_curvy_z0"] == pytest.approx(f.off_distance, abs=2 * f.tolerance)
+    # TOML: the boundary direction with a field file
+    (tmp_path / "c.toml").write_text(f'[direction]\nname = "boundary"\npath = "{tiny_field / "field.safetensors"}"\n')
+    r = run("edit", photo, "--preset", "tiny", "--config", tmp_path / "c.toml", "--alpha", "0.5", *NO_TUNING,
+            "-o", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    s = json.loads(next((tmp_path / "e").glob("*.json")).read_text())
+    assert np.allclose(s["attributes"][0]["field"]["path_length"], 0.5)
+
+
+def test_a_field_of_another_w_dim_or_family_is_refused_in_the_pipeline(tiny_field, photos, tmp_path):
+    train, _, _ = curved(d=32, n=300, n_test=10, seed=6)
+    np.savez(tmp_path / "t.npz", **train)
+    assert run("directions", "learn", tmp_path / "t.npz", "--method", "mlp", "--hidden", "8", "--folds", "0",
+               "-o", tmp_path / "f32.safetensors").exit_code == 0
+    one_line_error(run("edit", photos / "astronaut_240p.jpg", "--preset", "tiny", "--direction",
+                       tmp_path / "f32.safetensors", *NO_TUNING, "-o", tmp_path / "x"), match="32")
+    f = load_field(tiny_field / "field.safetensors")
+    f.family = "stylegan2-random-s64-d64-seed9"
+    save_field(f, tmp_path / "other.safetensors")
+    one_line_error(run("edit", photos / "astronaut_240p.jpg", "--preset", "tiny", "--direction",
+                       tmp_path / "other.safetensors", *NO_TUNING, "-o", tmp_path / "y"), match="seed9")
+
+
+def test_evaluate_compares_a_boundary_and_a_field(tmp_path):
+    train, test, _ = curved(d=16, n=800, n_test=400, seed=9)
+    np.savez(tmp_path / "train.npz", **train)
+    np.savez(tmp_path / "test.npz", **test)
+    assert run("directions", "learn", tmp_path / "train.npz", "--folds", "0", "-o", tmp_path / "lin.safetensors"
+               ).exit_code == 0
+    assert run("directions", "learn", tmp_path / "train.npz", "--method", "mlp", "--hidden", "16", "--folds", "0",
+               "-o", tmp_path / "fld.safetensors").exit_code == 0
+    res = run("directions", "evaluate", tmp_path / "test.npz", "--editor", tmp_path / "lin.safetensors", "--editor",
+              tmp_path / "fld.safetensors", "--train", tmp_path / "train.npz", "-o", tmp_path / "cmp.json")
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "cmp.json").read_text())
+    assert set(out["editors"]) == {"lin", "fld"} and (tmp_path / "cmp.png").stat().st_size > 1000
+    lin = out["editors"]["lin"]
+    assert lin["cycle_error"] < 1e-6  # a straight line: off after on is off
+    flips = [c["flip_rate"] for c in lin["curve"]]
+    assert flips == sorted(flips) and flips[-1] > 0.9
+    assert "keep" in lin["at_equal_flip"]["leakage"] and 0 <= lin["off_data_share"] <= 1
+    one_line_error(run("directions", "evaluate", tmp_path / "test.npz", "--editor", tmp_path / "lin.safetensors",
+                       "-o", tmp_path / "test.npz"))

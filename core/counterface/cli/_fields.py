@@ -240,3 +240,72 @@ def apply_command(latents_path, direction, operator, output, alpha, distance, ke
     write_json(out.with_suffix(".json"), side)
     click.echo(f"moved {lat.shape[0]} latents ({operator}): {reached:.1%} reached the target; mean path length "
                f"{side['path_length_mean']:.3f} in {side['steps_mean']:.1f} steps; wrote {out}")
+
+
+# -- evaluate --------------------------------------------------------------------------------------
+@click.command("evaluate")
+@click.argument("latents_path", metavar="HELDOUT.npz")
+@click.option("--editor", "editors", multiple=True, required=True, metavar="FILE",
+              help="A boundary or field file to compare (repeatable).")
+@click.option("--label", default="labels", show_default=True, help="The label array of the edited attribute.")
+@click.option("--train", "train_path", default=None, metavar="TRAIN.npz",
+              help="The editors' training latents (for the density floor); default: the held-out latents.")
+@click.option("--keep", "keep", multiple=True, metavar="FILE", help="Attributes every editor keeps (repeatable).")
+@click.option("--flip-target", type=click.FloatRange(min=0.05, max=1.0), default=0.5, show_default=True,
+              help="The flip rate at which leakage is compared.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the evaluator's split and fit.")
+@click.option("-o", "--output", "output", required=True, metavar="OUT.json",
+              help="The JSON report (a PNG plot is written beside it).")
+def evaluate_command(latents_path, editors, label, train_path, keep, flip_target, seed, output):
+    """Compare editors (boundaries and fields) on held-out labelled latents: flip rate under a held-out
+    evaluator against displacement, leakage on the other labelled attributes at equal flip rate, the
+    share of on/off edits that leave the data, and the cycle error of off after on."""
+    from .. import editors as ed
+    from ..imageio import file_sha256, write_json
+    from ..labelled import read_npz
+    from ..paths import check_outputs
+
+    src, out = Path(latents_path), Path(output)
+    if out.suffix.lower() != ".json":
+        raise ConfigError(f"-o {output}: the report is written as .json")
+    png = out.with_suffix(".png")
+    check_outputs([out, png], [src, *[Path(p) for p in (*editors, *keep, train_path) if p and Path(p).is_file()]])
+    ex = read_npz(src, label)
+    lat = ex.latents.mean(1) if ex.latents.ndim == 3 else ex.latents
+    from .. import learn
+
+    idx, y = learn.binarize(ex.values)
+    x = lat[idx]
+    others = {}
+    with np.load(src, allow_pickle=False) as data:
+        for name in data.files:
+            if name in ("latents", label):
+                continue
+            try:
+                v = np.asarray(data[name])
+            except ValueError:
+                continue
+            if v.ndim == 1 and len(v) == len(ex.latents) and v.dtype.kind in "biuf" and len(np.unique(v)) == 2:
+                others[name] = (v[idx] == v.max()).astype(np.int64)
+    fields = {}
+    for spec in editors:
+        f = as_field(resolve_editor(spec, "--editor"), f"--editor {spec}")
+        if f.w_dim != x.shape[1]:
+            raise ConfigError(f"--editor {spec}: {f.w_dim} dimensions, the latents have {x.shape[1]}")
+        fields[Path(spec).stem if Path(spec).stem not in fields else spec] = f
+    kept = editor_kept(keep, x.shape[1], "")
+    train = None
+    if train_path:
+        t = read_latents(Path(train_path), x.shape[1])
+        train = t.mean(1) if t.ndim == 3 else t
+    result = ed.evaluate(fields, x, y, others, train=train, flip_target=flip_target, seed=seed, keep=kept)
+    result.update(input=str(src), input_sha256=file_sha256(src), label=label, keep=list(keep),
+                  editor_files={k: str(v) for k, v in zip(fields, editors)}, plot=str(png))
+    write_json(out, result)
+    ed.plot(result, png)
+    for name, e in result["editors"].items():
+        a = e["at_equal_flip"]
+        click.echo(f"{name}: flip {a['flip_rate']:.2f} at length {a['length']}; on/off true side "
+                   f"{e['on_true_share']:.2f}/{e['off_true_share']:.2f}; off the data {e['off_data_share']:.2f}; "
+                   f"cycle error {e['cycle_error']:.3g}")
+    click.echo(f"wrote {out} and {png}")

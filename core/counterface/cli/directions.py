@@ -172,9 +172,10 @@ def directions_cmd() -> None:
     list and show them (see docs/directions.md)."""
 
 
-from ._fields import apply_command  # noqa: E402
+from ._fields import apply_command, evaluate_command  # noqa: E402
 
 directions_cmd.add_command(apply_command)
+directions_cmd.add_command(evaluate_command)
 
 
 # -- learn -----------------------------------------------------------------------------------------
