@@ -275,7 +275,7 @@ class BoundaryDirection(LatentDirection):
     """
 
     def __init__(self, *, path: str | None = None, layers: Any = None, region: Any = None):
-        from counterface.boundary import find_boundary_file, read_metadata
+        from counterface.boundary import find_boundary_file
 
         if path in (None, ""):
             raise ConfigError("direction 'boundary' needs a file: --direction FILE.safetensors "
@@ -285,7 +285,14 @@ class BoundaryDirection(LatentDirection):
         p = Path(self.path).expanduser()
         if not p.is_file():
             raise WeightsError(f"boundary file not found: {path}")
-        meta = read_metadata(p) if p.suffix.lower() == ".safetensors" else {}
+        meta = {}
+        if p.suffix.lower() == ".safetensors":  # the one validator of boundary and field files, before any use
+            from counterface.boundary import read_header, validate_metadata
+
+            header, meta = read_header(p)
+            fmt = meta.get("format")
+            kind = "field" if isinstance(fmt, str) and fmt.startswith("counterface-field/") else "boundary"
+            validate_metadata(dict(meta), header, p, kind=kind)
         fmt = meta.get("format")
         self._is_field = isinstance(fmt, str) and fmt.startswith("counterface-field/")
         self._field = None
