@@ -275,10 +275,16 @@ class Operator(Component):
 
     ``returns_photo = True`` marks the one exception, ``original``: the output is the photo itself,
     not a render, and ``step`` is not called.
+
+    ``uses_alpha = False`` says the step ignores ``alpha`` (targets, the reconstruction): a sweep or
+    ``--alpha auto`` with such operators alone is refused. ``renders_pivot = True`` says the output
+    is the pivot's own render (no move), which the metrics then use as the reconstruction.
     """
 
     needs_intercept: bool = False
     returns_photo: bool = False
+    uses_alpha: bool = True
+    renders_pivot: bool = False
 
     @abstractmethod
     def step(self, distance: "torch.Tensor | None", *, alpha: float, boundary: Any, index: int = 0,

@@ -186,7 +186,9 @@ def test_pivot_of_garbage_and_missing_file(work):
 
 @pytest.mark.parametrize("args,needle", [
     (["--shard", "3/2"], "--shard expects I/N"),
-    (["--alpha", "1,x"], "--alpha expects numbers"),
+    (["--alpha", "x"], "--alpha expects numbers"),
+    (["--alpha", "1,x"], "for a sweep use --alphas 1,x"),
+    (["--alphas", "1,x"], "invalid --alphas"),
     (["--config", "{w}/missing.toml"], "config file not found"),
 ])
 def test_batch_bad_options(work, args, needle):
