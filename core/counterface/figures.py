@@ -155,7 +155,7 @@ def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
     alphas = sorted({float(r.get("alpha") or 0.0) for r in rows})
     if len(alphas) < 2:
         raise ConfigError(f"{sweep_dir}: Figure 3 needs a sweep (rows at two or more alphas); "
-                          "run `counterface batch ... --alpha -2,-1,0,1,2`")
+                          "run `counterface batch ... --alphas -2,-1,0,1,2`")
     if not any(r.get(c) is not None for r in rows for c, *_ in panels):
         raise ConfigError(f"{sweep_dir}: the rows have no metrics; run `counterface evaluate {sweep_dir}` first")
     plt = _pyplot()

@@ -129,12 +129,12 @@ class Pipeline(Attributes, Tuning, Rendering, Sidecars):
         tuning. With a saved pivot, the inverter, tuner and identity network are not built."""
         from . import config as config_mod
         from . import matching
-        from .registry import SECTIONS
+        from .registry import sections
 
         matching.prepare(self)  # --face match: the matcher, its threshold and the reference's faces
         self.check_operators()  # an operator that needs an intercept with a direction without one
         skip = {"inverter", "tuner", "identity"} if with_pivot else set()
-        for section in SECTIONS:
+        for section in sections():
             if section not in skip and self.has(section):
                 self.component(section)
         config_mod.parse_layers(self.edit["layers"], getattr(self.generator, "num_ws", None))

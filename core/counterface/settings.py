@@ -243,12 +243,6 @@ class EditSettings:
     def operator_name(self, role: str) -> str | None:
         return (self.config.get(role) or {}).get("name")
 
-    def replace(self, **edit: Any) -> "EditSettings":
-        """These settings with some ``[edit]`` values changed, validated again."""
-        cfg = copy.deepcopy(self.config)
-        cfg.setdefault("edit", {}).update({k: v for k, v in edit.items()})
-        return EditSettings.from_config(cfg, alphas=self.alphas, given=self.given, roles=self.roles)
-
 
 def _check_face(face: Any) -> None:
     if face in FACE_CHOICES:
