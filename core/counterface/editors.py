@@ -5,13 +5,14 @@ The held-out latents are split in two (stratified, ``seed``): an **evaluator** i
 first half (a field, :func:`counterface.learn.fit_field`, with another seed than any editor; for
 each other labelled attribute a logistic regression), and the editors move the second half.
 
-* **flip rate vs displacement**: each latent is moved towards the other side (``shift`` by +A for
-  the evaluator's negatives, -A for its positives) for every path length A of ``lengths``; the flip
+* **flip rate vs displacement**: each latent is moved towards the other side (a path of length +A
+  for the evaluator's negatives, -A for its positives: the ``shift`` operator's move) for every path length A of ``lengths``; the flip
   rate is the share whose evaluator label changes, the displacement the mean W distance moved.
 * **leakage at equal flip rate**: at the smallest A where every editor reaches ``flip_target`` (or
   each editor's best), the mean absolute change of each other attribute's evaluator logit and the
   share of its labels that flip.
-* **off the data**: the share of ``on``/``off`` edits whose log density under a Gaussian fitted on
+* **off the data**: the share of edits to the field's on/off
+  levels (the ``on``/``off`` operators' targets) whose log density under a Gaussian fitted on
   the training latents falls below that Gaussian's 1st percentile of the training latents.
 * **cycle error**: ``off(on(w))`` against ``off(w)``, mean W distance (0 for a linear editor).
 """
@@ -25,6 +26,14 @@ import numpy as np
 from .errors import ConfigError
 
 LENGTHS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def _level(field, which: str) -> float:
+    """The field's calibrated ``on_distance``/``off_distance`` (the protocol's on/off levels)."""
+    v = getattr(field, which, None)
+    if v is None:
+        raise ConfigError(f"editor {field.attribute!r} records no {which}: learn or calibrate it again")
+    return float(v)
 
 
 def evaluate(editors: dict[str, Any], x: np.ndarray, y: np.ndarray, others: dict[str, np.ndarray], *,
@@ -64,16 +73,16 @@ def evaluate(editors: dict[str, Any], x: np.ndarray, y: np.ndarray, others: dict
     for name, f in editors.items():
         curve, moved_at[name] = [], {}
         for length in lengths:
-            up, _ = move_latents(f, t, "shift", alpha=float(length), keep=keep)
-            down, _ = move_latents(f, t, "shift", alpha=-float(length), keep=keep)
+            up, _ = move_latents(f, t, length=float(length), keep=keep)
+            down, _ = move_latents(f, t, length=-float(length), keep=keep)
             m = np.where(sign[:, None] > 0, up.numpy(), down.numpy())
             moved_at[name][length] = m
             flip = float(((judge.logit(torch.from_numpy(m)).numpy() > 0) != j0).mean())
             curve.append({"length": float(length), "flip_rate": flip,
                           "displacement": float(np.linalg.norm(m - xe, axis=1).mean())})
-        on, _ = move_latents(f, t, "on", keep=keep)
-        off, _ = move_latents(f, t, "off", keep=keep)
-        cyc, _ = move_latents(f, on, "off", keep=keep)
+        on, _ = move_latents(f, t, target=_level(f, "on_distance"), keep=keep)
+        off, _ = move_latents(f, t, target=_level(f, "off_distance"), keep=keep)
+        cyc, _ = move_latents(f, on, target=_level(f, "off_distance"), keep=keep)
         leave = float(np.mean(np.concatenate([dens(on.numpy()), dens(off.numpy())]) < floor))
         out["editors"][name] = {
             "curve": curve, "off_data_share": leave,

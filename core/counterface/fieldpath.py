@@ -11,15 +11,17 @@ training latents) and ``s`` the path length in W units. Integration: explicit st
 ``step`` (the field's, or given), the last one a Newton step onto the target (``(t - f) / (grad f . u)``)
 when that is shorter; stop when ``|f - t| <= tolerance``, or after ``max_steps``.
 
-=========== =========================================
-operator    stop
-=========== =========================================
-on          f = on_distance (median logit of the positive training latents), or ``distance``
-off         f = off_distance, or ``distance``
-neutral     f = 0 (the decision boundary)
-shift       path length alpha (negative: downhill)
-negate      path length -alpha
-=========== =========================================
+The goal of a path comes from the :class:`counterface.Operator` component's attributes, not its name:
+
+======================= ===============================================================================
+operator                stop
+======================= ===============================================================================
+``needs_intercept``     f = ``op.step(0, alpha=alpha, boundary=field)``: a target level (``on``: the
+                        field's on_distance, the median logit of its positive training latents, or the
+                        operator's own ``distance``; ``off``: off_distance; ``neutral``: 0)
+``uses_alpha``          path length ``op.step(0, alpha=alpha)`` (``shift``: alpha; ``negate``: -alpha)
+otherwise               no move (``reconstruction``); an operator that ``returns_photo`` has no path
+======================= ===============================================================================
 
 For a linear field without density term and with linear kept attributes the direction is constant,
 so the first Newton step lands on the target: ``w + (t - d) P n / |P n|^2``, today's boundary
@@ -36,11 +38,6 @@ from .errors import ConfigError
 
 #: the most explicit steps a path takes before it is recorded as not reached
 MAX_STEPS = 4000
-#: operator name -> ("target", value key) or ("length", sign)
-OPERATORS: dict[str, tuple[str, Any]] = {
-    "on": ("target", "on_distance"), "off": ("target", "off_distance"), "neutral": ("target", 0.0),
-    "shift": ("length", 1.0), "negate": ("length", -1.0), "reconstruction": ("length", 0.0),
-}
 
 
 @dataclass
@@ -204,28 +201,37 @@ def walk(field, x0, *, target: Any = None, length: float | None = None, keep: Se
     return Path(x=x, steps=steps, length=walked, logit_before=f0, logit_after=f, reached=reached)
 
 
-def operator_goal(field, operator: str, *, alpha: float = 1.0, distance: float | None = None
-                  ) -> tuple[Any, float | None]:
-    """(target logit or None, path length or None) of ``operator`` on ``field``."""
-    if operator not in OPERATORS:
-        raise ConfigError(f"operator {operator!r} has no field path; valid: {', '.join(OPERATORS)}")
-    kind, value = OPERATORS[operator]
-    if kind == "target":
-        if distance is not None:
-            return float(distance), None
-        if isinstance(value, str):
-            v = getattr(field, value)
-            if v is None:
-                raise ConfigError(f"field {field.attribute!r} records no {value}")
-            return float(v), None
-        return float(value), None
-    return None, float(value) * float(alpha)
+def as_operator(operator: Any) -> Any:
+    """An :class:`counterface.Operator` component: ``operator`` itself, or the registered operator of that name."""
+    if isinstance(operator, str):
+        from . import registry
+
+        return registry.create("operator", operator)
+    return operator
 
 
-def move_latents(field, latents, operator: str, *, alpha: float = 1.0, distance: float | None = None,
-                 keep: Sequence[Kept] = (), rows: Sequence[int] | None = None, density: float = 0.0,
+def operator_goal(field, operator: Any, *, alpha: float = 1.0) -> tuple[Any, float | None]:
+    """(target logit or None, path length or None) of ``operator`` (a component, or a registered name)
+    on ``field``, read from the operator's attributes and its own ``step`` (see the module docstring)."""
+    import torch
+
+    op = as_operator(operator)
+    name = getattr(op, "name", "") or type(op).__name__.lower()
+    if getattr(op, "returns_photo", False):
+        raise ConfigError(f"operator {name!r} returns the photo itself: it has no latent path")
+    zero = torch.zeros(1, dtype=torch.float64)
+    if getattr(op, "needs_intercept", False):  # a target level: the step from distance 0 is the level
+        return float(op.step(zero, alpha=float(alpha), boundary=field, index=0, rows=1)[0]), None
+    if getattr(op, "uses_alpha", True):
+        return None, float(op.step(zero, alpha=float(alpha), boundary=field, index=0, rows=1)[0])
+    return None, 0.0
+
+
+def move_latents(field, latents, operator: Any = None, *, alpha: float = 1.0, target: Any = None,
+                 length: float | None = None, keep: Sequence[Kept] = (), rows: Sequence[int] | None = None, density: float = 0.0,
                  step: float | None = None, tolerance: float | None = None, max_steps: int = MAX_STEPS):
-    """Apply ``operator`` to latents (N, w_dim) or (N, num_ws, w_dim): every edited row on its own path
+    """Apply ``operator`` (an Operator component or a registered name; or, with no operator, exactly one of
+    a ``target`` logit and a path ``length``) to latents (N, w_dim) or (N, num_ws, w_dim): every edited row on its own path
     (``rows``: the W+ rows, default the field's ``layers``, else all); the other rows bit-identical.
     Returns (moved latents as float64 torch, :class:`Path` over the (N * len(rows)) edited points,
     row-major)."""
@@ -243,7 +249,12 @@ def move_latents(field, latents, operator: str, *, alpha: float = 1.0, distance:
     chosen = list(range(num_ws)) if chosen is None else [int(r) for r in chosen]
     if not chosen or min(chosen) < 0 or max(chosen) >= num_ws:
         raise ConfigError(f"field rows {chosen} outside the latents' {num_ws} W+ rows")
-    target, length = operator_goal(field, operator, alpha=alpha, distance=distance)
+    if operator is not None:
+        if target is not None or length is not None:
+            raise ConfigError("a field path takes an operator, or a target logit or a path length, not both")
+        target, length = operator_goal(field, operator, alpha=alpha)
+    elif (target is None) == (length is None):
+        raise ConfigError("a field path needs an operator, a target logit or a path length")
     pts = w[:, chosen, :].reshape(-1, w.shape[-1])
     row_of = torch.tensor(chosen, dtype=torch.long).repeat(w.shape[0])
     if length == 0.0:
@@ -282,15 +293,9 @@ def pipeline_move(name: str, operator: Any, edits: Sequence[Any], keep: Sequence
             raise ConfigError(f"direction {e.spec!r}: a field kept (--keep) needs an edited boundary with one shared "
                               "normal and an intercept")
         f = AttributeField.from_boundary(e.boundary)
-    if name not in OPERATORS:
-        raise ConfigError(f"operator {name!r} has no field path; with a field use on, off, neutral, shift, negate "
-                          "or reconstruction")
-    distance = getattr(operator, "distance", None) if OPERATORS[name][0] == "target" and name != "neutral" else None
-    if isinstance(distance, list):
-        distance = distance[0]
     ks = [kept(getattr(k.direction, "field", None) or k.boundary, name=k.spec) for k in keep]
-    moved, path = move_latents(f, w.detach().to("cpu")[None], name, alpha=float(alphas[0]), distance=distance,
-                               keep=ks, rows=list(e.rows))
+    moved, path = move_latents(f, w.detach().to("cpu")[None], operator, alpha=float(alphas[0]), keep=ks,
+                               rows=list(e.rows))
     out = moved[0].to(w.dtype).to(w.device)
     rec = {
         "direction": e.spec, "attribute": e.attribute, "file_sha256": e.file_sha256, "layers": list(e.rows),

@@ -327,7 +327,7 @@ class BoundaryDirection(LatentDirection):
 
         rows = self._layers(layers, int(w.shape[-2]))
         flat = w.reshape(-1, *w.shape[-2:]).detach().to("cpu")
-        moved, _ = move_latents(self.field, flat, "shift", alpha=float(alpha), rows=rows)
+        moved, _ = move_latents(self.field, flat, length=float(alpha), rows=rows)
         return moved.reshape(w.shape).to(w.dtype).to(w.device)
 
     @property

@@ -199,6 +199,60 @@ def test_apply_round_trips_w_and_wplus_latents(tmp_path):
         assert np.abs(back - lat).max() < 0.05
 
 
+def test_a_path_goal_comes_from_the_operator_attributes_not_its_name():
+    """A third-party operator: its attributes and its own step decide the path, whatever its name."""
+    from counterface import Operator
+    from counterface.fieldpath import operator_goal
+
+    class Triple(Operator):
+        def step(self, distance, *, alpha, boundary=None, index=0, rows=0):
+            return torch.full((int(distance.shape[0]),), 3.0 * alpha, dtype=torch.float64)
+
+    class Level(Triple):
+        needs_intercept = True
+        uses_alpha = False
+
+        def step(self, distance, *, alpha, boundary=None, index=0, rows=0):
+            return 0.5 * boundary.on_distance - distance.double()
+
+    class Still(Triple):
+        uses_alpha = False
+
+    b = _boundary()
+    f = AttributeField.from_boundary(b)
+    assert operator_goal(f, Triple(), alpha=0.4) == (None, pytest.approx(1.2))
+    assert operator_goal(f, Level(), alpha=9.0) == (pytest.approx(0.75), None)
+    assert operator_goal(f, Still(), alpha=9.0) == (None, 0.0)
+    w = torch.randn(4, 16, dtype=torch.float64)
+    moved, path = move_latents(f, w, Level())
+    assert torch.allclose(path.logit_after, torch.full((4,), 0.75, dtype=torch.float64), atol=1e-9)
+    moved, path = move_latents(f, w, Still())
+    assert torch.equal(moved, w)
+    # a registered target operator honours its own distance parameter
+    from counterface import registry
+
+    _, path = move_latents(f, w, registry.create("operator", "on", distance=-0.25))
+    assert torch.allclose(path.logit_after, torch.full((4,), -0.25, dtype=torch.float64), atol=1e-9)
+
+
+def test_apply_validates_the_operator_through_the_registry(tmp_path):
+    f = _random_field(16, 3)
+    save_field(f, tmp_path / "f.safetensors")
+    np.savez(tmp_path / "in.npz", latents=np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32))
+    res = run("directions", "apply", tmp_path / "in.npz", "--direction", tmp_path / "f.safetensors",
+              "--operator", "sideways", "-o", tmp_path / "o.npz")
+    one_line_error(res, match="valid: ")
+    assert res.exit_code == 2 and "negate" in res.stderr and "shift" in res.stderr
+    one_line_error(run("directions", "apply", tmp_path / "in.npz", "--direction", tmp_path / "f.safetensors",
+                       "--operator", "original", "-o", tmp_path / "o.npz"), match="photo")
+    res = run("directions", "apply", tmp_path / "in.npz", "--direction", tmp_path / "f.safetensors",
+              "--operator", "on", "--distance", "0.5", "-o", tmp_path / "o.npz")
+    assert res.exit_code == 0, res.output
+    assert np.allclose(np.load(tmp_path / "o.npz")["logit_after"], 0.5, atol=1e-3)
+    side = json.loads((tmp_path / "o.json").read_text())
+    assert side["alpha"] is None and side["distance"] == 0.5
+
+
 # -- issue 21: boundary files validated in full, learn's warnings, the cache -------------------------
 def _bfile(tmp_path, name="b", **meta):
     from safetensors.torch import save_file

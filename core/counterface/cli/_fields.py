@@ -83,14 +83,20 @@ def resolve_editor(spec: str, what: str = "--direction"):
     from ..boundary import find_boundary_file, load_boundary
     from ..field import is_field_file, load_field
 
-    table = registry.entries("direction")
-    if spec in table and spec != "boundary":
-        d = registry.create("direction", spec)
-        b = getattr(d, "field", None) or getattr(d, "boundary", None)
-        if b is None:
-            raise ConfigError(f"{what} {spec}: a third-party direction without a boundary")
-        return b
+    needs = None
+    if spec in registry.entries("direction"):
+        try:
+            d = registry.create("direction", spec)
+        except ConfigError as exc:  # a direction that needs parameters (a file): read spec as a file name
+            needs = exc
+        else:
+            b = getattr(d, "field", None) or getattr(d, "boundary", None)
+            if b is None:
+                raise ConfigError(f"{what} {spec}: a third-party direction without a boundary")
+            return b
     path = find_boundary_file(spec)
+    if path is None and needs is not None:
+        raise needs
     if path is None:
         if not Path(spec).exists():
             registry.entry("direction", spec)  # raises: unknown, listing the registered names
@@ -164,9 +170,9 @@ def editor_kept(specs: Sequence[str], w_dim: int, family: str):
 @click.argument("latents_path", metavar="LATENTS.npz")
 @click.option("--direction", "direction", required=True, metavar="FILE",
               help="A field or boundary file (or a name in the directions folder).")
-@click.option("--operator", type=click.Choice(["on", "off", "neutral", "shift", "negate"]), required=True,
-              help="on/off: to the calibrated on/off level; neutral: onto the decision boundary; "
-                   "shift/negate: a path of length --alpha (W units) up/down.")
+@click.option("--operator", required=True, metavar="NAME",
+              help="A registered operator (`counterface info`): on/off: to the calibrated on/off level; neutral: "
+                   "onto the decision boundary; shift/negate: a path of length --alpha (W units) up/down.")
 @click.option("-o", "--output", "output", required=True, metavar="OUT.npz", help="Where to write the moved latents.")
 @click.option("--alpha", type=click.FloatRange(min=-1000, max=1000), default=1.0, show_default=True,
               help="shift/negate: the path length in W units (-1000 to 1000).")
@@ -197,6 +203,11 @@ def apply_command(latents_path, direction, operator, output, alpha, distance, ke
         raise ConfigError(f"-o {output}: the moved latents are written as .npz")
     inputs = [src] + [Path(p) for p in (direction, *keep) if Path(p).is_file()]
     check_outputs([out, out.with_suffix(".json")], inputs)
+    from .. import registry
+
+    op = registry.create("operator", operator, **({} if distance is None else {"distance": distance}))
+    if getattr(op, "returns_photo", False):
+        raise ConfigError(f"--operator {operator}: returns the photo itself, it has no latent path")
     editor = resolve_editor(direction)
     f = as_field(editor, f"--direction {direction}")
     lat = read_latents(src, f.w_dim)
@@ -214,7 +225,7 @@ def apply_command(latents_path, direction, operator, output, alpha, distance, ke
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        moved, path = move_latents(f, torch.from_numpy(lat), operator, alpha=alpha, distance=distance, keep=kept,
+        moved, path = move_latents(f, torch.from_numpy(lat), op, alpha=alpha, keep=kept,
                                    rows=rows, density=density)
     finally:
         torch.set_num_threads(threads)
@@ -231,7 +242,7 @@ def apply_command(latents_path, direction, operator, output, alpha, distance, ke
     side = {
         "input": str(src), "input_sha256": file_sha256(src), "direction": str(direction),
         "direction_kind": "field" if not f.is_linear or "method" in f.meta and f.meta["method"] == "mlp" else "boundary",
-        "operator": operator, "alpha": alpha if operator in ("shift", "negate") else None, "distance": distance,
+        "operator": operator, "alpha": alpha if getattr(op, "uses_alpha", True) else None, "distance": distance,
         "keep": list(keep), "density": density, "step": f.step, "tolerance": f.tolerance, "shape": list(lat.shape),
         "reached": reached, "steps_mean": float(path.steps.double().mean()), "steps_max": int(path.steps.max()),
         "path_length_mean": float(path.length.mean()), "logit_before_mean": float(path.logit_before.mean()),
