@@ -92,7 +92,9 @@ def _walk(cmd: click.Command, path: list[str]):
 def render() -> str:
     from counterface.cli import cli
 
-    out = [HEADER, _settings_sections()]
+    from counterface import ranges
+
+    out = [HEADER, _settings_sections(), ranges.markdown()]
     for path, cmd in _walk(cli, ["counterface"]):
         ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100,
                             help_option_names=["-h", "--help"])

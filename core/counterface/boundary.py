@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import ConfigError, WeightsError
+from .errors import reason as _reason
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -306,7 +307,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     except FileNotFoundError:
         raise WeightsError(f"boundary file not found: {p}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{p}: not a safetensors boundary file ({' '.join(str(exc).split())[:100]})") from None
+        raise WeightsError(f"{p}: not a safetensors boundary file ({_reason(exc, 100)})") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{p}: not a safetensors boundary file (bad header)")
     raw = header.get("__metadata__") or {}
@@ -445,7 +446,7 @@ def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str =
         try:
             tensors = load_file(str(p))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise WeightsError(f"{p}: not a readable safetensors file ({' '.join(str(exc).split())[:100]})") from None
+            raise WeightsError(f"{p}: not a readable safetensors file ({_reason(exc, 100)})") from None
         if "normal" not in tensors:
             raise WeightsError(f"{p}: a boundary file needs a tensor named 'normal' (found {sorted(tensors)})")
         fields = {k: meta.pop(k, None) for k in _FIELDS}
@@ -484,7 +485,7 @@ def load_vector(path: str | os.PathLike) -> "torch.Tensor":
     except FileNotFoundError:
         raise WeightsError(f"direction file not found: {p}") from None
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise WeightsError(f"{p}: not a readable direction vector ({' '.join(str(exc).split())[:100]})") from None
+        raise WeightsError(f"{p}: not a readable direction vector ({_reason(exc, 100)})") from None
     if isinstance(t, dict):
         ts = [v for v in t.values() if isinstance(v, torch.Tensor)]
         if len(ts) != 1:

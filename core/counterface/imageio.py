@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import ImageError, OutputError
+from .paths import check_outputs
 
 #: Default limit on decoded pixels (about 16k x 12k); override with ``COUNTERFACE_MAX_PIXELS``.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -123,9 +124,7 @@ def safe_output_path(out_dir: str | os.PathLike, name: str | os.PathLike, inputs
     target = (root / name).resolve()
     if target != root and root not in target.parents:
         raise OutputError(f"refusing to write outside the output folder: {name}")
-    for inp in inputs:
-        if Path(inp).resolve() == target:
-            raise OutputError(f"refusing to overwrite an input file: {target}")
+    check_outputs([target], inputs)  # links and hard links to an input too
     return target
 
 
@@ -178,9 +177,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, out_dir: str | os
     p = Path(path)
     target = safe_output_path(out_dir, p, inputs) if out_dir is not None else p.resolve()
     if out_dir is None:
-        for inp in inputs:
-            if Path(inp).resolve() == target:
-                raise OutputError(f"refusing to overwrite an input file: {target}")
+        check_outputs([target], inputs)
     data = encode_image(image, target.suffix, quality)
     return _atomic_write(target, lambda f: f.write(data))
 
@@ -188,6 +185,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, out_dir: str | os
 def write_bytes(path: str | os.PathLike, data: bytes, *, out_dir: str | os.PathLike | None = None,
                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
     target = safe_output_path(out_dir, path, inputs) if out_dir is not None else Path(path).resolve()
+    if out_dir is None:
+        check_outputs([target], inputs)
     return _atomic_write(target, lambda f: f.write(data))
 
 

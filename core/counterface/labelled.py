@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ConfigError, ImageError, NoFaceError
+from .errors import ConfigError, ImageError, NoFaceError, reason
 
 
 @dataclass
@@ -59,16 +59,11 @@ def read_npz(path: str | Path, label: str | None = None) -> Examples:
     except FileNotFoundError:
         raise ConfigError(f"input not found: {p}") from None
     except Exception as exc:  # noqa: BLE001 - zip errors come in many types
-        raise ConfigError(f"{p}: not a readable .npz file ({' '.join(str(exc).split())[:100]})") from None
+        raise ConfigError(f"{p}: not a readable .npz file ({reason(exc)})") from None
     try:
         return _read_npz(p, data, label)
     except (ValueError, OSError, EOFError) as exc:  # an object array (pickle refused), a truncated member
-        raise ConfigError(f"{p}: unreadable array ({' '.join(str(exc).split())[:100]})") from None
-
-
-def _read_npz(p: Path, data, label: str | None) -> Examples:
-    from .learn import parse_label
-
+        raise ConfigError(f"{p}: unreadable array ({reason(exc)})") from None
     with data:
         names = list(data.files)
         if "latents" not in names:

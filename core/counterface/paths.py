@@ -50,3 +50,41 @@ def check_outputs(outputs: Iterable[PathLike], inputs: Iterable[PathLike]) -> No
     for out in outputs:
         if out is not None:
             check_not_input(out, inputs)
+
+
+def check_folder_outputs(folder: PathLike, names: Iterable[str], inputs: Iterable[PathLike], *,
+                         hint: str = "choose another output folder") -> None:
+    """Refuse (``OutputError``) when a file that a command writes in ``folder`` under a fixed name is
+    one of ``inputs``. ``names`` are paths relative to ``folder`` or glob patterns (``results*.jsonl``,
+    ``figures/*.png``): an input whose resolved path falls under ``folder`` and matches one is
+    refused, and so is an input that is the same file (a link, a hard link) as an existing match."""
+    import fnmatch
+
+    names = list(names)
+    inputs = [Path(p) for p in inputs if p is not None]
+    if not inputs or not names:
+        return
+    try:
+        root = Path(folder).resolve()
+    except (OSError, RuntimeError):
+        return
+    existing: list[Path] = []
+    for pattern in names:
+        try:
+            existing.extend(root.glob(pattern) if any(c in pattern for c in "*?[") else [root / pattern])
+        except (OSError, ValueError):
+            continue
+    for inp in inputs:
+        try:
+            resolved = inp.resolve()
+        except (OSError, RuntimeError):
+            continue
+        rel = None
+        if resolved != root and root in resolved.parents:
+            rel = resolved.relative_to(root).as_posix()
+        hit = rel if rel is not None and any(fnmatch.fnmatchcase(rel, n) for n in names) else None
+        if hit is None:
+            hit = next((p.relative_to(root).as_posix() for p in existing if p.exists() and same_file(p, inp)), None)
+        if hit is not None:
+            raise OutputError(f"refusing to overwrite an input file: {inp} is {root / hit}, which this command "
+                              f"writes; {hint}")

@@ -16,6 +16,7 @@ import threading
 import warnings
 
 from .errors import ConfigError, WeightsError
+from .errors import reason as _reason
 
 #: torchvision's ImageNet trunk file per network (registered in the weights registry by the pti plugin)
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -32,7 +33,7 @@ def _load_tensors(path, what: str) -> dict:
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and runtime errors alike
-        raise WeightsError(f"{path}: not a readable {what} ({' '.join(str(exc).split())[:160]})") from None
+        raise WeightsError(f"{path}: not a readable {what} ({_reason(exc)})") from None
     if not isinstance(sd, dict):
         raise WeightsError(f"{path}: expected a {what} state dict, found {type(sd).__name__}")
     return sd

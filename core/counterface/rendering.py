@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ranges
 from .convert import to_image
 from .device import autocast
 from .errors import ConfigError
@@ -64,7 +65,8 @@ class Rendering:
 
             return (*pipeline_move(name, op, edits, keep, w, alphas), False)
         steps = cf.steps_for(op, edits, w, alphas)
-        w_out = cf.move(w, edits, steps, keep, uniform_apply=not getattr(op, "needs_intercept", False))
+        w_out = ranges.check_latent(cf.move(w, edits, steps, keep,
+                                            uniform_apply=not getattr(op, "needs_intercept", False)))
         return w_out, cf.records(name, edits, steps, w, w_out), False
 
     def edit_latent(self, w, alpha: float):
@@ -73,7 +75,7 @@ class Rendering:
 
         edits = self.attribute_edits()
         steps = [full_steps(len(e.rows), a) for e, a in zip(edits, self.alphas(alpha))]
-        return cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True)
+        return ranges.check_latent(cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=True))
 
     def synthesize(self, pivot: Pivot, w) -> np.ndarray:
         """Step 6: the crop from the pivot's tuned generator, (R, R, 3) uint8."""
@@ -84,7 +86,7 @@ class Rendering:
         w = (w.unsqueeze(0) if w.dim() == 2 else w).to(dev, torch.float32)
         with torch.no_grad(), g.load_tensors(pivot.tensors), autocast(self.device, self.precision):
             img = g.synthesize(w).float()
-        return to_image(img)
+        return to_image(ranges.check_image(img))  # a non-finite image is never written
 
     def _finish(self, photo, face, pivot, w, alpha, t, records, role=None) -> EditResult:
         with t("synthesize"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import ranges
 from .errors import ConfigError
 
 #: edit settings and their defaults (``[edit]`` in TOML, ``--set edit.KEY=V``). Neutral defaults only:
@@ -61,7 +62,7 @@ def parse_alpha(values: Any, directions: int | None = None, option: str = "--alp
     ``directions``, is the old batch spelling of a sweep: one ConfigError saying to use ``--alphas``."""
     if values is None:
         return None
-    if isinstance(values, (int, float)) and not isinstance(values, bool):
+    if isinstance(values, (int, float)):  # a bool too: refused below as not a number
         values = [values]
     elif isinstance(values, str):
         values = [values]
@@ -90,7 +91,7 @@ def parse_alpha(values: Any, directions: int | None = None, option: str = "--alp
             raise ConfigError(f"{len(out)} {option} values for 1 direction; {option} takes one value per "
                               f"direction; for a sweep use --alphas {_sweep_hint(values)}")
         raise ConfigError(f"{len(out)} {option} values for {directions} directions; give one, or one per --direction")
-    return out[0] if len(out) == 1 else out
+    return ranges.check_alpha(out[0] if len(out) == 1 else out, option)  # within the documented range
 
 
 def parse_alphas(text: Any, option: str = "--alphas") -> list[float] | None:
@@ -117,7 +118,7 @@ def parse_alphas(text: Any, option: str = "--alphas") -> list[float] | None:
         raise ConfigError(f"{option} must be finite numbers, got {','.join(raw)}")
     if len(set(vals)) != len(vals):
         raise ConfigError(f"{option} {','.join(raw)} repeats a value")
-    return vals
+    return ranges.check_alpha(vals, option)  # within the documented range
 
 
 def _as_list(value: Any) -> list:
@@ -276,6 +277,7 @@ def _check_bounds(bounds: Any) -> None:
         raise ConfigError(f"edit.alpha_bounds must be two numbers, got {bounds!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
         raise ConfigError(f"edit.alpha_bounds must be two finite numbers, low < high, got {bounds!r}")
+    ranges.check("alpha_bounds", lo), ranges.check("alpha_bounds", hi)  # within the documented range
 
 
 def takes_distance(name: str | None) -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from counterface import AttributeDirection, ConfigError, WeightsError
 from counterface.config import parse_layers
+from counterface.errors import reason
 
 #: the generator family the published InterFaceGAN files were fitted on
 FFHQ_FAMILY = "stylegan2-ffhq-1024"
@@ -63,7 +64,7 @@ def load_vector(path: str | Path, *, what: str = "direction"):
         try:
             arr = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise WeightsError(f"{p}: not a readable .npy {what} ({' '.join(str(exc).split())[:120]})") from None
+            raise WeightsError(f"{p}: not a readable .npy {what} ({reason(exc)})") from None
         t = torch.from_numpy(np.ascontiguousarray(arr))
     else:
         from counterface_nets.checkpoints import safe_load

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,17 +39,36 @@ def safe_load(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
         # Zip-format files (torch >= 1.6) are memory-mapped: only the tensors a loader copies out are
         # read from disk (the generator inside the 1.2 GB e4e file costs ~130 MB, not 1.2 GB).
         mmap = zipfile.is_zipfile(p)
-        return torch.load(str(p), map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # random bytes: "Detected pickle protocol 76 ..." is noise here
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(str(p), map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         msg = _short(exc)
-        if "Weights only load failed" in msg or "Unsupported global" in msg:
+        if "Weights only load failed" in str(exc) or "Unsupported global" in str(exc):
             raise WeightsError(
                 f"{p}: refusing to load: the file holds Python objects beyond tensors and plain containers "
                 f"(not the expected {what}, or a code-carrying pickle)"
             ) from None
         raise WeightsError(f"{p}: not a PyTorch {what} ({msg})") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise WeightsError(f"{p}: corrupt or truncated {what} ({_short(exc)})") from None
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the legacy-pickle path of random bytes raises anything
+        # (IndexError: pop from empty list, KeyError, TypeError, struct.error, ...): one error naming the file
+        raise WeightsError(f"{p}: corrupt or truncated {what} ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def wrap_errors(path, what: str, load):
+    """``load()``, with every failure that is not already a :class:`~counterface.errors.CounterfaceError`
+    turned into the one :class:`WeightsError` naming ``path`` (a file that parses but holds nonsense:
+    wrong types or shapes deep inside a network's constructor)."""
+    from counterface.errors import CounterfaceError
+
+    try:
+        return load()
+    except (CounterfaceError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"{path}: not a usable {what} ({type(exc).__name__}: {_short(exc)})") from None
 
 
 #: ``weights`` values meaning "no file: a network drawn from ``seed``" (any case; TOML has no null)
@@ -98,8 +118,9 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:
-    s = " ".join(str(exc).split()) or type(exc).__name__
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    from counterface.errors import reason
+
+    return reason(exc, limit)
 
 
 def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:

@@ -207,6 +207,12 @@ def load_e4e(path, device="cpu", **arch) -> Encoder4Editing:
     override ``opts``. Only the ``encoder.*`` keys are read; a wrong file raises
     :class:`~counterface.errors.WeightsError` naming the file and the first offending keys.
     """
+    from .checkpoints import wrap_errors
+
+    return wrap_errors(path, "e4e checkpoint", lambda: _load_e4e(path, device, arch))
+
+
+def _load_e4e(path, device, arch: dict) -> Encoder4Editing:
     from .checkpoints import load_strict, require_mapping, safe_load, strip_prefix
 
     what = "e4e checkpoint"

@@ -300,6 +300,12 @@ def load_arcface(path, device="cpu", **arch) -> Backbone:
     The file may lack BatchNorm ``num_batches_tracked`` entries (torch 0.4 checkpoints). Any other
     mismatch raises :class:`~counterface.errors.WeightsError` naming the file and the first keys.
     """
+    from .checkpoints import wrap_errors
+
+    return wrap_errors(path, "ArcFace IR-SE backbone", lambda: _load_arcface(path, device, arch))
+
+
+def _load_arcface(path, device, arch: dict) -> Backbone:
     from .checkpoints import load_strict, require_mapping, safe_load
 
     what = "ArcFace IR-SE backbone"

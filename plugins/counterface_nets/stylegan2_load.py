@@ -98,7 +98,8 @@ def load_generator(path, device="cpu", prefix: str | None = None, **config) -> G
     naming the file and the first offending keys; nothing in the file is executed.
     """
     with torch.inference_mode(False):  # normal tensors even when called under inference_mode (tuners need them)
-        return _load_generator(path, device, prefix, config)
+        return checkpoints.wrap_errors(path, "StyleGAN2 checkpoint",
+                                       lambda: _load_generator(path, device, prefix, config))
 
 
 def _load_generator(path, device, prefix, config) -> Generator:

@@ -8,6 +8,7 @@ import numpy as np
 
 import counterface
 from counterface.errors import ConfigError, WeightsError
+from counterface.errors import reason as _reason
 from counterface.weights import WeightsSpec
 
 _TORCHVISION = "BSD-3-Clause (torchvision); trained on ImageNet"
@@ -186,7 +187,7 @@ class TorchvisionResNet(_TorchEmbedder):
                     model.load_state_dict(sd, strict=True)
                 except Exception as exc:  # noqa: BLE001 - pickle, zip, key and shape errors alike
                     raise WeightsError(f"{path}: not torchvision's {self.arch} state dict "
-                                       f"({' '.join(str(exc).split())[:160]})") from None
+                                       f"({_reason(exc)})") from None
             model.fc = torch.nn.Identity()
             self._model = model.eval().requires_grad_(False).to(self.device)
         return self._model

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..rows import hashable, is_valid
 from .store import table_files
 
 #: default seconds without a heartbeat after which a claim is stale (env COUNTERFACE_CLAIM_LEASE)
@@ -231,7 +232,7 @@ class DoneIndex:
         self._failed: set[tuple] = set()
         self._first = True
 
-    def _new_lines(self, path: Path) -> list[dict]:
+    def _new_lines(self, path: Path, stem: str) -> list[dict]:
         start = self._offsets.get(path, 0)
         try:
             with open(path, "rb") as f:
@@ -247,18 +248,18 @@ class DoneIndex:
                 row = json.loads(line)
             except ValueError:  # a line cut by a crash
                 continue
-            if isinstance(row, dict):
+            if is_valid(row, stem):  # a malformed row is reported by the table readers (rows.py), not counted here
                 rows.append(row)
         return rows
 
     def refresh(self) -> "DoneIndex":
         for path in table_files(self.out_dir, "results"):
-            for r in self._new_lines(path):
+            for r in self._new_lines(path, "results"):
                 k = (r.get("key"), r.get("sha256"), r.get("job"))
-                self._rows.setdefault(k, set()).add((r.get("face"), r.get("alpha")))
+                self._rows.setdefault(k, set()).add((r.get("face"), hashable(r.get("alpha"))))
                 self._expected[k] = int(r.get("faces") or 1) * self.n_alphas
         for path in table_files(self.out_dir, "failures"):
-            for r in self._new_lines(path):
+            for r in self._new_lines(path, "failures"):
                 if r.get("reason") in self.final and not (self.retry_failures and self._first):
                     self._failed.add((r.get("key"), r.get("sha256"), r.get("job")))
         self._first = False

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..imageio import IMAGE_SUFFIXES
+from ..rows import jsonl_rows  # noqa: F401  (the one JSONL reader; manifests read it strictly)
 
 PATH_COLUMNS = ("path", "image", "file", "filename")
 
@@ -65,21 +66,6 @@ def _row_to_item(row: Mapping[str, Any], base: Path, where: str) -> Item:
     key = str(row["id"]) if row.get("id") not in (None, "") else raw
     meta = {k: v for k, v in row.items() if k != col and k is not None}
     return Item(key=key, path=path, meta=meta, base=base)
-
-
-def jsonl_rows(text: str, src: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL text; ConfigError naming
-    ``src:line`` for invalid JSON or a line that is not a JSON object."""
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{src}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{src}:{n}: each line must be a JSON object")
-        yield n, row
 
 
 def read_manifest(source: str | os.PathLike, exclude: Iterable[Path] = ()) -> list[Item]:
@@ -147,6 +133,63 @@ def select_shard(items: Sequence[Item], index: int, count: int) -> list[Item]:
 
 
 # -- output names --------------------------------------------------------------------------------------
+#: the files of a batch output folder that batch and evaluate write or append to (glob patterns)
+RUN_FILES = ("results*.jsonl", "failures*.jsonl", "metrics*.jsonl", "results.csv", "results.parquet",
+             "batch.json", "summary.json")
+
+
+def check_run_inputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse (one line, exit 2) when an input file of ``batch`` or ``evaluate`` (the manifest, an
+    exclusion list) is one of the files they write in ``out_dir`` (:data:`RUN_FILES`): e.g.
+    ``counterface batch OUT/results.csv -o OUT`` would replace its own manifest with the results table."""
+    from ..paths import check_folder_outputs
+
+    check_folder_outputs(out_dir, RUN_FILES, [p for p in inputs if p is not None],
+                         hint=f"choose another -o folder, or copy the file out of {out_dir} first")
+
+
+def check_readers_outputs(target: str | os.PathLike, names: Sequence[str], runs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse when a file that ``figures`` or ``report`` writes in ``target`` (``names``: fixed names
+    or glob patterns) is one of the files they read: a run folder's tables (:data:`RUN_FILES`), its
+    pairs, or a photo its rows name (e.g. ``figures OUT -o photos/`` with a photo ``figure2.png``)."""
+    from ..paths import check_folder_outputs
+    from .store import load_rows, table_files
+
+    inputs: list[Path] = []
+    for run in runs:
+        if run is None:
+            continue
+        run = Path(run)
+        for stem in ("results", "failures", "metrics"):
+            inputs.extend(table_files(run, stem))
+        inputs.extend(run / n for n in ("results.csv", "results.parquet", "batch.json", "summary.json"))
+        for row in load_rows(run, "results"):
+            for col in ("path", "z1", "z0", "z1_sidecar", "z0_sidecar"):
+                if isinstance(row.get(col), str) and row[col]:
+                    inputs.append(run / row[col])  # absolute paths stay absolute
+    linked = []  # an output name that is already a link lands on the file it points to
+    for pattern in names:
+        for p in Path(target).glob(pattern):
+            if p.is_symlink():
+                linked.append(p.resolve().name)
+    check_folder_outputs(target, names, [p for p in inputs if _may_be_one_of(p, [*names, *linked])],
+                         hint="choose another -o folder")
+
+
+def _may_be_one_of(path: Path, names: Sequence[str]) -> bool:
+    """Whether ``path`` (an existing file) could be one of the files ``names`` name: its own name
+    matches one, or it is a link or a hard link (a cheap ``lstat`` spares resolving thousands of photos)."""
+    import fnmatch
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISLNK(st.st_mode) or st.st_nlink > 1
+            or any(fnmatch.fnmatchcase(path.name, Path(n).name) for n in names))
+
+
 def slug(text: str, limit: int = 60) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
     return (s or "photo")[:limit]

@@ -24,7 +24,7 @@ from ..provenance import Timer, config_digest
 from .claims import Claims, DoneIndex, claim_id
 from .manifest import Item, alpha_tag, output_stem
 from .options import BatchOptions
-from .pivots import PivotStore
+from .pivots import PivotStore, rejection
 from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 
 #: output formats that store the pixels exactly (the metrics of other formats are measured on the file)
@@ -454,7 +454,7 @@ class Runner:
         except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
             raise  # not about this photo: every other photo would fail the same way
         except CounterfaceError as exc:
-            return False, [], self._failure(item, sha, "error", str(exc), "edit")
+            return False, [], self._failure(item, sha, getattr(exc, "reason", "error"), str(exc), "edit")
         except MemoryError:
             return False, [], self._failure(item, sha, "error", "out of memory", "edit")
         except Exception as exc:  # noqa: BLE001 - a batch records and goes on
@@ -497,7 +497,7 @@ class Runner:
             row_seconds = {**seconds, **step.seconds}
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
                                    "face": index, "faces": n_faces, "alpha": _row_alpha(step.alpha),
-                                   **files, "pi1": pi1.name, "pi0": pi0.name, "pivot": pivot_state,
+                                   **files, "pi1": pi1.name, "pi0": pi0.name, "pivot": pivot_state, **rejection(pivot),
                                    "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in row_seconds.items()}}
             row.update(distance_columns(step.attributes))

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..imageio import write_bytes
+from ..rows import hashable, read_table
 
 #: columns the runner writes; user columns with these names are stored as ``user_<name>``
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
@@ -46,20 +47,9 @@ METRIC_COLUMNS = _MetricColumns(
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a line that does not parse (a write cut by a crash) is skipped."""
-    rows = []
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(row, dict):
-                    rows.append(row)
-    except FileNotFoundError:
-        pass
-    return rows
+    """The valid rows of a JSONL table; each malformed row (a write cut by a crash, invalid JSON,
+    ``key: null``, ``face: "zero"``...) is reported with its line number and left out (:mod:`.rows`)."""
+    return read_table(path)
 
 
 def table_files(out_dir: Path, stem: str) -> list[Path]:
@@ -70,7 +60,7 @@ def table_files(out_dir: Path, stem: str) -> list[Path]:
 
 
 def row_key(row: Mapping[str, Any]) -> tuple:
-    return (row.get("key"), row.get("sha256"), row.get("job"), row.get("face"), row.get("alpha"))
+    return (row.get("key"), row.get("sha256"), row.get("job"), row.get("face"), hashable(row.get("alpha")))
 
 
 def load_rows(out_dir: Path, stem: str = "results") -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import click
 
-from .. import kinds
+from .. import kinds, ranges
 from ..errors import CounterfaceError
 
 COMPONENT_OPTIONS = kinds.options()  # --aligner NAME, ..., --pi1 NAME, --pi0 NAME (counterface.kinds)
@@ -97,8 +97,11 @@ class CounterfaceGroup(click.Group):
         return rest
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ..rows import reporting  # malformed table rows: one warning line each, and a count
+
         try:
-            return super().invoke(ctx)
+            with reporting(lambda msg: click.echo(f"warning: {msg}", err=True)):
+                return super().invoke(ctx)
         except CounterfaceError as exc:
             _fail(f"error: {exc}", exc.exit_code)
         except KeyboardInterrupt:
@@ -276,7 +279,7 @@ def operator_options(func: Callable) -> Callable:
     --distance, --keep, --watch, --target-score. The command receives them as one dict,
     ``operator_settings``; :func:`edit_settings` folds it into the settings."""
     opts = [
-        click.option("--distance", "distance", type=finite(), multiple=True, metavar="D",
+        click.option("--distance", "distance", type=finite(*ranges.bounds("distance")), multiple=True, metavar="D",
                      help="Target signed distance of the on/off operator (default: the boundary's on_distance / "
                           "off_distance); one for all, or one per --direction."),
         click.option("--keep", multiple=True, metavar="NAME",

@@ -18,7 +18,7 @@ from ._common import (
     pipeline_options,
     progress_enabled,
 )
-from .. import matching
+from .. import matching, ranges
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
 EXCLUDE_HELP = ("Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); "
@@ -142,6 +142,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
                                              reference_column=reference_column, **match))
     index, count = b.parse_shard(shard)
     check_output_dir(out_dir)
+    b.manifest.check_run_inputs(out_dir, [input_path, exclude_file])  # never write over the manifest
     items = b.read_manifest(input_path, exclude=[out_dir])
     mine = b.select_shard(items, index, count)
     excluded = 0
@@ -227,9 +228,10 @@ def _fmt(v) -> str:
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--identity-independent", default=None, metavar="NAME|none", help=INDEPENDENT_HELP)
-@click.option("--identity-threshold", type=finite(), default=None, metavar="T",
+@click.option("--identity-threshold", type=finite(*ranges.bounds("identity_threshold")), default=None, metavar="T",
               help="Flag pairs whose identity, identity_z0 or identity_z1z0 is below T (default 0.5).")
-@click.option("--identity-independent-threshold", type=finite(), default=None, metavar="T",
+@click.option("--identity-independent-threshold", type=finite(*ranges.bounds("identity_independent_threshold")),
+              default=None, metavar="T",
               help="Flag pairs whose identity_independent* is below T (default 0.92, dlib's same-person threshold).")
 @click.option("--exclude", "exclude_file", type=click.Path(path_type=Path), default=None, metavar="CSV",
               help=EXCLUDE_HELP + " Rejected pairs are neither measured nor summarised.")
@@ -249,6 +251,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
     from ..imageio import write_json
 
     check_output_dir(out_dir)
+    b.manifest.check_run_inputs(out_dir, [exclude_file])  # never write over the exclusion list
     try:
         run_cfg = json.loads((out_dir / "batch.json").read_text()).get("config")
     except (OSError, ValueError, AttributeError):
@@ -308,6 +311,8 @@ def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
 
     fig_dir = fig_dir or out_dir / "figures"
     check_output_dir(fig_dir)
+    from ..batch.manifest import check_readers_outputs
+    check_readers_outputs(fig_dir, ("figure*.png", "settings.json"), [out_dir, sweep_dir])  # no input replaced
     made = figures.make_figures(out_dir, fig_dir, sweep_dir=sweep_dir, label=label, max_faces=max_faces, alpha=alpha,
                                 warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     for p in made:

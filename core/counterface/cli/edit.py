@@ -105,9 +105,9 @@ class _PivotFile(flow.PivotSource):
         if self.loaded is None:
             self.used = None
             return None
-        src = self.loaded.meta.get("source") or {}
-        if src.get("input_sha256") not in (None, photo.sha256):
-            raise ConfigError(f"--pivot {self.load} was made from another photo (sha256 {src['input_sha256'][:12]}...)")
+        from .. import pivot as pivot_mod
+
+        pivot_mod.check_reuse(self.loaded, self.load, photo_sha256=photo.sha256)  # finite, this photo's
         self.used = str(self.load)
         return self.loaded, {}, "loaded"
 

@@ -61,6 +61,20 @@ def _describe(cfg) -> str:
     return ", ".join(parts)
 
 
+def _report_links(links) -> None:
+    """One warning line per link found in the store (never followed, listed or removed)."""
+    import os
+
+    for link in links:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            target = "?"
+        click.echo(f"warning: skipped link {link} -> {target} (links in a pivot store are never followed)", err=True)
+    if links:
+        click.echo(f"warning: {len(links)} link(s) skipped", err=True)
+
+
 @click.group("pivots")
 def pivots_cmd() -> None:
     """Show and bound the pivot store of `counterface batch` (OUT/pivots, or the --pivots DIR)."""
@@ -74,6 +88,7 @@ def _list(store: Path, as_json: bool) -> None:
     from ..batch import pivots
 
     info = pivots.summary(_root(store))
+    _report_links(info["skipped_links"])
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
@@ -100,9 +115,11 @@ def _prune(store: Path, max_size, older_than, keys, configs, dry_run) -> None:
     if max_size is None and older_than is None and not keys and not configs:
         raise ConfigError("pivots prune: give --max-size, --older-than, --key or --config")
     root = _root(store)
+    skipped: list[Path] = []
     gone = pivots.prune(root, max_bytes=None if max_size is None else parse_size(max_size),
                         older_than=None if older_than is None else parse_age(older_than), keys=tuple(keys),
-                        configs=tuple(configs), dry_run=dry_run)
+                        configs=tuple(configs), dry_run=dry_run, skipped=skipped)
+    _report_links(skipped)
     left = pivots.summary(root)
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {len(gone)} pivot(s), {_human(sum(e.size for e in gone))}; "

@@ -37,10 +37,13 @@ def report_cmd(out_dir, report_dir, min_identity, min_identity_independent, min_
     a accept, r reject, u undo) and export the decisions as a CSV that `batch`, `evaluate` and
     `polarization` take with --exclude. Thumbnails are made once (OUT/report/thumbs).
     """
+    from ..batch.manifest import check_readers_outputs
     from ..report import build_report
 
     target = report_dir or out_dir / "report"
     check_output_dir(target)
+    check_readers_outputs(target, ("index.html", "rows.js", "report.*", "thumbs/*.jpg", "figures/*.png",
+                                   "figures/settings.json"), [out_dir, sweep_dir])  # no input replaced
     given = (("identity", min_identity), ("identity_independent", min_identity_independent),
              ("psnr_outside", min_psnr_outside))
     thresholds = {k: v for k, v in given if v is not None}

@@ -34,6 +34,7 @@ import os
 from pathlib import Path
 
 from ..errors import WeightsError
+from ..paths import same_file
 from . import registry, transport  # noqa: F401  (weights.registry, weights.transport)
 from .registry import (  # noqa: F401  (the public API, re-exported)
     CHUNK, DIFFERS, ENV_HOME, ENV_OFFLINE, ENV_PROGRESS, GDRIVE, MISMATCH, MISSING, PRESENT, TORCH_SUFFIXES,
@@ -167,7 +168,7 @@ def import_file(name: str, src: str | os.PathLike) -> WeightsStatus:
         raise WeightsError(f"cannot import {name!r}: {src} is not a file")
     t = target(spec)
     t.parent.mkdir(parents=True, exist_ok=True)
-    if t.exists() and t.resolve() == src.resolve():
+    if t.exists() and same_file(t, src):  # the cached file itself (or a link to it): nothing to copy
         st = _status_of(spec, t, hash=True)
         if st.state == MISMATCH:
             raise WeightsError(f"{src} is not {name!r}: {st.message}")
