@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .. import flow, matching
+from .. import flow, matching, reedit
 from ..errors import (ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError,
                       ReferencePhotoError, TargetNotFoundError, WeightsError)
 from ..imageio import file_sha256, read_image, write_json
@@ -167,6 +167,7 @@ class Runner(Recording):
         #: encode and write the pairs on a pool of threads (lossless formats only: a lossy file is read
         #: back for the metrics, so it must exist first); rows are recorded after their files
         self.use_writer = self.suffix in LOSSLESS
+        self.batch_reedits = True  # stored pivots: render a face's alphas and roles in one go
         self.writer: Writer | None = None
         self._record_lock = threading.Lock()
         self._record_error: BaseException | None = None
@@ -484,9 +485,13 @@ class Runner(Recording):
         if self.evaluator is not None:
             blend_mask = pipe.component("blender").mask(photo.image.shape[:2], face)
         rows = []
-        for alpha in self.alphas:
-            step = flow.render_face(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=[alpha], seconds=seconds,
-                                    extra=extra)[0]
+        reused = None  # a stored pivot: every alpha and role synthesized together (counterface.reedit)
+        if pivot_state == "reused" and "auto" not in self.alphas and self.batch_reedits:
+            reused = reedit.render_reused(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=self.alphas,
+                                          seconds=seconds, extra=extra)
+        for i, alpha in enumerate(self.alphas):
+            step = reused[i] if reused is not None else flow.render_face(
+                pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=[alpha], seconds=seconds, extra=extra)[0]
             if recon is None and getattr(pi0, "renders_pivot", False):
                 recon = step.results["z0"]  # the metrics' reconstruction
             name = f"{stem}_face{index}" + (f"_{alpha_tag(step.alpha)}" if len(self.alphas) > 1 else "")
