@@ -117,7 +117,7 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress) -
     if builtin:
         if model is None or embeddings is None:
             raise ConfigError("the built-in route needs an outlet model and the embeddings")
-        base, f1, f0 = (OutletFeatures(e, pol, study.covariates) for e in embeddings)
+        base, f1, f0 = (OutletFeatures(e, pol, study.covariates, study.covariate_context) for e in embeddings)
         folds = cf.make_folds(strata, cluster, settings.folds, cf.int_seed(seed, 0))
         p_obs, p1, p0 = cf.crossfit(model, base, outlet, study.classes, folds, [base, f1, f0], seed=seed)
         heldout = cf.heldout_metrics(p_obs, outlet, study.classes)

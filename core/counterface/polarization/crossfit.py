@@ -56,11 +56,23 @@ def crossfit(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequ
     out = [np.full((len(train), len(classes)), np.nan) for _ in score]
     for f in np.unique(folds):
         test = np.flatnonzero(folds == f)
-        fitted = model.fit(train.take(np.flatnonzero(folds != f)), outlets[folds != f], list(classes),
+        predict = fit_fold(model, train.take(np.flatnonzero(folds != f)), outlets[folds != f], classes,
                            seed=int_seed(seed, int(f)))
         for arr, feats in zip(out, score):
-            arr[test] = np.asarray(fitted.predict_proba(feats.take(test)), np.float64)
+            arr[test] = predict(feats.take(test))
     return [np.clip(arr, EPS, 1.0) for arr in out]  # a log-odds needs p > 0; NaN stays NaN
+
+
+def fit_fold(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequence[str], seed: int = 0):
+    """Fit g (and the context covariates, :mod:`~counterface.polarization.covariates`) on the
+    training rows; returns ``predict(features) -> (n, len(classes))`` probabilities."""
+    ctx = train.context.fit() if train.context is not None else None
+    fitted = model.fit(train.with_context(ctx), np.asarray(outlets, dtype=object), list(classes), seed=seed)
+
+    def predict(feats: OutletFeatures) -> np.ndarray:
+        return np.asarray(fitted.predict_proba(feats.with_context(ctx)), np.float64)
+
+    return predict
 
 
 def heldout_metrics(proba: np.ndarray, outlets: Sequence[str], classes: Sequence[str]) -> dict:
