@@ -39,6 +39,8 @@ KNOWN = {
     ("learn.py", "logistic"): "the boundary fit method's own name (not the outlet model)",
     ("learn.py", "on"): "a boundary side label",
     ("learn.py", "off"): "a boundary side label",
+    ("boundary.py", "boundary"): "a file kind (FORMATS: a boundary file's header), not the direction component",
+    ("cli/_fields.py", "boundary"): "the sidecar's direction_kind, a file kind (boundary or field file)",
     ("device.py", "on"): "a boolean spelling of edit.deterministic (true/on/yes), not the operator",
     ("device.py", "off"): "a boolean spelling of edit.deterministic (false/off/no), not the operator",
     ("cli/polarization.py", "resnet18"): "default embedder of polarization",

@@ -16,23 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..scoring import default_scorer
 from . import estimate as est
 from .features import CROP_SIZE, crop_digest, cut
 
 #: bootstrap draws of the mean difference (cheap: no model is refitted)
 DRAWS = 1000
-
-
-def default_scorer(attribute: str) -> str | None:
-    """The scorer registered for ``attribute``: the one registered under its name, else the only one
-    whose ``attribute`` is it; None when there is none."""
-    from ..registry import entries
-
-    table = entries("scorer")
-    if attribute in table:
-        return attribute
-    same = [name for name, e in table.items() if getattr(e.factory, "attribute", None) == attribute]
-    return same[0] if len(same) == 1 else None
 
 
 def scorer_name(requested: str | None, attribute: str | None) -> tuple[str | None, str | None]:
