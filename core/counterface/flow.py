@@ -245,11 +245,22 @@ def process_photo(source: str | os.PathLike | np.ndarray, settings: EditSettings
 
 
 def write_output(out_dir: str | os.PathLike, name: str, image: np.ndarray, sidecar: dict[str, Any], *,
-                 inputs: Sequence[str | os.PathLike], suffix: str = ".png", **fields: Any) -> Path:
+                 inputs: Sequence[str | os.PathLike], suffix: str = ".png", writer=None, **fields: Any) -> Path:
     """Write ``OUT/name<suffix>`` and its sidecar ``OUT/name.json`` (with ``output``, the image's
-    file name, and ``fields`` added), atomically and never over an input; returns the image's path."""
-    from .imageio import write_image, write_json
+    file name, and ``fields`` added), atomically and never over an input; returns the image's path.
 
-    out = write_image(f"{name}{suffix}", image, out_dir=out_dir, inputs=inputs)
-    write_json(f"{name}.json", {**sidecar, "output": out.name, **fields}, out_dir=out_dir, inputs=inputs)
+    ``writer``: a :class:`counterface.writer.Writer` to encode and write both files on its threads
+    (the call returns at once; the output-path checks still run here, so a refused path raises now).
+    The caller hands ``image`` over: it must not be modified afterwards."""
+    from .imageio import dumps_json, safe_output_path, write_bytes, write_image, write_json
+
+    if writer is None:
+        out = write_image(f"{name}{suffix}", image, out_dir=out_dir, inputs=inputs)
+        write_json(f"{name}.json", {**sidecar, "output": out.name, **fields}, out_dir=out_dir, inputs=inputs)
+        return out
+    out = safe_output_path(out_dir, f"{name}{suffix}", inputs)
+    meta = safe_output_path(out_dir, f"{name}.json", inputs)
+    data = dumps_json({**sidecar, "output": out.name, **fields}, indent=2).encode() + b"\n"  # encoded now
+    writer.image(out, image)
+    writer.submit(write_bytes, meta, data, path=meta)
     return out

@@ -19,6 +19,7 @@ from counterface.components import Blender
 from counterface.errors import ConfigError
 
 REGIONS = ("hull", "square")
+ON_DEVICE = ("auto", "always", "never")
 
 
 def _fill(shape: tuple[int, int], polygon: np.ndarray, offset=(0.0, 0.0)) -> np.ndarray:
@@ -41,10 +42,19 @@ class GaussianBlender(Blender):
     ``margin`` grows (> 0) or shrinks (< 0) the region, as a fraction of the face width for ``hull``
     and of the crop side for ``square`` (where 0.1 keeps clear of the crop's border);
     ``feather`` the Gaussian sigma as a fraction of the face width; ``erode`` how many sigmas the
-    region is eroded before blurring (2 makes m reach 1 inside and fall to ~0.02 at the edge).
+    region is eroded before blurring (2 makes m reach 1 inside and fall to ~0.02 at the edge);
+    ``on_device`` where the warp and blend run: ``auto`` in torch on the crop's device when the crop
+    is a CUDA tensor, else with OpenCV; ``always`` in torch (on the CPU for an array: what the CPU
+    tests exercise); ``never`` with OpenCV. The torch path differs by at most a grey level or two
+    inside the mask (see :mod:`counterface_blend.device`); outside it both copy the photo.
     """
 
-    def __init__(self, region: str = "hull", margin: float | None = None, feather: float = 0.05, erode: float = 2.0):
+    def __init__(self, region: str = "hull", margin: float | None = None, feather: float = 0.05, erode: float = 2.0,
+                 on_device: str = "auto"):
+        if on_device not in ON_DEVICE:
+            raise ConfigError(f"unknown blender on_device {on_device!r}; use {', '.join(ON_DEVICE)}")
+        self.on_device = on_device
+        self._masks: dict = {}  # one face's mask windows, reused across its alphas and roles
         if region not in REGIONS:
             raise ConfigError(f"unknown blender region {region!r}; use {' or '.join(REGIONS)}")
         if feather < 0 or erode < 0:
@@ -131,15 +141,41 @@ class GaussianBlender(Blender):
         return out
 
     # -- blending ----------------------------------------------------------------------------------
-    def blend(self, image: np.ndarray, edited_crop: np.ndarray, face) -> np.ndarray:
+    def _cached_window(self, shape: tuple[int, int], face):
+        key = (tuple(int(v) for v in shape[:2]), int(face.size), np.asarray(face.matrix, np.float64).tobytes(),
+               np.asarray(face.landmarks, np.float64).tobytes(), float(face.face_width))
+        if key not in self._masks:
+            if len(self._masks) >= 8:
+                self._masks.clear()
+            self._masks[key] = self.mask_window(shape, face)
+        return self._masks[key]
+
+    def _use_torch(self, img: np.ndarray, crop) -> bool:
+        if self.on_device == "never" or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            return False
+        if self.on_device == "always":
+            return True
+        return getattr(getattr(crop, "device", None), "type", "cpu") == "cuda"
+
+    def blend(self, image: np.ndarray, edited_crop, face) -> np.ndarray:
         img = np.asarray(image)
+        if self._use_torch(img, edited_crop):
+            shape = tuple(edited_crop.shape)
+            if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3 or "uint8" not in str(edited_crop.dtype):
+                raise ValueError(f"edited crop must be square (S, S, 3) uint8, got {shape} {edited_crop.dtype}")
+            from .device import blend
+
+            window, m = self._cached_window(img.shape[:2], face)
+            return blend(img, edited_crop, face, window, m)
+        if hasattr(edited_crop, "detach"):
+            edited_crop = edited_crop.detach().cpu().numpy()
         crop = np.asarray(edited_crop)
         if crop.ndim != 3 or crop.shape[0] != crop.shape[1] or crop.shape[2] != 3 or crop.dtype != np.uint8:
             raise ValueError(f"edited crop must be square (S, S, 3) uint8, got {crop.shape} {crop.dtype}")
         if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
             raise ValueError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {img.shape}")
         out = img.copy()
-        (x0, y0, x1, y1), m = self.mask_window(img.shape[:2], face)
+        (x0, y0, x1, y1), m = self._cached_window(img.shape[:2], face)
         if m.size == 0:
             return out
         # photo -> edited crop (the crop may have another size than the aligned one)

@@ -15,12 +15,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .. import flow, matching
+from .. import flow, matching, reedit
 from ..errors import (ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError,
                       ReferencePhotoError, TargetNotFoundError, WeightsError)
 from ..imageio import file_sha256, read_image, write_json
 from ..matching import select_faces
 from ..provenance import Timer, config_digest
+from ..writer import Writer
+from .recording import Recording
 from .claims import Claims, DoneIndex, claim_id
 from .manifest import Item, alpha_tag, output_stem
 from .options import BatchOptions
@@ -110,7 +112,7 @@ class Summary:
         return dict(vars(self))
 
 
-class Runner:
+class Runner(Recording):
     """Runs a :class:`~counterface.pipeline.Pipeline` over items, resumably, through the per-photo
     flow (:mod:`counterface.flow`).
 
@@ -162,6 +164,13 @@ class Runner:
         self.claims = Claims(self.out_dir / "claims") if options.claims else None
         self._index: DoneIndex | None = None
         self._consecutive_errors = 0
+        #: encode and write the pairs on a pool of threads (lossless formats only: a lossy file is read
+        #: back for the metrics, so it must exist first); rows are recorded after their files
+        self.use_writer = self.suffix in LOSSLESS
+        self.batch_reedits = True  # stored pivots: render a face's alphas and roles in one go
+        self.writer: Writer | None = None
+        self._record_lock = threading.Lock()
+        self._record_error: BaseException | None = None
 
     # -- resume bookkeeping ------------------------------------------------------------------------------
     def finished(self) -> set[tuple]:
@@ -216,9 +225,11 @@ class Runner:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 installed[s] = signal.signal(s, self._handler)
+        self.writer = Writer() if self.use_writer else None
         try:
             return self._run(items)
         finally:
+            self._close_writer()
             for s, old in installed.items():
                 signal.signal(s, old)
             if self.claims is not None:
@@ -280,19 +291,16 @@ class Runner:
                 ok, rows, failure = self._process(item, sha, prep)
                 if not ok:
                     self._check_stop()  # a failure caused by the interruption is not recorded
-                self._critical = True  # a signal now waits until the rows are on disk
-                try:
-                    if ok:
-                        self.results.append(rows)
-                        summary.done += 1
-                        summary.faces += len(rows)
-                    else:
-                        self.failures.append([failure])
-                        summary.failed += 1
-                    self._done_in_run += 1
-                    self._release(item, sha)
-                finally:
-                    self._critical = False
+                if self.writer is not None:  # recorded on the writer's commit thread, after the files
+                    self._raise_record_error()
+                    fut = self.writer.then(self._record, item, sha, ok, rows, failure, summary)
+                    fut.add_done_callback(lambda f, item=item, sha=sha: self._write_failed(f, item, sha, summary))
+                else:
+                    self._critical = True  # a signal now waits until the rows are on disk
+                    try:
+                        self._record(item, sha, ok, rows, failure, summary)
+                    finally:
+                        self._critical = False
                 if self.on_photo is not None:
                     self.on_photo(item, "done" if ok else failure["reason"])
                 errors = self._consecutive_errors = (self._consecutive_errors + 1
@@ -477,9 +485,13 @@ class Runner:
         if self.evaluator is not None:
             blend_mask = pipe.component("blender").mask(photo.image.shape[:2], face)
         rows = []
-        for alpha in self.alphas:
-            step = flow.render_face(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=[alpha], seconds=seconds,
-                                    extra=extra)[0]
+        reused = None  # a stored pivot: every alpha and role synthesized together (counterface.reedit)
+        if pivot_state == "reused" and "auto" not in self.alphas and self.batch_reedits:
+            reused = reedit.render_reused(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=self.alphas,
+                                          seconds=seconds, extra=extra)
+        for i, alpha in enumerate(self.alphas):
+            step = reused[i] if reused is not None else flow.render_face(
+                pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=[alpha], seconds=seconds, extra=extra)[0]
             if recon is None and getattr(pi0, "renders_pivot", False):
                 recon = step.results["z0"]  # the metrics' reconstruction
             name = f"{stem}_face{index}" + (f"_{alpha_tag(step.alpha)}" if len(self.alphas) > 1 else "")
@@ -489,7 +501,7 @@ class Runner:
                 other = "z0" if role == "z1" else "z1"
                 sidecar = {**step.sidecars[role], "batch": {**batch, "pair": f"pairs/{name}_{other}{self.suffix}"}}
                 flow.write_output(self.out_dir, f"pairs/{name}_{role}", image, sidecar, inputs=[item.path],
-                                  suffix=self.suffix)
+                                  suffix=self.suffix, writer=self.writer)
                 rel = f"pairs/{name}_{role}{self.suffix}"
                 # the metrics describe the files as published: read a lossy encoding back
                 written[role] = image if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
