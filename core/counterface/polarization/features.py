@@ -22,18 +22,22 @@ class OutletFeatures:
     """N articles as the outlet model sees them (the input of :meth:`counterface.OutletModel.fit`).
 
     ``embedding`` (N, D) float32 image features; ``politician`` (N,) str; ``covariates`` (N, C)
-    float64 (categorical columns one-hot, numeric as given).
+    float64 (categorical columns one-hot, numeric as given); ``delta`` (N, D) or None: each
+    article's pair difference e(Z1) - e(Z0) (no outlet label in it; the reference model estimates
+    the attribute's direction from the training rows' deltas and leaves it unpenalised).
     """
 
     embedding: np.ndarray
     politician: np.ndarray
     covariates: np.ndarray
+    delta: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.politician)
 
     def take(self, rows: np.ndarray) -> "OutletFeatures":
-        return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows])
+        return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows],
+                              None if self.delta is None else self.delta[rows])
 
 
 def embedder_digest(embedder) -> str:

@@ -38,10 +38,14 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     from ..provenance import component_record
 
     settings = settings or analysis.Settings()
+    analysis.check_settings(settings)
     out = Path(out_dir).resolve()
     t0 = time.perf_counter()
     study = data.build_study(articles, pairs=pairs, scores=scores, covariates=covariates, cluster=cluster,
                              group=group, alpha=alpha, exclude=exclude)
+    n_clusters = len(set(study.cluster.tolist()))
+    if study.image is not None and n_clusters < settings.folds:  # before embedding anything
+        raise ConfigError(analysis.folds_message(settings.folds, len(study), n_clusters))
     inputs = {"articles": str(Path(articles).resolve())}
     components: dict[str, Any] = {}
     embedding_stats = None
@@ -93,22 +97,41 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         inputs["scores"] = str(Path(scores).resolve())
         for note in study.notes:
             warn(note)
+    if study.image is not None:  # copies of one image file share a cluster (folds, bootstrap, placebo)
+        from ..imageio import file_sha256
+        from .crossfit import join_copies
+
+        study.cluster, dup = join_copies(study.cluster, [file_sha256(p) for p in study.image])
+        study.counts["duplicate_images"] = dup
+        echo(f"duplicates: {dup} articles reuse the image file of another article (same content); "
+             f"copies share a cluster ({len(set(study.cluster.tolist()))} clusters)")
     echo(f"articles: {study.counts['articles']} read, {len(study)} used; politicians: "
          f"{len(set(study.politician.tolist()))}; outlets: {', '.join(study.classes)}")
     res = analysis.analyse(study, settings, model=model, embeddings=embeddings, progress=progress)
+    if res.dropped:
+        study.counts["politicians_without_rho"] = len(res.dropped)
+        msg = (f"{len(res.dropped)} politicians get no rho: "
+               + "; ".join(f"{p!r} ({why})" for p, why in res.dropped.items()))
+        warn(msg)
+        study.notes.append(msg)
+    study = res.study if res.study is not None else study
     if res.heldout is not None:
         h = res.heldout
-        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting): accuracy {h['accuracy']:.3f} "
-             f"(chance {h['chance_accuracy']:.3f}, balanced {h['balanced_accuracy']:.3f}), "
-             f"log-loss {h['log_loss']:.3f} "
-             f"(uniform {h['uniform_log_loss']:.3f})")
+        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting, {settings.splits} splits): accuracy "
+             f"{_f(h['accuracy'])} (chance {_f(h['chance_accuracy'])}, balanced {_f(h['balanced_accuracy'])}), "
+             f"log-loss {_f(h['log_loss'])} (uniform {_f(h['uniform_log_loss'])})")
         if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] \
                 and h["log_loss"] >= h["uniform_log_loss"]:
             msg = "the outlet model predicts held-out outlets no better than chance: its rho means little"
             warn(msg)
             study.notes.append(msg)
     else:
-        echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only)")
+        if study.score_replicates is not None:
+            echo(f"outlet model: your --scores with {len(study.score_replicates)} refitted replicates (the interval "
+                 "carries g's noise through them; the p-value is conditional on g)")
+        else:
+            echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only, "
+                 "and the p-value is conditional on g)")
     from ..imageio import file_sha256
 
     for k in list(inputs):
@@ -121,17 +144,23 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
         "settings": res.settings | {"covariates": list(covariates), "cluster": cluster, "group": group,
                                     "alpha": alpha, "embedder": embedder if model else None,
                                     "outlet_model": outlet_model if model else None},
-        "seeds": {"seed": settings.seed, "folds": "SeedSequence([seed, 0])", "bootstrap": "SeedSequence([seed, 1, b])",
-                  "placebo": "SeedSequence([seed, 2, r])", "group_placebo": "SeedSequence([seed, 3, r])"},
+        "seeds": {"seed": settings.seed, "folds": "SeedSequence([seed, 0, split])",
+                  "bootstrap": "SeedSequence([seed, 1, b]), its folds SeedSequence([seed, 1, b, split])",
+                  "placebo": "SeedSequence([seed, 2, r]), its folds SeedSequence([seed, 2, r, split])",
+                  "group_placebo": "SeedSequence([seed, 3, r])"},
         "components": components,
         "outlet_model_heldout": res.heldout,
         "ci": {"method": "percentile bootstrap over " + (f"clusters ({cluster})" if cluster else "articles"),
-               "level": settings.level, "refits_outlet_model": res.heldout is not None,
-               "replicates": res.replicates},
-        "placebo": {"method": {"outlets": "outlet labels permuted within politician, g refitted",
+               "level": settings.level, "refits_outlet_model": res.heldout is not None or study.score_replicates is not None,
+               "replicates": res.replicates,
+               "estimate": "median over the cross-fitting splits" if res.heldout is not None else "your scores"},
+        "no_rho": res.dropped,
+        "placebo": {"method": {"outlets": "outlet labels permuted by whole clusters within politician, g refitted",
                                "pairs": "Z1 and Z0 swapped within pairs (per cluster)"}[res.placebo],
-                    "permutations": settings.permutations,
-                    "group": "group labels permuted across politicians" if group else None},
+                    "permutations": settings.permutations, "drawn": res.replicates.get("permutations_drawn"),
+                    "stopping": f"Besag-Clifford: stop at {settings.stop_hits} draws as extreme, for every statistic",
+                    "conditional_on_g": res.placebo == "pairs",
+                    "group": "contrast: group labels permuted across politicians" if group else None},
         "classes": res.classes,
         "reference_outlet": res.classes[res.layout.reference],
         "covariate_columns": study.covariate_names,
@@ -144,7 +173,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     paths = outputs.write_all(out, study, res, record, group_column=group, plot=plot)
     for r in outputs.rho_rows(res, group):
         echo(f"rho[{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}] = {_f(r['rho'])} "
-             f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+             f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 4)}"
+             + (f" contrast={_f(r['contrast'])} [{_f(r['contrast_ci_low'])}, {_f(r['contrast_ci_high'])}] "
+                f"p_contrast={_f(r['p_contrast'], 4)}" if r.get("contrast") is not None else "")
+             + (f" FLAG: {r['flag']}" if r.get("flag") else ""))
     echo(f"wrote {', '.join(p.name for p in paths.values())} in {out}")
     return {"paths": paths, "result": res, "study": study, "record": record}
 
