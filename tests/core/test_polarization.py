@@ -482,3 +482,25 @@ def test_coverage_small_version():
     table = {t["politician"]: t for t in bench.summarise(rows, 3.0)}
     assert table["planted"]["coverage"] >= 0.7 and table["null"]["coverage"] >= 0.7
     assert abs(table["planted"]["relative_bias"]) < 0.2 and abs(table["null"]["bias"]) < 0.3
+
+
+def test_fold_covariates_are_fitted_inside_each_training_fold():
+    """Covariates fitted per fold (e.g. topics) see the training articles only, in every fit."""
+    n = 40
+    study = _study(n)
+    ids = np.arange(n, dtype=np.float32)[:, None]
+    emb = (np.hstack([ids, np.zeros((n, 2), np.float32)]), np.hstack([ids, np.ones((n, 2), np.float32)]),
+           np.hstack([ids, 2 * np.ones((n, 2), np.float32)]))
+    calls = []
+
+    def topics(train, score):
+        calls.append((set(train.tolist()), set(score.tolist())))
+        return np.ones((len(train), 1)) * len(train), np.ones((len(score), 1))
+
+    spy = _Spy()
+    analysis.analyse(study, analysis.Settings(folds=2, splits=1, bootstrap=2, permutations=2, min_articles=1),
+                     model=spy, embeddings=emb, fold_covariates=topics)
+    assert len(calls) == len(spy.fits) == 2 * (1 + 2 + 2)
+    for train, score in calls:
+        assert not train & score and train <= set(range(n))
+    assert spy.violations == []

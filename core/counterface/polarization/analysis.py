@@ -120,6 +120,7 @@ def _restrict(study: Study, embeddings, min_articles: int):
     """Drop the politicians the data cannot support; the outlets left must be at least two."""
     study = replace(study)  # a shallow copy: the caller's study keeps its classes and scores
     dropped = supported(study, min_articles)
+    keep = np.arange(len(study))
     if dropped:
         keep = np.flatnonzero(~np.isin(study.politician.astype(str), list(dropped)))
         if not len(keep):
@@ -142,7 +143,7 @@ def _restrict(study: Study, embeddings, min_articles: int):
     if len(classes) < 2:
         raise ConfigError(f"the articles left have one outlet ({classes[0]!r}); rho compares at least two")
     study.classes = classes
-    return study, embeddings, dropped
+    return study, embeddings, dropped, keep
 
 
 def _unsupported(study: Study, layout: est.Layout) -> dict[int, str]:
@@ -159,18 +160,23 @@ def _unsupported(study: Study, layout: est.Layout) -> dict[int, str]:
 
 
 def analyse(study: Study, settings: Settings, *, model=None, embeddings: tuple[np.ndarray, ...] | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> Result:
+            progress: Callable[[str, int, int], None] | None = None,
+            fold_covariates: cf.FoldCovariates | None = None) -> Result:
     """Estimate every rho and slant with its interval and placebo p-value.
 
     ``model`` (an :class:`~counterface.OutletModel`) and ``embeddings`` (published image, Z1, Z0: three
     (N, D) arrays) are needed for the built-in route; the ``--scores`` route uses ``study.p_z1/p_z0``.
     The many small fits run with one BLAS thread each (measured: threads only contend on problems this
-    small); ``settings.jobs`` runs replicates in parallel instead.
+    small); ``settings.jobs`` runs replicates in parallel instead. ``fold_covariates`` (see
+    :func:`counterface.polarization.crossfit.crossfit`) adds covariates fitted inside every training
+    fold, in the main fit, every replicate and every permutation; it receives article indices of the
+    study as given (politicians without a rho dropped).
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _analyse(study, settings, model=model, embeddings=embeddings, progress=progress)
+        return _analyse(study, settings, model=model, embeddings=embeddings, progress=progress,
+                        fold_covariates=fold_covariates)
 
 
 def folds_message(k: int, articles: int, clusters: int) -> str:
@@ -203,7 +209,7 @@ def _median(rows: list[np.ndarray]) -> np.ndarray:
         return np.nanmedian(np.stack(rows), axis=0)
 
 
-def _analyse(study: Study, settings: Settings, *, model, embeddings, progress) -> Result:
+def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, fold_covariates=None) -> Result:
     check_settings(settings)
     builtin = study.p_z1 is None
     placebo = settings.placebo if settings.placebo != "auto" else ("outlets" if builtin else "pairs")
@@ -211,7 +217,7 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress) -
         raise ConfigError("--placebo outlets refits the outlet model, which --scores does not have; use pairs")
     if builtin and (model is None or embeddings is None):
         raise ConfigError("the built-in route needs an outlet model and the embeddings")
-    study, embeddings, dropped = _restrict(study, embeddings, settings.min_articles)
+    study, embeddings, dropped, kept = _restrict(study, embeddings, settings.min_articles)  # kept: rows as given
     layout = _layout(study, settings.reference_outlet)
     seed, S, K = int(settings.seed), int(settings.splits), int(settings.folds)
     pol, grp, outlet, cluster = study.politician, study.group, study.outlet, study.cluster
@@ -241,7 +247,8 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress) -
             for s in range(S):
                 fo = cf.make_folds(strata[idx], cluster[idx], K, cf.int_seed(*parts, s))
                 sets = ([base.take(idx)] if score_obs else []) + [f1.take(idx), f0.take(idx)]
-                probs = cf.crossfit(model, base.take(idx), y, study.classes, fo, sets, seed=cf.int_seed(*parts, s))
+                probs = cf.crossfit(model, base.take(idx), y, study.classes, fo, sets, seed=cf.int_seed(*parts, s),
+                                    fold_covariates=fold_covariates, rows=kept[idx])
                 v, c = stats(probs[-2], probs[-1], pol[idx], grp[idx] if grp is not None else None)
                 rows.append(v)
                 out.append((probs, fo))

@@ -9,7 +9,7 @@ by g fitted on the other K - 1 folds.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, Tuple
 
 import numpy as np
 
@@ -76,19 +76,43 @@ def make_folds(strata: Sequence[str], groups: Sequence[str], k: int, seed: int) 
     return g_fold[g_codes]
 
 
+#: fold_covariates(train_articles, score_articles) -> (X_train, X_score): extra covariate columns
+#: fitted on the training articles only (e.g. topics of the titles), for both sets of articles
+FoldCovariates = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
+
+
+def _with(features: OutletFeatures, extra: np.ndarray) -> OutletFeatures:
+    from dataclasses import replace
+
+    return replace(features, covariates=np.concatenate([features.covariates, np.asarray(extra, np.float64)], axis=1))
+
+
 def crossfit(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequence[str], folds: np.ndarray,
-             score: Sequence[OutletFeatures], seed: int = 0) -> list[np.ndarray]:
+             score: Sequence[OutletFeatures], seed: int = 0, fold_covariates: FoldCovariates | None = None,
+             rows: np.ndarray | None = None) -> list[np.ndarray]:
     """Out-of-fold probabilities: for each ``score`` set (aligned row by row with ``train``), an
     (N, len(classes)) array whose row i comes from g fitted on the rows with ``folds != folds[i]``,
-    clipped to [EPS, 1] (a fitted model may round a tiny probability to 0)."""
+    clipped to [EPS, 1] (a fitted model may round a tiny probability to 0).
+
+    ``fold_covariates`` adds covariate columns fitted inside each training fold: it is called with the
+    article indices (``rows[...]``: the study's articles behind these rows, repeats included) of the
+    training and the scoring rows, and its columns are appended to ``covariates`` (the reference model
+    standardises and penalises them like the rest of X)."""
     outlets = np.asarray(outlets, dtype=object)
+    rows = np.arange(len(train)) if rows is None else np.asarray(rows)
     out = [np.full((len(train), len(classes)), np.nan) for _ in score]
     for f in np.unique(folds):
         test = np.flatnonzero(folds == f)
-        fitted = model.fit(train.take(np.flatnonzero(folds != f)), outlets[folds != f], list(classes),
-                           seed=int_seed(seed, int(f)))
-        for arr, feats in zip(out, score):
-            arr[test] = np.asarray(fitted.predict_proba(feats.take(test)), np.float64)
+        fit_rows = np.flatnonzero(folds != f)
+        fit_feats = train.take(fit_rows)
+        sets = [feats.take(test) for feats in score]
+        if fold_covariates is not None:
+            x_fit, x_test = fold_covariates(rows[fit_rows], rows[test])
+            fit_feats = _with(fit_feats, x_fit)
+            sets = [_with(feats, x_test) for feats in sets]
+        fitted = model.fit(fit_feats, outlets[fit_rows], list(classes), seed=int_seed(seed, int(f)))
+        for arr, feats in zip(out, sets):
+            arr[test] = np.asarray(fitted.predict_proba(feats), np.float64)
     return [np.clip(arr, EPS, 1.0) for arr in out]  # a log-odds needs p > 0; NaN stays NaN
 
 
