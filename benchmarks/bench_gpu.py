@@ -232,9 +232,11 @@ def reedit(cfg: dict, folder: Path, out_dir: Path, pivots: Path, n_photos: int, 
     from counterface.pipeline import Pipeline
 
     items = read_manifest(folder)[:n_photos]
-    pipe = Pipeline.from_config(cfg)
+    from counterface.settings import EditSettings
+
+    pipe = Pipeline(EditSettings.from_config(cfg, alphas=alphas))
     pipe.generator.module  # noqa: B018 - build the networks outside the timing
-    runner = Runner(pipe, out_dir, alphas=alphas, pivots=pivots, progress=False)
+    runner = Runner(pipe, out_dir, pivots=pivots, progress=False)
     t = time.perf_counter()
     summary = runner.run(items)
     secs = time.perf_counter() - t

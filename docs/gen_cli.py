@@ -28,7 +28,7 @@ name = "dlib"                # same as --aligner dlib
 
 [tuner]
 tune_steps = 100             # same as --set tuner.tune_steps=100
-lambda_mouth = 0.5
+lambda_region = 0.5
 
 [edit]
 alpha = 1.5                  # pipeline settings: alpha, layers, face, min_face, seed, device
@@ -42,7 +42,7 @@ component name drops the parameters given for the old one.
 
 `--face largest` (default), `all`, an index, or `match`: the face of the person in a reference photo
 (`--reference PHOTO`, repeatable; in `batch` also a manifest column `reference` or `--references DIR
---reference-column COLUMN`). The matcher (`--matcher NAME`, default `dlib`, offline) embeds every
+--reference-column COLUMN`). The matcher (`--matcher NAME`, default the preset's: `dlib` in the reference presets, offline) embeds every
 face and the reference; the most similar face is edited, and below `--match-threshold` (default the
 matcher's, 0.92 for dlib) the photo fails with `target_not_found` (exit 3; a failure row in a
 batch). Sidecars record `match` (similarity, threshold, recogniser, references, every face's
@@ -59,6 +59,28 @@ results.parquet (typed).
 """
 
 
+def _settings_sections() -> str:
+    """The strengths and the contradictions, from the tables in code (counterface.contradictions)."""
+    from counterface.contradictions import markdown
+
+    return f"""
+## Strengths: `--alpha` and `--alphas`
+
+`--alpha A` is one strength for every edited direction, or one per `--direction` (repeat the option
+in the same order), or `auto` (per face, the smallest alpha whose Z1 reaches `--target-score` on the
+`--scorer`); it means the same in `edit`, `pairs` and `batch`. `--alphas A,B,...` is a sweep: one
+output (`sweep`) or one result row (`batch`) per value, each value for every direction. The old batch
+spelling `--alpha 0,1,2` (or a repeated `--alpha` with one direction) stops with one line that says
+to type `--alphas 0,1,2`.
+
+## Options that cannot go together
+
+Each pair below stops the command before anything is loaded, with one line and exit status 2.
+
+{markdown()}
+"""
+
+
 def _walk(cmd: click.Command, path: list[str]):
     yield path, cmd
     if isinstance(cmd, click.Group):
@@ -70,7 +92,7 @@ def _walk(cmd: click.Command, path: list[str]):
 def render() -> str:
     from counterface.cli import cli
 
-    out = [HEADER]
+    out = [HEADER, _settings_sections()]
     for path, cmd in _walk(cli, ["counterface"]):
         ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100,
                             help_option_names=["-h", "--help"])

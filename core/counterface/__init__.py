@@ -15,7 +15,6 @@ Plugins register implementations through :mod:`counterface.hookspecs`.
 from __future__ import annotations
 
 from .components import (
-    KINDS,
     Aligner,
     AttributeDirection,
     Blender,
@@ -41,6 +40,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .imageio import read_image, write_image
+from .kinds import KINDS
 from .registry import available, create, get_preset, presets
 from .types import AlignedFace, EditResult, Pivot, Preset
 

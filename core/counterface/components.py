@@ -1,7 +1,7 @@
-"""The component kinds: abstract base classes whose docstrings are the contracts.
+"""The component contracts: abstract base classes whose docstrings are the contracts.
 
-Plugins subclass these and register a factory (usually the class) under a name through the hooks in
-:mod:`counterface.hookspecs`. A factory is called with the component's parameters as keyword
+Each is the contract of one kind declared in :mod:`counterface.kinds`. Plugins subclass these and
+register a factory (usually the class) under a name through the kind's hook (:mod:`counterface.hookspecs`). A factory is called with the component's parameters as keyword
 arguments (from presets, ``--set kind.param=value`` or a TOML config), so constructors must accept
 only keyword arguments with defaults and must not download anything: weights are fetched lazily
 through :mod:`counterface.weights` on first use.
@@ -20,20 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .types import AlignedFace, Pivot
 
-#: kind name -> base class. The CLI and ``counterface.create`` use these names.
-KINDS: dict[str, type] = {}
-
-
 class Component(ABC):
-    """Common base. ``name`` is set by the registry to the name the component was created under."""
+    """Common base. ``name`` is set by the registry to the name the component was created under
+    (:func:`counterface.create`); the kinds themselves are declared in :mod:`counterface.kinds`."""
 
-    kind: str = ""
     name: str = ""
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if cls.__dict__.get("kind") and cls.__base__ is Component:
-            KINDS[cls.kind] = cls
 
     def describe(self) -> dict[str, Any]:
         """Parameters that define this component's output, for provenance sidecars.
@@ -61,8 +52,6 @@ class Aligner(Component):
     :class:`~counterface.errors.NoFaceError`). Must not modify ``image``.
     """
 
-    kind = "aligner"
-
     @abstractmethod
     def align(self, image: "np.ndarray", size: int | None = None) -> list["AlignedFace"]: ...
 
@@ -86,7 +75,6 @@ class Generator(Component):
     generator's device (the device of ``module``'s parameters); ``w_avg`` lives there too.
     """
 
-    kind = "generator"
     num_ws: int
     w_dim: int
     resolution: int
@@ -166,7 +154,6 @@ class Inverter(Component):
     latent space it encodes into and must equal the generator's.
     """
 
-    kind = "inverter"
     family: str = ""
 
     @abstractmethod
@@ -187,8 +174,6 @@ class Tuner(Component):
     Devices: the inputs may be on any device (the pipeline passes CPU tensors); the tuner works on
     the generator's device and returns the pivot's latent and tensors on the CPU.
     """
-
-    kind = "tuner"
 
     @abstractmethod
     def tune(
@@ -227,7 +212,6 @@ class AttributeDirection(Component):
     the whole face.
     """
 
-    kind = "direction"
     attribute: str = ""
     family: str = ""
     default_layers: Sequence[int] | None = None
@@ -245,8 +229,6 @@ class Blender(Component):
     with the input's shape and dtype; pixels where m == 0 are bit-identical to the input. Must not
     modify ``image``.
     """
-
-    kind = "blender"
 
     @abstractmethod
     def mask(self, shape: tuple[int, int], face: "AlignedFace") -> "np.ndarray": ...
@@ -267,8 +249,6 @@ class IdentityEncoder(Component):
     matcher; without it the user must give one); ``differentiable = False`` for an encoder that can
     measure and match but not serve as the tuner's identity loss (``dlib``).
     """
-
-    kind = "identity"
 
     @abstractmethod
     def embed(self, faces: "torch.Tensor") -> "torch.Tensor": ...
@@ -295,11 +275,16 @@ class Operator(Component):
 
     ``returns_photo = True`` marks the one exception, ``original``: the output is the photo itself,
     not a render, and ``step`` is not called.
+
+    ``uses_alpha = False`` says the step ignores ``alpha`` (targets, the reconstruction): a sweep or
+    ``--alpha auto`` with such operators alone is refused. ``renders_pivot = True`` says the output
+    is the pivot's own render (no move), which the metrics then use as the reconstruction.
     """
 
-    kind = "operator"
     needs_intercept: bool = False
     returns_photo: bool = False
+    uses_alpha: bool = True
+    renders_pivot: bool = False
 
     @abstractmethod
     def step(self, distance: "torch.Tensor | None", *, alpha: float, boundary: Any, index: int = 0,
@@ -315,8 +300,6 @@ class Embedder(Component):
     image file once and caches the row). Must not modify the images. Weights are fetched through
     :mod:`counterface.weights` on first use, never in the constructor.
     """
-
-    kind = "embedder"
 
     @abstractmethod
     def embed(self, images: Sequence["np.ndarray"]) -> "np.ndarray": ...
@@ -340,8 +323,6 @@ class OutletModel(Component):
     politician (image x politician interactions, or one model per politician).
     """
 
-    kind = "outlet_model"
-
     @abstractmethod
     def fit(self, features: Any, outlets: Sequence[str], classes: Sequence[str], seed: int = 0) -> Any: ...
 
@@ -359,7 +340,6 @@ class Scorer(Component):
     images; weights are fetched on first use, never in the constructor.
     """
 
-    kind = "scorer"
     attribute: str = ""
 
     @abstractmethod

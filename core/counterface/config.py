@@ -101,9 +101,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _sections() -> set[str]:
-    from .registry import SECTIONS
+    from .registry import sections
 
-    return set(SECTIONS) | {EDIT}
+    return set(sections()) | {EDIT}
 
 
 def _merge_section(cfg: dict[str, Any], section: str, values: Mapping[str, Any], origin: str) -> None:
@@ -123,12 +123,16 @@ def _merge_section(cfg: dict[str, Any], section: str, values: Mapping[str, Any],
 def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
-    components: Mapping[str, str | None] | None = None,
+    components: Mapping[str, Any] | None = None,
     sets: Iterable[str] = (),
     edit: Mapping[str, Any] | None = None,
     default_preset: str = "smilegan-pti",
 ) -> dict[str, Any]:
-    """Resolve a full configuration dict from its sources (see module docstring)."""
+    """Resolve a full configuration dict from its sources (see module docstring).
+
+    ``components``: section -> the ``--SECTION`` option's value: a name, a list (a repeatable option:
+    the first, then the others), or a whole section ``{"name": ..., **params}`` that replaces the
+    configured one (what a ``--direction FILE`` names, resolved by the caller)."""
     from .registry import get_preset
 
     file_cfg = load_toml(config_file) if config_file else {}
@@ -145,7 +149,10 @@ def resolve(
             if kind == "direction" and len(comp) > 1:
                 cfg[EDIT]["directions"] = [str(c) for c in comp[1:]]
             comp = comp[0] if comp else None
-        if comp and kind == "direction":
+        if isinstance(comp, Mapping):
+            _merge_section(cfg, kind, {}, f"--{kind}")  # a known section
+            cfg[kind] = dict(comp)
+        elif comp and kind == "direction":
             name, params = direction_section(str(comp))
             if params:  # a boundary file: none of the configured direction's parameters apply
                 cfg[kind] = {"name": name, **params}

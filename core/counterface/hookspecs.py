@@ -6,7 +6,9 @@ hooks below, advertised through the ``counterface`` entry-point group of its dis
     [project.entry-points.counterface]
     glasses = "counterface_glasses"
 
-Reference plugins use exactly the same door. Registration hooks receive a ``register`` callable;
+Reference plugins use exactly the same door. The registration hooks of the kinds (``register_aligners``,
+...) are written from the kinds' declarations in :mod:`counterface.kinds`; a plugin adds a kind with
+``register_kinds``. Registration hooks receive a ``register`` callable;
 plugins call ``register(name, factory, description="...")`` where ``factory(**params)`` builds the
 component. Registering must be cheap: import torch and load weights inside the factory, not at
 registration. A name already registered for the kind raises :class:`~counterface.errors.PluginError`
@@ -17,109 +19,55 @@ from __future__ import annotations
 
 import pluggy
 
+from .kinds import KINDS
+
 hookspec = pluggy.HookspecMarker("counterface")
 hookimpl = pluggy.HookimplMarker("counterface")
 
 
-@hookspec
-def register_aligners(register):
-    """Register :class:`~counterface.Aligner` factories (kind ``aligner``).
+def registration_hookspec(kind):
+    """The hook specification ``kind.hook(register)`` of a :class:`~counterface.kinds.Kind`: its
+    docstring is written from the kind's declaration (contract class, description, note)."""
 
-    :param register: ``register(name, factory, description="")``.
+    def spec(register):
+        pass
 
-    Each factory, called with keyword parameters, returns an object implementing ``align``.
-    """
-
-
-@hookspec
-def register_inverters(register):
-    """Register :class:`~counterface.Inverter` factories (kind ``inverter``).
-
-    :param register: ``register(name, factory, description="")``.
-    """
-
-
-@hookspec
-def register_tuners(register):
-    """Register :class:`~counterface.Tuner` factories (kind ``tuner``).
-
-    :param register: ``register(name, factory, description="")``.
-    """
+    contract = kind.contract
+    where = "counterface" if contract.__module__.startswith("counterface") else contract.__module__
+    lines = [f"Register :class:`~{where}.{contract.__name__}` factories (kind ``{kind.name}``)"
+             + (f": {kind.description}." if kind.description else "."), "",
+             ':param register: ``register(name, factory, description="")``.']
+    if kind.note:
+        lines += ["", kind.note]
+    if kind.plugin:
+        lines += ["", f"Declared by the plugin {kind.plugin!r} (``register_kinds``)."]
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = "\n".join(lines)
+    return hookspec(spec)
 
 
-@hookspec
-def register_generators(register):
-    """Register :class:`~counterface.Generator` factories (kind ``generator``).
-
-    :param register: ``register(name, factory, description="")``.
-    """
+# one registration hook per kind of counterface, written from its declaration
+for _kind in KINDS.values():
+    globals()[_kind.hook] = registration_hookspec(_kind)
+del _kind
 
 
 @hookspec
-def register_directions(register):
-    """Register :class:`~counterface.AttributeDirection` factories (kind ``direction``).
+def register_kinds(register):
+    """Declare new kinds of component (as pytest's ``pytest_addhooks`` adds hooks).
 
-    :param register: ``register(name, factory, description="")``. Use the attribute as the name
-        (``smile``, ``glasses``) unless several directions share one attribute.
-    """
+    :param register: ``register(name, contract, hook=None, description="", note="")``.
+        ``name``: the kind (lower-case letters, digits, ``_``); ``contract``: its base class (subclass
+        :class:`~counterface.Component`; its docstring is the contract); ``hook``: the registration
+        hook, default ``register_<name>s``; ``description``: one line; ``note``: what a plugin must
+        know to register one (both go into the hook's docstring). The kind is configured with
+        ``--set NAME=COMPONENT``, ``--set NAME.PARAM=VALUE`` and TOML ``[NAME]`` in edit, pairs,
+        sweep, batch and config.
 
-
-@hookspec
-def register_blenders(register):
-    """Register :class:`~counterface.Blender` factories (kind ``blender``).
-
-    :param register: ``register(name, factory, description="")``.
-    """
-
-
-@hookspec
-def register_identity_encoders(register):
-    """Register :class:`~counterface.IdentityEncoder` factories (kind ``identity``).
-
-    :param register: ``register(name, factory, description="")``.
-    """
-
-
-@hookspec
-def register_operators(register):
-    """Register counterfactual operators, :class:`~counterface.Operator` factories (kind ``operator``).
-
-    :param register: ``register(name, factory, description="")``. One kind serves both roles: the
-        user picks pi_1 with ``--pi1 NAME`` and pi_0 with ``--pi0 NAME`` (config sections ``pi1`` and
-        ``pi0``). Factories take keyword parameters only (e.g. ``distance``).
-    """
-
-
-@hookspec
-def register_embedders(register):
-    """Register :class:`~counterface.Embedder` factories (kind ``embedder``): image features for the
-    outlet model of ``counterface polarization``.
-
-    :param register: ``register(name, factory, description="")``. Registering must not load a network
-        or fetch weights; do that on the first ``embed`` call.
-    """
-
-
-@hookspec
-def register_outlet_models(register):
-    """Register :class:`~counterface.OutletModel` factories (kind ``outlet_model``): g(y | Z, X, p)
-    for ``counterface polarization``.
-
-    :param register: ``register(name, factory, description="")``. ``fit`` must return a new fitted
-        object (never mutate the component): it is called once per cross-fitting fold and bootstrap
-        replicate.
-    """
-
-
-@hookspec
-def register_scorers(register):
-    """Register :class:`~counterface.Scorer` factories (kind ``scorer``): attribute scores of face
-    images, used by ``counterface directions calibrate`` to label generated faces.
-
-    :param register: ``register(name, factory, description="")``. Name a scorer after its attribute
-        (``smile``) unless several score one attribute. The built object's ``attribute`` says what it
-        scores; ``score(images)`` returns (N,) float64, higher = more of the attribute, NaN where it
-        cannot score an image.
+    Every plugin (the declaring one included) then registers components of the kind through the
+    new hook, ``hook(register)``, exactly as for the kinds of counterface; they are listed by
+    ``counterface plugins`` and built with ``counterface.create(name, component)``. A name or hook
+    already taken is refused and reported by ``counterface plugins``.
     """
 
 

@@ -4,7 +4,8 @@ The reference is one or more photos of the person (``edit.reference``: a photo, 
 a list of paths; in a batch also a manifest column ``reference`` or ``--references DIR
 --reference-column COLUMN``, which reads ``DIR/<value>.<ext>`` or every photo in ``DIR/<value>/``).
 Each reference photo's largest face is embedded by the matcher (``edit.matcher``, an identity
-component; default ``dlib``, a real recogniser offline and one the tuner never optimised), and the
+component; the preset's by default, ``dlib`` in the reference presets: a real recogniser offline and
+one the tuner never optimised), and the
 reference is the mean of those unit embeddings, renormalised.
 
 Every face of the photo (after ``edit.min_face``) is embedded the same way and the one with the
@@ -36,8 +37,6 @@ from .types import AlignedFace
 MATCH = "match"
 #: side of the aligned crops the matcher embeds (the metrics' crop size)
 CROP_SIZE = 256
-#: the identity component that matches when ``edit.matcher`` is not set
-DEFAULT_MATCHER = "dlib"
 #: the manifest column holding a reference photo's path (relative paths: from the manifest's folder)
 REFERENCE_COLUMN = "reference"
 
@@ -85,13 +84,16 @@ def matcher(pipe):
     from .registry import check_params, create, entry
 
     if "_matcher" not in pipe._components:
-        spec = pipe.edit.get("matcher") or DEFAULT_MATCHER
+        spec = pipe.edit.get("matcher")
+        if not spec:
+            raise ConfigError("--face match needs a matcher (an identity component): choose one with --matcher NAME "
+                              "(see `counterface plugins`); the preset names none")
         params: dict[str, Any] = {}
         if isinstance(spec, Mapping):
             params = dict(spec)
             name = params.pop("name", None)
             if not name:
-                raise ConfigError("edit.matcher as a table needs a name, e.g. {name = \"dlib\"}")
+                raise ConfigError("edit.matcher as a table needs a name, e.g. {name = \"NAME\"}")
         else:
             name = str(spec)
         factory = entry("identity", name).factory  # an unknown name fails here, listing the valid ones
@@ -267,7 +269,8 @@ def item_reference(pipe, meta: Mapping[str, Any], base: Path | None = None) -> R
 def pick(pipe, photo: np.ndarray, faces: Sequence[AlignedFace], ref: Reference) -> Match:
     """The face of ``faces`` most similar to ``ref``; :class:`TargetNotFoundError` below the threshold."""
     thr = threshold(pipe)
-    name = getattr(matcher(pipe), "name", "") or DEFAULT_MATCHER
+    m = matcher(pipe)
+    name = getattr(m, "name", "") or type(m).__name__
     sims = [float(s) for s in embed(pipe, photo, faces) @ ref.embedding]
     best = int(np.argmax(sims))
     if sims[best] < thr:

@@ -7,10 +7,13 @@ others keep working.
 Which plugins load (checked when the manager is created, i.e. once per process or after
 :func:`reset`):
 
-* ``COUNTERFACE_PLUGINS=a,b``: load only these entry points (like llm's ``LLM_LOAD_PLUGINS``); set
-  but empty, no plugin loads. A name that is not installed is reported in :func:`failures`.
+* ``COUNTERFACE_PLUGINS=a,b``: of the third-party plugins, load only these (like llm's
+  ``LLM_LOAD_PLUGINS``); set but empty, none. The reference plugins (the entry points of this
+  distribution, :data:`DISTRIBUTION`) load either way: a third-party plugin builds on them (the
+  glasses example makes a ``boundary`` direction). A name that is not installed is reported in
+  :func:`failures`.
 * ``COUNTERFACE_DISABLE_PLUGINS=a,b`` (and ``counterface --disable-plugin NAME``, which calls
-  :func:`disable`): never load these.
+  :func:`disable`): never load these, reference plugins included.
 
 This module knows nothing of the component registry or the weights registry: they import it, read
 :func:`generation` to know when to rebuild their tables, and call hooks through :func:`call_each`.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import threading
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -32,6 +36,8 @@ GROUP = "counterface"
 ALLOW_ENV = "COUNTERFACE_PLUGINS"
 DISABLE_ENV = "COUNTERFACE_DISABLE_PLUGINS"
 CORE = "counterface.core"
+#: the distribution whose entry points are the reference plugins
+DISTRIBUTION = "counterface"
 
 
 @dataclass
@@ -64,7 +70,8 @@ def _names(text: str | None) -> set[str]:
 
 
 def selection() -> tuple[set[str] | None, set[str]]:
-    """(allowed entry-point names or None for all, disabled names) from the environment and :func:`disable`."""
+    """(the third-party entry points allowed, or None for all; the disabled entry points) from the
+    environment and :func:`disable`."""
     allow = os.environ.get(ALLOW_ENV)
     return (None if allow is None else _names(allow)), _names(os.environ.get(DISABLE_ENV)) | _disabled_in_code
 
@@ -94,7 +101,8 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if key in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add(key)
-        if ep.name in disabled or (allow is not None and ep.name not in allow):
+        reference = package == DISTRIBUTION
+        if ep.name in disabled or (allow is not None and not reference and ep.name not in allow):
             _skipped.append(ep.name)
             continue
         if pm.get_plugin(ep.name) is not None:
@@ -145,6 +153,34 @@ def register_plugin(obj, name: str | None = None, package: str | None = None, ve
     return name
 
 
+def add_hookspecs(specs: Iterable[Callable], owner: str = "counterface.declared") -> list[str]:
+    """Add hook specifications (functions marked ``@hookspec``, e.g. the registration hooks of kinds
+    that plugins declare) to the manager; a hook that already has a specification is left alone.
+    Implementations registered before their specification are checked against it now (pluggy): a
+    plugin whose implementation does not match (another argument name) is recorded in
+    :func:`failures` and unregistered. Returns the names added."""
+    pm = get_plugin_manager()
+    specs = list(specs)
+    added: set[str] = set()
+    with _lock:
+        while True:
+            new = {f.__name__: f for f in specs if not getattr(getattr(pm.hook, f.__name__, None), "spec", None)}
+            if not new:
+                return sorted(added)
+            module = types.ModuleType(owner)
+            vars(module).update(new)
+            try:
+                pm.add_hookspecs(module)
+                return sorted(added | set(new))
+            except pluggy.PluginValidationError as exc:  # the spec is set; the mismatching plugin goes
+                added.update(n for n in new if getattr(getattr(pm.hook, n, None), "spec", None))
+                name = pm.get_name(exc.plugin) or repr(exc.plugin)
+                record_failure(name, f"{type(exc).__name__}: {exc}")
+                pm.unregister(exc.plugin)
+                _infos.pop(name, None)
+                _changed()
+
+
 def unregister_plugin(name: str) -> None:
     pm = get_plugin_manager()
     with _lock:
@@ -170,7 +206,8 @@ def plugin_info(name: str) -> PluginInfo | None:
 
 
 def skipped() -> list[str]:
-    """Entry points that the selection (``COUNTERFACE_PLUGINS``, ``--disable-plugin``) left out."""
+    """Entry points that the selection (``COUNTERFACE_PLUGINS``, ``COUNTERFACE_DISABLE_PLUGINS``,
+    ``--disable-plugin``) left out."""
     get_plugin_manager()
     return list(_skipped)
 

@@ -5,6 +5,9 @@ changes, :func:`counterface.plugins.generation`). Each plugin's hook is called o
 pluggy (:func:`counterface.plugins.call_each`), so a plugin whose hook raises is reported and
 skipped, and every entry knows which plugin (and distribution, version) provided it.
 
+Kinds: counterface's own (:data:`counterface.kinds.KINDS`) and those the loaded plugins declare
+(``register_kinds``, :func:`kinds`); each kind's registration hook fills its table.
+
 Names: every component is reachable as ``PLUGIN:NAME`` (``PLUGIN`` the entry-point name, e.g.
 ``directions:smile``). A bare ``NAME`` registered by one plugin means that one. When several
 plugins register the same kind and name, none wins by load order: the bare name is ambiguous
@@ -21,35 +24,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import plugins
+from . import hookspecs, plugins
+from . import kinds as kinds_mod
 from .errors import ConfigError, PluginError, UnknownComponentError
+from .kinds import Kind
 
-#: kind -> registration hook name
-HOOKS: dict[str, str] = {
-    "aligner": "register_aligners",
-    "inverter": "register_inverters",
-    "tuner": "register_tuners",
-    "generator": "register_generators",
-    "direction": "register_directions",
-    "blender": "register_blenders",
-    "identity": "register_identity_encoders",
-    "operator": "register_operators",
-    "embedder": "register_embedders",
-    "outlet_model": "register_outlet_models",
-    "scorer": "register_scorers",
-    "preset": "register_presets",
-}
-KIND_NAMES = tuple(k for k in HOOKS if k != "preset")
-#: configuration sections that name a component of another kind: the two roles of an operator
-#: (``--pi1 NAME`` / ``--pi0 NAME``, TOML ``[pi1]`` / ``[pi0]``)
-SLOTS: dict[str, str] = {"pi1": "operator", "pi0": "operator"}
-#: every configuration section that names one component, in building order
-SECTIONS = tuple(k for k in KIND_NAMES if k not in SLOTS.values()) + tuple(SLOTS)
-
-
-def kind_of(section: str) -> str:
-    """The component kind of a configuration section (``pi1`` -> ``operator``; a kind is its own)."""
-    return SLOTS.get(section, section)
+#: the table of presets, filled like a kind's (presets are compositions, not components)
+PRESET = "preset"
+PRESET_HOOK = "register_presets"
+#: the configuration sections of counterface's own kinds (:func:`sections` adds the plugins' kinds)
+SECTIONS = kinds_mod.sections()
 
 
 @dataclass
@@ -65,6 +49,7 @@ class Entry:
 
 _lock = threading.RLock()
 _entries: dict[str, dict[str, Entry]] | None = None
+_kinds: dict[str, Kind] = dict(kinds_mod.KINDS)  # counterface's kinds and the plugins' (register_kinds)
 _clashes: dict[str, dict[str, list[Entry]]] = {}
 _qualified: dict[str, dict[str, Entry]] = {}  # kind -> PLUGIN:NAME -> entry, every registration
 _built_for = -1  # plugins.generation() the tables were built for
@@ -80,7 +65,7 @@ def _make_register(kind: str, table: dict[str, Entry], plugin: str, package, ver
     def register(name: str, factory: Any, description: str = "") -> None:
         if not isinstance(name, str) or not name or ":" in name:
             raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
-        if not description and kind == "preset" and isinstance(getattr(factory, "description", None), str):
+        if not description and kind == PRESET and isinstance(getattr(factory, "description", None), str):
             description = factory.description  # a Preset instance: its own description, not the class docstring
         if not description:
             doc = inspect.getdoc(factory) or ""
@@ -110,16 +95,40 @@ def _settle(kind: str, qualified: dict[str, Entry]) -> tuple[dict[str, Entry], d
     return table, clashes
 
 
+def _declare_kinds() -> dict[str, Kind]:
+    """Counterface's kinds and those the plugins declare through ``register_kinds``; each new kind's
+    registration hook is added to the plugin manager. A declaration that is refused (name or hook
+    taken, no class) fails that plugin's hook, which :func:`counterface.plugins.failures` reports."""
+    declared: dict[str, Kind] = {}
+
+    def kwargs_for(plugin: str) -> dict[str, Any]:
+        def register(name: str, contract: type, hook: str | None = None, description: str = "",
+                     note: str = "") -> None:
+            kind = kinds_mod.declare(name, contract, plugin=plugin, hook=hook, description=description, note=note,
+                                     taken=declared.values())
+            if hasattr(hookspecs, kind.hook):
+                raise ValueError(f"hook {kind.hook!r} is one of counterface's own hooks")
+            declared[kind.name] = kind
+
+        return {"register": register}
+
+    plugins.call_each("register_kinds", kwargs_for)
+    plugins.add_hookspecs(hookspecs.registration_hookspec(k) for k in declared.values())
+    return {**kinds_mod.KINDS, **declared}
+
+
 def ensure_loaded() -> dict[str, dict[str, Entry]]:
-    global _entries, _clashes, _qualified, _built_for
+    global _entries, _clashes, _qualified, _built_for, _kinds
     with _lock:
         if _entries is not None and _built_for == plugins.generation():
             return _entries
         generation = plugins.generation()
+        kinds = _declare_kinds()
         entries: dict[str, dict[str, Entry]] = {}
         clashes: dict[str, dict[str, list[Entry]]] = {}
         every: dict[str, dict[str, Entry]] = {}
-        for kind, hook_name in HOOKS.items():
+        hooks = {k.name: k.hook for k in kinds.values()} | {PRESET: PRESET_HOOK}
+        for kind, hook_name in hooks.items():
             qualified: dict[str, Entry] = {}
 
             def kwargs_for(plugin: str, _kind=kind, _table=qualified) -> dict[str, Any]:
@@ -130,13 +139,33 @@ def ensure_loaded() -> dict[str, dict[str, Entry]]:
             plugins.call_each(hook_name, kwargs_for)
             entries[kind], clashes[kind] = _settle(kind, qualified)
             every[kind] = qualified
-        _entries, _clashes, _qualified, _built_for = entries, clashes, every, generation
+        _entries, _clashes, _qualified, _built_for, _kinds = entries, clashes, every, generation, kinds
         return entries
 
 
+def kinds() -> dict[str, Kind]:
+    """name -> :class:`~counterface.kinds.Kind`: counterface's kinds, then those the loaded plugins declare."""
+    ensure_loaded()
+    return dict(_kinds)
+
+
+def sections() -> tuple[str, ...]:
+    """Every configuration section that names one component (edit, pairs, sweep, batch, config):
+    :data:`SECTIONS` and those of the plugins' kinds."""
+    return kinds_mod.sections(kinds().values())
+
+
+def kind_of(section: str) -> str:
+    """The component kind of a configuration section (``pi1`` -> ``operator``; a kind is its own)."""
+    for k in kinds().values():
+        if section in k.roles:
+            return k.name
+    return section
+
+
 def _check_kind(kind: str) -> None:
-    if kind not in HOOKS:
-        raise UnknownComponentError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KIND_NAMES)}")
+    if kind not in ensure_loaded():
+        raise UnknownComponentError(f"unknown component kind {kind!r}; valid kinds: {', '.join(kinds())}")
 
 
 def entries(kind: str) -> dict[str, Entry]:
@@ -163,9 +192,8 @@ def entry(kind: str, name: str) -> Entry:
         valid = sorted(table)
         close = difflib.get_close_matches(name, valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        what = "preset" if kind == "preset" else kind
         raise UnknownComponentError(
-            f"unknown {what} {name!r}{hint}; valid: {', '.join(valid) if valid else '(none registered)'}"
+            f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid) if valid else '(none registered)'}"
         )
     return table[name]
 
@@ -187,7 +215,7 @@ def check_params(factory: Any, params: dict[str, Any], what: str) -> None:
 def create(kind: str, name: str, **params: Any):
     """Build the component ``name`` of ``kind`` with ``params`` (keyword arguments of its factory)."""
     e = entry(kind, name)
-    if kind == "preset":
+    if kind == PRESET:
         raise ConfigError("presets are not components; use counterface.get_preset(name)")
     check_params(e.factory, params, f"{kind} {name!r}")
     try:
@@ -206,7 +234,7 @@ def get_preset(name: str):
     """The :class:`~counterface.types.Preset` registered as ``name``."""
     from .types import Preset
 
-    e = entry("preset", name)
+    e = entry(PRESET, name)
     preset = e.factory
     if callable(preset) and not isinstance(preset, Preset):
         preset = preset()
@@ -216,7 +244,7 @@ def get_preset(name: str):
 
 
 def presets() -> list[str]:
-    return available("preset")
+    return available(PRESET)
 
 
 plugins.add_loader(ensure_loaded)  # `plugins.failures()` includes the registration hooks' failures

@@ -12,7 +12,6 @@ Conventions (documented once, here and in docs/architecture.md):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -54,12 +53,6 @@ class AlignedFace:
         if spec is None and self.region_mask is not None:
             return np.asarray(self.region_mask, dtype=np.float32)
         return resolve_region(spec).mask(self)
-
-    @property
-    def mouth_mask(self) -> np.ndarray:
-        """The mouth region (landmarks 48-67 dilated by 3% of the crop); kept for readers of the old
-        field: ``face.region('mouth')``."""
-        return self.region("mouth")
 
     @property
     def face_width(self) -> float:
@@ -190,7 +183,3 @@ class EditResult:
     alpha: float
     meta: dict[str, Any] = field(default_factory=dict)
 
-
-def replace(obj, **changes):
-    """``dataclasses.replace`` re-exported for plugin authors."""
-    return dataclasses.replace(obj, **changes)

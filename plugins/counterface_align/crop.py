@@ -68,12 +68,6 @@ def ffhq_crop(image: np.ndarray, matrix, size: int, fade: bool = True) -> np.nda
     return np.clip(np.rint(cf), 0, 255).astype(np.uint8)
 
 
-def mouth_mask(crop_landmarks: np.ndarray, size: int, dilate: float = 0.03) -> np.ndarray:
-    """(size, size) float32 in {0, 1}: the hull of landmarks 48-67 (outer and inner lips) in crop
-    pixels, dilated by ``dilate * size`` pixels: ``AlignedFace.region('mouth')``."""
-    return geometry.landmark_mask(crop_landmarks, range(48, 68), size, dilate)
-
-
 def quad_side(landmarks: np.ndarray) -> float:
     """Side of the FFHQ crop square in photo pixels (how big a face is, for ordering)."""
     x = geometry.ffhq_vectors(landmarks)["x"]
@@ -87,10 +81,10 @@ def usable(landmarks: np.ndarray) -> bool:
 
 
 def align_one(image: np.ndarray, landmarks, size: int, *, box=None, score=None, index: int = 0,
-              mouth_dilate: float = 0.03, fade: bool = True) -> AlignedFace:
+              fade: bool = True) -> AlignedFace:
     """One :class:`AlignedFace` from 68 landmarks in photo pixels. Its edit regions are built from the
-    landmarks when asked for (``face.region(...)``); ``mouth_dilate`` is accepted for old
-    configurations and unused (a :class:`counterface.types.Region` carries its own dilation)."""
+    landmarks when asked for (``face.region(...)``; a :class:`counterface.types.Region` carries its
+    own dilation)."""
     lm = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
     M = geometry.ffhq_matrix(lm, size)
     crop_lm = geometry.apply(M, lm)
@@ -106,10 +100,10 @@ def align_one(image: np.ndarray, landmarks, size: int, *, box=None, score=None, 
 
 
 def align_all(image: np.ndarray, found: Iterable[tuple[np.ndarray, Sequence[float] | None, float | None]],
-              size: int, *, mouth_dilate: float = 0.03, fade: bool = True) -> list[AlignedFace]:
+              size: int, *, fade: bool = True) -> list[AlignedFace]:
     """Align every ``(landmarks, box, score)``; largest face (crop square) first, ``index`` set."""
     kept = [(np.asarray(lm, dtype=np.float64).reshape(68, 2), box, score) for lm, box, score in found]
     kept = [k for k in kept if usable(k[0])]
     kept.sort(key=lambda k: -quad_side(k[0]))
-    return [align_one(image, lm, size, box=box, score=score, index=i, mouth_dilate=mouth_dilate, fade=fade)
+    return [align_one(image, lm, size, box=box, score=score, index=i, fade=fade)
             for i, (lm, box, score) in enumerate(kept)]

@@ -90,12 +90,12 @@ class DlibAligner(Aligner):
     is found and the photo is small (at most ``max_detect_side / 2`` on its long side); ``max_detect_side``
     photos are shrunk to this long side for detection only (landmarks use full resolution);
     ``detector`` ``hog`` or ``cnn`` (dlib's MMOD CNN; slow on CPU); ``predictor`` a path to another
-    68-point ``.dat``; ``mouth_dilate`` unused (kept for old configurations: each attribute's region sets its dilation); ``fade`` the
-    FFHQ-style blur fade where a crop leaves the photo.
+    68-point ``.dat``; ``fade`` the FFHQ-style blur fade where a crop leaves the photo. (Each
+    attribute's region sets its own dilation: :class:`counterface.types.Region`.)
     """
 
     def __init__(self, size: int = 1024, upsample: int = 1, retry_upsample: int = 2, max_detect_side: int = 2000,
-                 detector: str = "hog", predictor: str | None = None, mouth_dilate: float = 0.03, fade: bool = True):
+                 detector: str = "hog", predictor: str | None = None, fade: bool = True):
         if detector not in ("hog", "cnn"):
             raise ConfigError(f"unknown dlib detector {detector!r}; use hog or cnn")
         if int(size) < 8:
@@ -108,7 +108,6 @@ class DlibAligner(Aligner):
         self.max_detect_side = int(max_detect_side)
         self.detector = detector
         self.predictor = predictor
-        self.mouth_dilate = float(mouth_dilate)
         self.fade = bool(fade)
 
     # -- detection ---------------------------------------------------------------------------------
@@ -151,4 +150,4 @@ class DlibAligner(Aligner):
         size = int(size or self.size)
         model_file(self.predictor, PREDICTOR_FILE)  # fail early and clearly when the file is missing
         found = [(self.landmarks(img, box), box, score) for box, score in self.detect(img)]
-        return crop_mod.align_all(img, found, size, mouth_dilate=self.mouth_dilate, fade=self.fade)
+        return crop_mod.align_all(img, found, size, fade=self.fade)

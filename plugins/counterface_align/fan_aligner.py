@@ -96,12 +96,12 @@ class FanAligner(Aligner):
     Parameters: ``size`` crop side (1024); ``detector`` ``sfd`` (S3FD, face-alignment's default),
     ``blazeface``, ``dlib`` (dlib HOG boxes with ``upsample``; offline) or another face-alignment
     detector name; ``device`` ``auto``/``cpu``/``cuda``; ``flip_input`` average with the mirrored
-    prediction (slower, steadier); ``upsample`` dlib detector upsampling; ``mouth_dilate``, ``fade``
-    as for ``dlib``.
+    prediction (slower, steadier); ``upsample`` dlib detector upsampling; ``fade`` as for
+    ``dlib``.
     """
 
     def __init__(self, size: int = 1024, detector: str = "sfd", device: str = "auto", flip_input: bool = False,
-                 upsample: int = 1, mouth_dilate: float = 0.03, fade: bool = True):
+                 upsample: int = 1, fade: bool = True):
         if int(size) < 8:
             raise ConfigError(f"aligner size must be at least 8, got {size}")
         if not isinstance(detector, str) or not detector.isidentifier():
@@ -111,7 +111,6 @@ class FanAligner(Aligner):
         self.device = device
         self.flip_input = bool(flip_input)
         self.upsample = int(upsample)
-        self.mouth_dilate = float(mouth_dilate)
         self.fade = bool(fade)
 
     def _device(self) -> str:
@@ -186,7 +185,7 @@ class FanAligner(Aligner):
         boxes = self.detect(img)
         lms = self.landmarks(img, boxes)
         found = [(lm, tuple(b[:4]), float(b[4]) if len(b) > 4 else None) for lm, b in zip(lms, boxes)]
-        return crop_mod.align_all(img, found, size, mouth_dilate=self.mouth_dilate, fade=self.fade)
+        return crop_mod.align_all(img, found, size, fade=self.fade)
 
 
 __all__ = ["FanAligner", "checkpoints_dir", "required_files", "FAN_FILE"]

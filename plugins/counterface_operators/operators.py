@@ -14,6 +14,11 @@ negate          -alpha                        w_l - alpha * n_l
 off             t_off - d_l                   d_l = off_distance (or ``distance``)
 neutral         -d_l                          d_l = 0, on the boundary
 =============== ============================= ==================================================
+
+Attributes the pipeline reads instead of names: ``uses_alpha`` (False: the step ignores alpha, so a
+sweep or ``--alpha auto`` with it alone is refused), ``renders_pivot`` (True: the output is the
+pivot's own render, the metrics' reconstruction), ``returns_photo`` and ``needs_intercept`` (see
+:class:`counterface.Operator`).
 """
 
 from __future__ import annotations
@@ -54,12 +59,15 @@ class Reconstruction(_Constant):
     reconstruction, like pi_1's output."""
 
     factor = 0.0
+    uses_alpha = False
+    renders_pivot = True
 
 
 class Original(Operator):
     """pi(Z) = the photo itself; the pair then also differs in GAN reconstruction error."""
 
     returns_photo = True
+    uses_alpha = False
 
     def step(self, distance, *, alpha: float, boundary: Any = None, index: int = 0, rows: int = 0):
         import torch
@@ -73,6 +81,7 @@ class _Target(Operator):
     per ``--direction`` in order), else the boundary's own (``target_field``)."""
 
     needs_intercept = True
+    uses_alpha = False
     target_field = ""
 
     def __init__(self, *, distance: float | Sequence[float] | None = None):

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from counterface import Preset
 
+#: the identity component that matches faces (``--face match``) and measures identity_independent: a
+#: recogniser the tuner never optimised, offline (dlib's ResNet face descriptor)
+MATCHER = "dlib"
+
 #: architecture of the tiny generator (shared with the tiny e4e through the generator it inverts for)
 TINY_GENERATOR = {"name": "stylegan2", "weights": None, "size": 64, "style_dim": 64, "n_mlp": 2,
                   "channel_multiplier": 1, "max_channels": 32, "seed": 0}
@@ -33,7 +37,7 @@ def smilegan_pti() -> Preset:
             "pi0": {"name": "reconstruction"},
         },
         # layers None: the direction's own default (4-6 for smile, as the seed)
-        edit={"alpha": 1.0, "layers": None, "face": "largest", "seed": 0},
+        edit={"alpha": 1.0, "layers": None, "face": "largest", "seed": 0, "matcher": MATCHER},
         description="SmileGAN-PTI: fan + e4e + pti + InterFaceGAN smile (W+ 4-6) + gaussian, FFHQ StyleGAN2 1024",
     )
 
@@ -54,6 +58,6 @@ def tiny() -> Preset:
             "pi1": {"name": "shift"},
             "pi0": {"name": "reconstruction"},
         },
-        edit={"alpha": 1.0, "layers": None, "face": "largest", "seed": 0},
+        edit={"alpha": 1.0, "layers": None, "face": "largest", "seed": 0, "matcher": MATCHER},
         description="the smilegan-pti code path on small deterministic random networks (offline, seconds; tests)",
     )

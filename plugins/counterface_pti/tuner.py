@@ -72,7 +72,7 @@ from typing import Any, Callable
 from counterface import ConfigError, Pivot, Tuner
 
 from . import selection
-from .batched import BATCHED_DEVICES, BatchedTuning, resize  # noqa: F401  (tuner.resize as before)
+from .batched import BatchedTuning, resize
 
 #: LPIPS trunks the tuner accepts (``counterface.perceptual.BACKBONE_FILES``; that module imports torch)
 LPIPS_NETS = ("alex", "vgg")
@@ -139,7 +139,6 @@ class PTITuner(BatchedTuning, Tuner):
         seed: int = 0,
         device: str = "auto",
         precision: str = "fp32",
-        lambda_mouth: float | None = None,
     ):
         if start not in _STARTS:
             raise ConfigError(f"tuner.start must be one of {', '.join(_STARTS)}, got {start!r}")
@@ -164,10 +163,6 @@ class PTITuner(BatchedTuning, Tuner):
         self.tune_pixel = tune_pixel
         self.lambda_pixel = float(lambda_pixel)
         self.lambda_lpips = float(lambda_lpips)
-        if lambda_mouth is not None:  # the old, smile-specific name of lambda_region
-            if lambda_region != 1.0 and float(lambda_mouth) != float(lambda_region):
-                raise ConfigError("tuner.lambda_mouth is the old name of tuner.lambda_region: give one of them")
-            lambda_region = lambda_mouth
         self.lambda_region = float(lambda_region)
         self.lambda_id = float(lambda_id)
         self.lpips_threshold = float(lpips_threshold)
@@ -319,11 +314,6 @@ class PTITuner(BatchedTuning, Tuner):
         return first or final, final, steps, early
 
     # -- Tuner -----------------------------------------------------------------------------------
-    @property
-    def lambda_mouth(self) -> float:
-        """The old name of ``lambda_region``."""
-        return self.lambda_region
-
     def _setup(self, generator):
         """(device, module, its parameters by name, the names to tune, resolution, working resolution)."""
         module = generator.module
@@ -332,14 +322,12 @@ class PTITuner(BatchedTuning, Tuner):
         return self._device(generator), module, dict(module.named_parameters()), self.selected(generator), res, work
 
     def tune(self, generator, w_init, target, region_mask=None, identity=None,
-             progress: Callable[[dict[str, float]], None] | None = None, mouth_mask=None) -> Pivot:
+             progress: Callable[[dict[str, float]], None] | None = None) -> Pivot:
         import torch
 
         dev, module, params, names, res, work = self._setup(generator)
         target = resize(target.detach().to(dev, torch.float32), work)
         mask = None
-        if region_mask is None:
-            region_mask = mouth_mask  # the old keyword
         if region_mask is not None:
             mask = resize(region_mask.detach().to(dev, torch.float32), work).clamp(0, 1)
         lp = self._lpips(dev)

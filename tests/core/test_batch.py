@@ -17,6 +17,7 @@ from PIL import Image
 from counterface import batch, config, metrics
 from counterface.errors import ConfigError, CounterfaceError
 from counterface.pipeline import Pipeline
+from counterface.settings import EditSettings
 from tests.helpers import fake_components, synthetic_photos, write_broken_images
 
 
@@ -211,9 +212,9 @@ def test_a_line_cut_by_a_crash_is_ignored_and_the_photo_redone(fake_cfg, tmp_pat
 def test_a_sweep_writes_one_row_per_alpha_and_metrics(fake_cfg, tmp_path):
     make_photos(tmp_path / "in", 1)
     items = batch.read_manifest(tmp_path / "in")
-    pipe = Pipeline(fake_cfg)
+    pipe = Pipeline(EditSettings.from_config(fake_cfg, alphas=[-1.0, 0.0, 2.0]))
     ev = metrics.Evaluator(identity=pipe.component("identity"), lpips=None, aligner=pipe.component("aligner"), size=64)
-    runner = batch.Runner(pipe, tmp_path / "out", alphas=[-1.0, 0.0, 2.0], evaluator=ev)
+    runner = batch.Runner(pipe, tmp_path / "out", evaluator=ev)
     runner.run(items)
     rows = batch.load_rows(tmp_path / "out")
     assert sorted(r["alpha"] for r in rows) == [-1.0, 0.0, 2.0]

@@ -56,7 +56,7 @@ def test_operator_direction_format_and_alpha_list_reuse_a_shared_store(fakes, tm
     store = tmp_path / "store"
     invoke(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "o1"), *FAKE, "--pivots", str(store)])
     assert {r["pivot"] for r in rows_of(tmp_path / "o1")} == {"tuned"}
-    for n, extra in enumerate([["--alpha", "0.5,1.5"], ["--pi0", "negate"], ["--format", "jpg"]]):
+    for n, extra in enumerate([["--alphas", "0.5,1.5"], ["--pi0", "negate"], ["--format", "jpg"]]):
         out = tmp_path / f"o{n + 2}"
         invoke(["batch", str(tmp_path / "in"), "-o", str(out), *FAKE, "--pivots", str(store), *extra])
         rows = rows_of(out)

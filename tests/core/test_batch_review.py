@@ -19,8 +19,10 @@ def fake_cfg():
         yield config.resolve(preset="fake")
 
 
-def _runner(cfg, out, with_metrics=True, **kw):
-    pipe = Pipeline(cfg)
+def _runner(cfg, out, with_metrics=True, alphas=None, **kw):
+    from counterface.settings import EditSettings
+
+    pipe = Pipeline(EditSettings.from_config(cfg, alphas=alphas))
     ev = None
     if with_metrics:
         ev = metrics.Evaluator(identity=pipe.component("identity"), lpips=None, aligner=pipe.component("aligner"), size=64)

@@ -56,11 +56,11 @@ def test_align_writes_crops_landmarks_and_matrices(photos, tmp_path):
 def test_face_selection_and_set_options(photos, tmp_path):
     out = tmp_path / "o"
     res = run("align", photos / "two_people.jpg", "-o", out, "--aligner", "dlib", "--size", 64, "--face", "1",
-              "--set", "aligner.mouth_dilate=0.1")
+              "--set", "aligner.upsample=2")
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "two_people_align.json").read_text())
     assert [f["index"] for f in meta["faces"]] == [1]
-    assert meta["aligner"]["params"]["mouth_dilate"] == 0.1
+    assert meta["aligner"]["params"]["upsample"] == 2
     assert not (out / "two_people_face0.png").exists() and (out / "two_people_face1.png").exists()
 
 

@@ -173,7 +173,7 @@ def test_cli_evaluate_fills_metrics_and_summarises(fakes, tmp_path):
     synthetic(tmp_path / "in", 2)
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["batch", str(tmp_path / "in"), "-o", str(out), "--preset", "fake", "--no-metrics",
-                                 "--alpha", "0", "--alpha", "1.5"])
+                                 "--alphas", "0,1.5"])
     assert r.exit_code == 0, r.output
     assert "identity" not in (out / "results.csv").read_text().splitlines()[0].split(",")
     r = CliRunner().invoke(cli, ["evaluate", str(out), "--lpips", "random", "--by", "alpha"])

@@ -126,6 +126,10 @@ def test_changing_a_component_drops_the_old_ones_params(base_preset, plugin_env)
         config.resolve(preset="base", components={"tuner": "nope"})
     cfg = config.resolve(preset="base", components={"tuner": "pti"})
     assert cfg["tuner"]["steps"] == 350
+    cfg = config.resolve(preset="base", components={"tuner": {"name": "pti", "steps": 5}}, sets=["tuner.lr=0.1"])
+    assert cfg["tuner"] == {"name": "pti", "steps": 5, "lr": 0.1}  # a whole section replaces the preset's
+    with pytest.raises(counterface.ConfigError, match="unknown section 'tunre'"):
+        config.resolve(preset="base", components={"tunre": {"name": "pti"}})
 
 
 def test_config_errors(base_preset, tmp_path):

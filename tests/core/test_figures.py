@@ -49,7 +49,7 @@ def test_figures_from_a_sweep_with_names(fakes, tmp_path):
     manifest = _photos(tmp_path / "in", 3)
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(out), "--preset", "fake", "--lpips", "none",
-                                 "--alpha", "-1,0,1"])
+                                 "--alphas", "-1,0,1"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["figures", str(out), "--label", "politician"])
     assert r.exit_code == 0, r.output
@@ -74,7 +74,7 @@ def test_figure3_needs_a_sweep_and_metrics(fakes, tmp_path):
     single, nometrics = tmp_path / "single", tmp_path / "nometrics"
     assert CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(single), "--preset", "fake", "--lpips", "none"]).exit_code == 0
     assert CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(nometrics), "--preset", "fake", "--no-metrics",
-                                    "--alpha", "0,1"]).exit_code == 0
+                                    "--alphas", "0,1"]).exit_code == 0
     r = CliRunner().invoke(cli, ["figures", str(single)])  # Figure 2 made, Figure 3 skipped with a warning
     assert r.exit_code == 0 and "figure 3 skipped" in r.output and (single / "figures" / "figure2.png").exists()
     assert not (single / "figures" / "figure3.png").exists()

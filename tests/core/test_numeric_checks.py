@@ -56,7 +56,7 @@ def test_edit_refuses_a_non_finite_alpha(value, photo, tmp_path):
     ["pairs", "{p}", "--preset", "tiny", "--alpha=nan"],
     ["sweep", "{p}", "--preset", "tiny", "--alphas=-1,nan,1"],
     ["sweep", "{p}", "--preset", "tiny", "--alphas=0,inf"],
-    ["batch", "{p}", "--preset", "tiny", "--alpha=0,nan"],
+    ["batch", "{p}", "--preset", "tiny", "--alphas=0,nan"],
     ["align", "{p}", "--aligner", "dlib", "--min-face", "nan"],
     ["align", "{p}", "--aligner", "dlib", "--min-face", "inf"],
     ["align", "{p}", "--aligner", "dlib", "--min-face", "-1"],

@@ -20,23 +20,40 @@ def _two_plugins(plugin_env):
                {"cfplug_sel_good": GOOD, "cfplug_sel_badhook": BAD_HOOK})
 
 
-def test_allow_list_loads_only_the_named_plugins(plugin_env, monkeypatch):
+def _reference_plugins() -> set[str]:
+    import importlib.metadata as md
+
+    return {ep.name for ep in md.entry_points(group=plugins.GROUP)
+            if ep.dist is not None and ep.dist.metadata["Name"] == plugins.DISTRIBUTION}
+
+
+def test_allow_list_chooses_among_third_party_plugins(plugin_env, monkeypatch):
     monkeypatch.setenv(plugins.ALLOW_ENV, "good, nonexistent")
     _two_plugins(plugin_env)
     assert "shift" in counterface.available("direction")
-    assert counterface.available("generator") == []  # the reference plugins were left out too
-    skipped = plugins.skipped()
-    assert "badhook" in skipped and "stylegan2" in skipped and "good" not in skipped
+    assert plugins.skipped() == ["badhook"]  # the reference plugins stay
+    assert "stylegan2" in counterface.available("generator") and "boundary" in counterface.available("direction")
+    assert {n for n in _reference_plugins() if plugins.plugin_info(n)} == _reference_plugins()
     errors = {f.name: f.error for f in plugins.failures()}
     assert "badhook" not in errors  # never imported, so its hook never ran
     assert "not installed" in errors["nonexistent"]
 
 
-def test_empty_allow_list_loads_no_plugin(plugin_env, monkeypatch):
+def test_empty_allow_list_loads_only_the_reference_plugins(plugin_env, monkeypatch):
     monkeypatch.setenv(plugins.ALLOW_ENV, "")
     _two_plugins(plugin_env)
-    assert all(counterface.available(k) == [] for k in registry.KIND_NAMES)
+    assert sorted(plugins.skipped()) == ["badhook", "good"]
+    assert "shift" not in counterface.available("direction") and "smile" in counterface.available("direction")
     assert plugins.get_plugin_manager().get_plugin(plugins.CORE) is not None  # core's defaults stay
+
+
+def test_disable_env_names_reference_plugins_too(plugin_env, monkeypatch):
+    monkeypatch.setenv(plugins.ALLOW_ENV, "good")
+    monkeypatch.setenv(plugins.DISABLE_ENV, "directions,stylegan2")
+    _two_plugins(plugin_env)
+    assert sorted(plugins.skipped()) == ["badhook", "directions", "stylegan2"]
+    assert counterface.available("generator") == [] and counterface.available("direction") == ["shift"]
+    assert counterface.available("blender")  # the other reference plugins stay
 
 
 def test_disable_env_and_disable_call(plugin_env, monkeypatch):

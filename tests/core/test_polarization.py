@@ -274,8 +274,8 @@ def test_arcface_embedder_random_network():
 
 
 def test_kinds_are_registered():
-    assert counterface.KINDS["embedder"] is counterface.Embedder
-    assert counterface.KINDS["outlet_model"] is counterface.OutletModel
+    assert counterface.KINDS["embedder"].contract is counterface.Embedder
+    assert counterface.KINDS["outlet_model"].contract is counterface.OutletModel
     assert {"pixels", "arcface", "resnet18", "resnet50"} <= set(counterface.available("embedder"))
     assert "logistic" in counterface.available("outlet_model")
 

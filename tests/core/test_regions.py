@@ -45,7 +45,7 @@ def test_named_regions_are_where_the_attribute_lives():
     assert at(mouth, 62) == 1 and at(mouth, 37) == 0
     assert at(eyes, 37) == 1 and at(eyes, 44) == 1 and at(eyes, 62) == 0
     assert whole.sum() > eyes.sum() and whole.sum() > mouth.sum() and np.all(whole >= mouth)
-    assert np.array_equal(f.mouth_mask, mouth)  # the old name reads the mouth region
+    assert not hasattr(f, "mouth_mask")  # the region follows the attribute: face.region("mouth")
     assert np.array_equal(f.region([48, 54, 57]), landmark_mask(lm, [48, 54, 57], SIZE, 0.03))
     own = np.full((SIZE, SIZE), 0.5, np.float32)
     assert np.array_equal(face(region_mask=own).region(None), own)  # an aligner's own region
@@ -98,9 +98,9 @@ def test_pipeline_region_mask_is_the_directions(fakes, tmp_path):
     assert np.array_equal(pipe.region_mask(f), np.maximum(f.region("eyes"), f.region("mouth")))
 
 
-def test_tuner_region_weight_and_its_old_name():
+def test_tuner_region_weight():
     from counterface_pti.tuner import PTITuner
 
-    assert PTITuner(lambda_mouth=0.5).lambda_region == 0.5 and PTITuner(lambda_region=0.25).lambda_mouth == 0.25
-    with pytest.raises(ConfigError, match="old name"):
-        PTITuner(lambda_mouth=0.5, lambda_region=0.2)
+    assert PTITuner(lambda_region=0.25).lambda_region == 0.25
+    with pytest.raises(TypeError):  # the old, smile-specific name is gone
+        PTITuner(lambda_mouth=0.5)

@@ -117,7 +117,7 @@ def fake_batch(fakes, tmp_path):
     manifest = write_manifest(tmp_path / "in" / "m.csv", files, ["Ann", "Bob", "Cy"])
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["batch", str(manifest), "-o", str(out), "--preset", "fake", "--lpips", "none",
-                                 "--alpha", "0,1"])
+                                 "--alphas", "0,1"])
     assert r.exit_code == 0, r.output
     return manifest, out
 

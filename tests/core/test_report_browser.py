@@ -240,7 +240,7 @@ def test_report_of_a_tiny_batch_renders_one_row_per_pair_without_console_errors(
     run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *a], capture_output=True, text=True,
                                     timeout=900, env={**os.environ, "COUNTERFACE_PROGRESS": "0"})
     r = run("batch", str(manifest), "-o", str(out), "--preset", "tiny", "--set", "tuner.latent_steps=2",
-            "--set", "tuner.tune_steps=2", "--lpips", "random", "--alpha=0,1")
+            "--set", "tuner.tune_steps=2", "--lpips", "random", "--alphas=0,1")
     assert r.returncode == 0, r.stderr
     r = run("report", str(out))
     assert r.returncode == 0, r.stderr

@@ -67,12 +67,13 @@ def test_every_listed_face_is_found(aligned, name):
         assert f.crop.shape == (SIZE, SIZE, 3) and f.crop.dtype == np.uint8
         assert f.landmarks.shape == (68, 2) and f.crop_landmarks.shape == (68, 2)
         assert f.matrix.shape == (2, 3)
-        assert f.mouth_mask.shape == (SIZE, SIZE) and f.mouth_mask.dtype == np.float32
-        assert 0.0 <= f.mouth_mask.min() and f.mouth_mask.max() <= 1.0
-        # the mouth mask covers every mouth landmark and little else
+        mouth = f.region("mouth")
+        assert mouth.shape == (SIZE, SIZE) and mouth.dtype == np.float32
+        assert 0.0 <= mouth.min() and mouth.max() <= 1.0
+        # the mouth region covers every mouth landmark and little else
         pts = np.rint(f.crop_landmarks[48:68]).astype(int)
-        assert np.all(f.mouth_mask[pts[:, 1], pts[:, 0]] == 1.0)
-        assert 0.005 < f.mouth_mask.mean() < 0.15
+        assert np.all(mouth[pts[:, 1], pts[:, 0]] == 1.0)
+        assert 0.005 < mouth.mean() < 0.15
         np.testing.assert_allclose(g.apply(f.matrix, f.landmarks), f.crop_landmarks, atol=1e-9)
         assert f.box is not None and f.score is not None
 

@@ -32,11 +32,13 @@ from .evaluate import METRIC_MARKERS, evaluate_folder, face_from_sidecar
 from .exclusions import Exclusions, read_exclusions
 from .manifest import (PATH_COLUMNS, Item, alpha_tag, output_stem, parse_shard, read_manifest, scan_folder,
                        select_shard, shard_of, slug)
+from .options import BatchOptions, Job
 from .runner import FINAL_REASONS, LOSSLESS, BatchInterrupted, Prepared, Runner, Summary, prepare
 from .store import (METRIC_COLUMNS, RESERVED, Appender, load_rows, merged_rows, read_jsonl, row_key, table_files,
                     write_csv, write_table)
 
 __all__ = [
+    "BatchOptions", "Job",
     "METRIC_MARKERS", "evaluate_folder", "face_from_sidecar",
     "Exclusions", "read_exclusions",
     "PATH_COLUMNS", "Item", "alpha_tag", "output_stem", "parse_shard", "read_manifest", "scan_folder",

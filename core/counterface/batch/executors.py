@@ -1,6 +1,6 @@
 """Where a batch runs: in this process (``local``), on a Ray cluster (``ray``) or as SLURM array jobs
 (``slurm``, through submitit). Every executor builds the same :class:`~counterface.batch.runner.Runner`
-from one :class:`Spec` and writes into the same output folder, through the same results store, pivot
+from one :class:`~counterface.batch.options.Job` (the edit settings and the batch options) and writes into the same output folder, through the same results store, pivot
 store and claims, so any mix of runs never duplicates or loses a pair, and a rerun after all of them
 finished has nothing left to do.
 
@@ -16,57 +16,35 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
 from .manifest import Item, select_shard
+from .options import Job
 from .runner import Runner, Summary
 
 EXECUTORS = ("local", "ray", "slurm")
 
 
-@dataclass
-class Spec:
-    """Everything a worker needs to build the batch's runner (picklable)."""
-
-    config: dict[str, Any]
-    out_dir: str
-    alphas: list | None = None
-    metrics: bool = True
-    lpips_net: str = "alex"
-    identity_independent: str = "dlib"
-    workers: int = 0
-    shard: tuple[int, int] = (1, 1)
-    image_format: str = "png"
-    retry_failures: bool = False
-    tune_batch: int = 1
-    pivots: str | None = None
-    pivot_dtype: str = "float16"
-    progress: bool = False
-    items: list[Item] = field(default_factory=list)
-
-
-def make_runner(spec: Spec, pipeline=None, warn: Callable[[str], None] | None = None) -> Runner:
-    """The runner of ``spec`` (``pipeline``: one already built from ``spec.config``)."""
+def make_runner(job: Job, pipeline=None, warn: Callable[[str], None] | None = None) -> Runner:
+    """The runner of ``job`` (``pipeline``: one already built from ``job.settings``)."""
     from .. import metrics as m
     from ..pipeline import Pipeline
 
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     if pipeline is None:
-        pipeline = Pipeline.from_config(spec.config)
+        pipeline = Pipeline(job.settings)
+    opts = job.options
     evaluator = None
-    if spec.metrics:
+    if opts.metrics:
+        independent = m.independent_identity(opts.identity_independent, device=pipeline.device, warn=warn)
         evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
-                                identity_independent=m.independent_identity(spec.identity_independent,
-                                                                            device=pipeline.device, warn=warn),
-                                lpips=m.lpips_model(spec.lpips_net, device=pipeline.device),
-                                aligner=pipeline.component("aligner"), lpips_net=spec.lpips_net)
-    return Runner(pipeline, spec.out_dir, alphas=spec.alphas, evaluator=evaluator, workers=spec.workers,
-                  shard=tuple(spec.shard), progress=spec.progress, image_format=spec.image_format,
-                  retry_failures=spec.retry_failures, tune_batch=spec.tune_batch, pivots=spec.pivots,
-                  pivot_dtype=spec.pivot_dtype)
+                                identity_independent=independent,
+                                lpips=m.lpips_model(opts.lpips_net, device=pipeline.device),
+                                aligner=pipeline.component("aligner"), lpips_net=opts.lpips_net)
+    return Runner(pipeline, opts, evaluator=evaluator)
 
 
 def add(summaries: Sequence[Summary | dict]) -> Summary:
@@ -93,9 +71,9 @@ def _import_ray():
 class BatchWorker:
     """A Ray actor: builds the runner (the models) once, then runs the photos it is given."""
 
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        self.runner = make_runner(spec)
+    def __init__(self, job: Job):
+        self.job = job
+        self.runner = make_runner(job)
 
     def run(self, items: list[Item]) -> dict[str, Any]:
         return self.runner.run(items).to_json()
@@ -112,7 +90,7 @@ def ray_workers(ray, gpus_per_worker: float, requested: int | None) -> int:
     return max(1, int(res.get("CPU", 1)))
 
 
-def run_ray(spec: Spec, items: Sequence[Item], *, address: str | None = None, gpus_per_worker: float = 0.0,
+def run_ray(job: Job, items: Sequence[Item], *, address: str | None = None, gpus_per_worker: float = 0.0,
             workers: int | None = None, echo: Callable[[str], None] = print) -> Summary:
     """Run ``items`` on Ray: ``address`` an existing cluster (or ``auto``), None a local one."""
     ray = _import_ray()
@@ -128,8 +106,8 @@ def run_ray(spec: Spec, items: Sequence[Item], *, address: str | None = None, gp
         echo(f"ray: {n} worker(s) on {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
              f"{ray.cluster_resources().get('GPU', 0):g} GPU(s)")
         actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(BatchWorker)
-        spec = replace(spec, progress=False)
-        actors = [actor.remote(spec) for _ in range(n)]
+        job = replace(job, options=job.options.replace(progress=False))
+        actors = [actor.remote(job) for _ in range(n)]
         items = list(items)
         calls = []
         for i, a in enumerate(actors):  # every actor sees every photo, from a different start: claims split them
@@ -163,14 +141,15 @@ def _shard_job_class():
         """One array task: shard ``index``/``count`` of the photos. On pre-emption or timeout submitit
         calls ``checkpoint`` and requeues the same call, which resumes from the store."""
 
-        def __call__(self, spec: Spec, index: int, count: int) -> dict[str, Any]:
-            mine = select_shard(spec.items, index, count)
-            return make_runner(replace(spec, shard=(index, count), progress=False)).run(mine).to_json()
+        def __call__(self, job: Job, index: int, count: int) -> dict[str, Any]:
+            mine = select_shard(job.items, index, count)
+            options = job.options.replace(shard=(index, count), progress=False)
+            return make_runner(replace(job, options=options)).run(mine).to_json()
 
     return ShardJob
 
 
-def run_slurm(spec: Spec, items: Sequence[Item], *, jobs: int, partition: str | None = None,
+def run_slurm(job: Job, items: Sequence[Item], *, jobs: int, partition: str | None = None,
               gpus: int = 0, time_min: int = 60, local: bool = False, wait: bool = True,
               cpus: int | None = None, echo: Callable[[str], None] = print) -> Summary | None:
     """Submit ``jobs`` array tasks (``local``: submitit's local executor, no SLURM needed; also with
@@ -180,7 +159,7 @@ def run_slurm(spec: Spec, items: Sequence[Item], *, jobs: int, partition: str | 
     if not local and shutil.which("sbatch") is None:
         raise ConfigError("--executor slurm: sbatch not found on this machine (run it on a SLURM login node, "
                           "or use --slurm-local)")
-    folder = Path(spec.out_dir) / "slurm" / "%j"
+    folder = Path(job.options.out_dir) / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster="local" if local else "slurm")
     params: dict[str, Any] = {"timeout_min": int(time_min), "name": "counterface-batch"}
     if gpus:
@@ -193,9 +172,9 @@ def run_slurm(spec: Spec, items: Sequence[Item], *, jobs: int, partition: str | 
             params["slurm_partition"] = partition
     executor.update_parameters(**params)
     job_fn = _shard_job_class()()
-    spec = replace(spec, items=list(items), progress=False)
+    job = replace(job, items=list(items), options=job.options.replace(progress=False))
     count = int(jobs)
-    submitted = executor.map_array(job_fn, [spec] * count, list(range(1, count + 1)), [count] * count)
+    submitted = executor.map_array(job_fn, [job] * count, list(range(1, count + 1)), [count] * count)
     echo(f"slurm: submitted {count} job(s): {', '.join(str(j.job_id) for j in submitted)} (logs: {folder.parent})")
     if not wait:
         return None

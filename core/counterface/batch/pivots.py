@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .. import kinds
 from ..errors import ConfigError, WeightsError
 from ..imageio import write_bytes, write_json
 from ..types import AlignedFace, Pivot
@@ -38,7 +39,7 @@ from ..types import AlignedFace, Pivot
 #: the store's layout version (part of every configuration digest)
 STORE_FORMAT = 1
 #: configuration sections that shape a pivot
-PIVOT_SECTIONS = ("aligner", "inverter", "generator", "tuner", "identity")
+PIVOT_SECTIONS = kinds.pivot_sections()  # aligner, inverter, tuner, generator, identity (counterface.kinds)
 #: edit settings that shape a pivot (the tuner's seed, the numeric precision)
 PIVOT_EDIT = ("seed", "precision")
 #: dtypes a pivot's tuned tensors may be stored in

@@ -15,14 +15,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .. import matching
+from .. import flow, matching
 from ..errors import (ConfigError, CounterfaceError, ImageError, NoFaceError, OutputError, PluginError,
                       ReferencePhotoError, TargetNotFoundError, WeightsError)
-from ..imageio import IMAGE_SUFFIXES, file_sha256, read_image, write_image, write_json
-from ..pipeline import config_digest, select_faces
-from ..provenance import Timer
+from ..imageio import file_sha256, read_image, write_json
+from ..matching import select_faces
+from ..provenance import Timer, config_digest
 from .claims import Claims, DoneIndex, claim_id
 from .manifest import Item, alpha_tag, output_stem
+from .options import BatchOptions
 from .pivots import PivotStore
 from .store import METRIC_COLUMNS, RESERVED, Appender, load_rows, write_table
 
@@ -74,7 +75,7 @@ def prepare(aligner, path: Path, size: int) -> Prepared:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(cfg: Mapping[str, Any], size: int) -> None:
+def _worker_init(settings, size: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -85,7 +86,7 @@ def _worker_init(cfg: Mapping[str, Any], size: int) -> None:
         pass
     from ..pipeline import Pipeline
 
-    _WORKER["aligner"] = Pipeline(cfg).component("aligner")
+    _WORKER["aligner"] = Pipeline(settings).component("aligner")
     _WORKER["size"] = size
 
 
@@ -110,62 +111,55 @@ class Summary:
 
 
 class Runner:
-    """Runs a :class:`~counterface.pipeline.Pipeline` over items, resumably.
+    """Runs a :class:`~counterface.pipeline.Pipeline` over items, resumably, through the per-photo
+    flow (:mod:`counterface.flow`).
 
-    ``alphas``: pi_1 strengths (several = a sweep: one row per face per alpha, one pivot per face).
-    ``evaluator``: a :class:`counterface.metrics.Evaluator` to store metrics in each row, or None.
-    ``workers``: processes for read + align (0 = in this process).
-    ``progress``: show a tqdm bar on stderr.
-    ``tune_batch``: faces tuned together (``--tune-batch``): up to this many pending faces, across
-    photos, are inverted and tuned at once (:meth:`Pipeline.pivots`); rows and pivots are still
-    written per face, and a batch that fails falls back to tuning its faces one by one.
-    ``pivots``: the pivot store's folder (default OUT/pivots; False: no store, every face is tuned);
-    ``pivot_dtype``: how its tuned tensors are stored (see :mod:`counterface.batch.pivots`).
-    ``claims``: claim each photo before working on it (OUT/claims), so that processes sharing the
-    folder split the work (see :mod:`counterface.batch.claims`).
+    What is edited comes from the pipeline's settings (``settings.sweep()``: one row per face per
+    alpha, one pivot per face); how the batch runs from ``options``, a
+    :class:`~counterface.batch.options.BatchOptions` (or an output folder, with ``changes`` to the
+    default options). ``evaluator``: a :class:`counterface.metrics.Evaluator` to store metrics in
+    each row, or None. ``on_photo(item, status)``: called after each photo.
+
+    With ``options.tune_batch`` > 1, up to that many pending faces, across photos, are inverted and
+    tuned at once (:meth:`Pipeline.pivots`); rows and pivots are still written per face, and a
+    batch that fails falls back to tuning its faces one by one. With claims, each photo is claimed
+    before work (OUT/claims), so that processes sharing the folder split the work.
     """
 
-    def __init__(self, pipeline, out_dir: str | os.PathLike, *, alphas: Sequence[float] | None = None,
-                 evaluator=None, workers: int = 0, shard: tuple[int, int] = (1, 1), progress: bool = False,
-                 image_format: str = "png", retry_failures: bool = False, max_consecutive_errors: int = 20,
-                 on_photo: Callable[[Item, str], None] | None = None, tune_batch: int = 1,
-                 pivots: str | os.PathLike | bool | None = None, pivot_dtype: str = "float16", claims: bool = True):
+    def __init__(self, pipeline, options: BatchOptions | str | os.PathLike, *, evaluator=None,
+                 on_photo: Callable[[Item, str], None] | None = None, **changes: Any):
+        if not isinstance(options, BatchOptions):
+            options = BatchOptions(out_dir=str(options), **changes)
+        elif changes:
+            options = options.replace(**changes)
+        self.options = options
         self.pipeline = pipeline
-        self.out_dir = Path(out_dir).resolve()
-        self.alphas = [a if a == "auto" else float(a) for a in (alphas if alphas else [pipeline.edit["alpha"]])]
-        if "auto" in self.alphas and len(self.alphas) > 1:  # edit.alpha = "auto": one searched alpha per face
-            raise ConfigError("alpha auto searches one alpha per face: it cannot be part of a sweep")
-        if len(set(self.alphas)) != len(self.alphas):
-            raise ConfigError("--alpha values must be distinct")
+        self.out_dir = Path(options.out_dir)
+        self.alphas = [_number(a) for a in pipeline.settings.sweep()]
         self.evaluator = evaluator
         if evaluator is not None and getattr(evaluator, "region", "unset") is None:
             evaluator.region = pipeline.metrics_region()  # the edited attribute's region, as evaluate uses
-        self.workers = int(workers)
-        if self.workers < 0:
-            raise ConfigError("--workers must be 0 or more")
-        self.shard = shard
-        self.progress = progress
-        fmt = image_format.lower().lstrip(".")
-        if f".{fmt}" not in IMAGE_SUFFIXES:
-            raise ConfigError(f"unsupported image format {image_format!r}")
-        self.suffix = f".{fmt}"
-        self.retry_failures = retry_failures
-        self.max_consecutive_errors = max_consecutive_errors
+        self.workers = int(options.workers)
+        self.shard = options.shard
+        self.progress = options.progress
+        self.suffix = options.suffix
+        self.retry_failures = options.retry_failures
+        self.max_consecutive_errors = options.max_consecutive_errors
         self.on_photo = on_photo
-        self.tune_batch = int(tune_batch)
-        if self.tune_batch < 1:
-            raise ConfigError("--tune-batch must be 1 or more")
+        self.tune_batch = int(options.tune_batch)
         self._pretuned: dict[int, tuple] = {}  # id(face) -> (pivot, seconds) from a batched tuning
-        self.job = config_digest({"config": pipeline.config, "alphas": self.alphas, "format": fmt, "layout": 1})
-        tag = "" if shard == (1, 1) else f".shard-{shard[0]}-of-{shard[1]}"
+        self.job = config_digest({"config": pipeline.config, "alphas": self.alphas, "format": self.suffix[1:],
+                                  "layout": 1})
+        tag = "" if self.shard == (1, 1) else f".shard-{self.shard[0]}-of-{self.shard[1]}"
         self.results = Appender(self.out_dir / f"results{tag}.jsonl")
         self.failures = Appender(self.out_dir / f"failures{tag}.jsonl")
         self._stop: int | None = None
         self._critical = False
         self._done_in_run = 0
+        pivots = options.pivots
         self.pivots = None if pivots is False else PivotStore(
-            self.out_dir / "pivots" if pivots in (None, True) else Path(pivots), pipeline, pivot_dtype)
-        self.claims = Claims(self.out_dir / "claims") if claims else None
+            self.out_dir / "pivots" if pivots in (None, True) else Path(pivots), pipeline, options.pivot_dtype)
+        self.claims = Claims(self.out_dir / "claims") if options.claims else None
         self._index: DoneIndex | None = None
         self._consecutive_errors = 0
 
@@ -343,7 +337,7 @@ class Runner:
         ctx = multiprocessing.get_context("spawn")  # safe with torch/CUDA in the parent
         window = 2 * self.workers
         with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=(self.pipeline.config, size)) as pool:
+                                    initargs=(self.pipeline.settings, size)) as pool:
             queue: list[tuple[Item, str | None, cf.Future | None]] = []
             it = iter(pending)
             try:
@@ -420,28 +414,8 @@ class Runner:
             for face, result in zip(chunk, results):
                 self._pretuned[id(face)] = result
 
-    def _stored(self, sha: str | None, face, index: int):
-        """(pivot key, stored pivot or None); (None, None) without a store."""
-        if self.pivots is None or sha is None:
-            return None, None
-        key = self.pivots.key(sha, face, index)
-        return key, self.pivots.get(key)
-
     def _has_pivot(self, sha: str | None, face, index: int) -> bool:
         return self.pivots is not None and sha is not None and self.pivots.path(self.pivots.key(sha, face, index)).is_file()
-
-    def _pivot(self, sha: str | None, face, index: int) -> tuple[Any, dict[str, float], str]:
-        """(pivot, seconds, "reused" | "tuned") of one face: from the pivot store when it holds the
-        face's pivot (no inversion, no tuning: both times 0), else tuned (or taken from a batched
-        tuning) and stored; a tuned pivot is used as it was stored, so reusing gives the same pairs."""
-        key, stored = self._stored(sha, face, index)
-        if stored is not None:
-            self._pretuned.pop(id(face), None)
-            return stored, {"invert": 0.0, "tune": 0.0}, "reused"
-        pivot, seconds = self._pretuned.pop(id(face), None) or self.pipeline.pivot(face)
-        if key is not None:
-            pivot = self.pivots.put(key, pivot)
-        return pivot, seconds, "tuned"
 
     def _failure(self, item: Item, sha: str | None, reason: str, message: str, stage: str) -> dict[str, Any]:
         row = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job, "reason": reason,
@@ -450,14 +424,13 @@ class Runner:
         return row
 
     def _process(self, item: Item, sha: str | None, prep: Prepared) -> tuple[bool, list[dict], dict | None]:
-        """GPU stages for one photo. Returns (ok, rows, failure)."""
+        """The flow's GPU stages for one photo. Returns (ok, rows, failure)."""
         if prep.reason:
             return False, [], self._failure(item, sha, prep.reason, prep.message or prep.reason, prep.stage or "read")
-        edit = self.pipeline.edit
+        photo = flow.Photo(image=prep.image, path=item.path, sha256=sha, seconds=dict(prep.seconds))
         try:
-            match = matching.selector(self.pipeline, prep.image,  # --face match (else None)
-                                      lambda: matching.item_reference(self.pipeline, item.meta, item.base))
-            faces = select_faces(prep.faces, edit.get("face", "largest"), edit.get("min_face", 0), match=match)
+            chosen = flow.select_faces(self.pipeline, photo, prep.faces,  # --face match: the row's reference
+                                       lambda: matching.item_reference(self.pipeline, item.meta, item.base))
             prep.match = self.pipeline.last_match
         except TargetNotFoundError as exc:
             return False, [], self._failure(item, sha, "target_not_found", str(exc), "match")
@@ -475,10 +448,8 @@ class Runner:
             return False, [], self._failure(item, sha, "error", f"{type(exc).__name__}: {msg}", "match")
         try:
             rows = []
-            for face in faces:
-                # the face's position among every face found (largest first) names its outputs
-                index = next(i for i, f in enumerate(prep.faces) if f is face)
-                rows.extend(self._process_face(item, sha, prep, face, index, len(faces)))
+            for index, face in chosen:
+                rows.extend(self._process_face(item, photo, prep, face, index, len(chosen)))
             return True, rows, None
         except (BatchInterrupted, ConfigError, WeightsError, PluginError, OutputError):
             raise  # not about this photo: every other photo would fail the same way
@@ -492,79 +463,97 @@ class Runner:
             msg = " ".join(str(exc).split())[:300] or type(exc).__name__
             return False, [], self._failure(item, sha, "error", f"{type(exc).__name__}: {msg}", "edit")
 
-    def _process_face(self, item: Item, sha: str, prep: Prepared, face, index: int, n_faces: int) -> list[dict[str, Any]]:
+    def _process_face(self, item: Item, photo: flow.Photo, prep: Prepared, face, index: int,
+                      n_faces: int) -> list[dict[str, Any]]:
         pipe = self.pipeline
-        photo = prep.image
-        pivot, pivot_seconds, pivot_state = self._pivot(sha, face, index)
-        renders: dict[float, Any] = {}
-
-        def render(a: float):
-            a = float(a)
-            if a not in renders:
-                renders[a] = pipe.render(photo, face, pivot, a)
-            return renders[a]
-
-        pi1_name, pi0_name = pipe.operator("pi1").name, pipe.operator("pi0").name
-        blend_mask = None
-        if self.evaluator is not None:
-            blend_mask = pipe.component("blender").mask(photo.shape[:2], face)
-        rows = []
+        sha = photo.sha256
+        pivot, pivot_seconds, pivot_state = flow.face_pivot(pipe, photo, face, index, _StorePivots(self))
+        seconds = {**photo.seconds, **pivot_seconds}
+        pi1, pi0 = pipe.operator("pi1"), pipe.operator("pi0")
         stem = output_stem(item.key, sha, self.job)
+        batch = {"key": item.key, "job": self.job, "pi1": pi1.name, "pi0": pi0.name, "meta": dict(item.meta)}
+        extra = {"batch": batch, **({"match": prep.match.to_json()} if prep.match else {})}
+        blend_mask = recon = None
+        if self.evaluator is not None:
+            blend_mask = pipe.component("blender").mask(photo.image.shape[:2], face)
+        rows = []
         for alpha in self.alphas:
-            t = Timer()
-            auto: dict[str, Any] = {}
-            if alpha == "auto":  # the smallest alpha reaching edit.target_score on the scorer
-                with t("alpha_auto"):
-                    found = pipe.auto_alpha(photo, face, pivot)
-                alpha, auto = found.alpha, {"alpha_auto": found.to_json()}
-            with t("pi1"):
-                r1 = pipe.pi1(photo, face, pivot, alpha)
-            with t("pi0"):
-                r0 = pipe.pi0(photo, face, pivot, alpha)
-            if pi0_name == "reconstruction" and 0.0 not in renders:
-                renders[0.0] = r0  # the metrics' reconstruction
-            z1, z0 = r1.image, r0.image
-            attributes = {"z1": r1.meta["attributes"], "z0": r0.meta["attributes"]}
-            leakage = pipe.leakage(pivot, r1, r0)
-            name = f"{stem}_face{index}" + (f"_{alpha_tag(alpha)}" if len(self.alphas) > 1 else "")
-            seconds = {**prep.seconds, **pivot_seconds, **t.seconds}
-            files = {}
-            written = {}
-            for role, img in (("z1", z1), ("z0", z0)):
+            step = flow.render_face(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=[alpha], seconds=seconds,
+                                    extra=extra)[0]
+            if recon is None and getattr(pi0, "renders_pivot", False):
+                recon = step.results["z0"]  # the metrics' reconstruction
+            name = f"{stem}_face{index}" + (f"_{alpha_tag(step.alpha)}" if len(self.alphas) > 1 else "")
+            files, written = {}, {}
+            for role in ("z1", "z0"):
+                image = step.results[role].image
+                other = "z0" if role == "z1" else "z1"
+                sidecar = {**step.sidecars[role], "batch": {**batch, "pair": f"pairs/{name}_{other}{self.suffix}"}}
+                flow.write_output(self.out_dir, f"pairs/{name}_{role}", image, sidecar, inputs=[item.path],
+                                  suffix=self.suffix)
                 rel = f"pairs/{name}_{role}{self.suffix}"
-                write_image(self.out_dir / rel, img, out_dir=self.out_dir, inputs=[item.path])
                 # the metrics describe the files as published: read a lossy encoding back
-                written[role] = img if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
-                side = pipe.sidecar(input_path=item.path, input_sha256=sha, face=face, alpha=float(alpha), role=role,
-                                    pivot=pivot, seconds=seconds, attributes=attributes[role],
-                                    extra={**leakage, **auto, "output": Path(rel).name, "batch": {"key": item.key, "job": self.job,
-                                                     "pi1": pi1_name, "pi0": pi0_name,
-                                                     "pair": f"pairs/{name}_{'z0' if role == 'z1' else 'z1'}{self.suffix}",
-                                                     "meta": dict(item.meta)},
-                                           **({"match": prep.match.to_json()} if prep.match else {})})
-                write_json(self.out_dir / f"pairs/{name}_{role}.json", side, out_dir=self.out_dir, inputs=[item.path])
+                written[role] = image if self.suffix in LOSSLESS else read_image(self.out_dir / rel)
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
+            row_seconds = {**seconds, **step.seconds}
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
-                                   "face": index, "faces": n_faces, "alpha": float(alpha),
-                                   **files, "pi1": pi1_name, "pi0": pi0_name, "pivot": pivot_state,
+                                   "face": index, "faces": n_faces, "alpha": _number(step.alpha),
+                                   **files, "pi1": pi1.name, "pi0": pi0.name, "pivot": pivot_state,
                                    "face_width": round(float(face.face_width), 2),
-                                   "seconds": {k: round(v, 4) for k, v in seconds.items()}}
-            row.update(distance_columns(attributes))
-            if auto:
-                row["alpha_auto_reached"] = auto["alpha_auto"]["reached"]
-            row.update({k: v for k, v in leakage.items() if k.startswith("leakage_")})
+                                   "seconds": {k: round(v, 4) for k, v in row_seconds.items()}}
+            row.update(distance_columns(step.attributes))
+            if step.auto:
+                row["alpha_auto_reached"] = step.auto["alpha_auto"]["reached"]
+            row.update({k: v for k, v in step.leakage.items() if k.startswith("leakage_")})
             if self.shard != (1, 1):
                 row["shard"] = f"{self.shard[0]}/{self.shard[1]}"
             if prep.match is not None:
                 row["match"] = prep.match.row()
             row.update(_user_columns(item.meta))
             if self.evaluator is not None:
+                t = Timer()
                 with t("metrics"):
-                    row.update(self.evaluator.evaluate(photo, face, written["z1"], written["z0"], blend_mask=blend_mask,
-                                                       recon_crop=render(0.0).crop))
+                    if recon is None:
+                        recon = pipe.reconstruct(photo.image, face, pivot)
+                    row.update(self.evaluator.evaluate(photo.image, face, written["z1"], written["z0"],
+                                                       blend_mask=blend_mask, recon_crop=recon.crop))
                 row["seconds"]["metrics"] = round(t.seconds["metrics"], 4)
             rows.append(row)
         return rows
+
+
+class _StorePivots(flow.PivotSource):
+    """The batch's pivots: the pivot store (reused: no inversion, no tuning, both times 0), else a
+    face tuned ahead with the others (``--tune-batch``), else tuned now; a tuned pivot is stored and
+    used as stored, so reusing gives the same pairs."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+
+    def _key(self, photo, face, index):
+        store = self.runner.pivots
+        return None if store is None or photo.sha256 is None else store.key(photo.sha256, face, index)
+
+    def get(self, photo, face, index):
+        key = self._key(photo, face, index)
+        stored = None if key is None else self.runner.pivots.get(key)
+        if stored is None:
+            return None
+        self.runner._pretuned.pop(id(face), None)
+        return stored, {"invert": 0.0, "tune": 0.0}, "reused"
+
+    def tuned(self, face):
+        return self.runner._pretuned.pop(id(face), None)
+
+    def put(self, photo, face, index, pivot):
+        key = self._key(photo, face, index)
+        return pivot if key is None else self.runner.pivots.put(key, pivot)
+
+
+def _number(alpha: Any) -> Any:
+    """An alpha as rows and job ids record it: a float, or a list of floats (one per direction)."""
+    if isinstance(alpha, (list, tuple)):
+        return [float(a) for a in alpha]
+    return alpha if alpha == "auto" else float(alpha)
 
 
 def distance_columns(attributes: Mapping[str, list]) -> dict[str, Any]:

@@ -11,11 +11,9 @@ import click
 
 from ._common import CounterfaceGroup
 
-#: sub-command modules of core; each exposes click commands named ``*_cmd``
-_MODULES = ("info", "weights", "batch", "align", "edit", "directions")
-_MODULES += ("polarization",)  # rho_T from the pairs (issue 11)
-_MODULES += ("report",)  # the HTML review page (issue 13)
-_MODULES += ("pivots",)  # the batch pivot store (issue 12)
+#: sub-command modules of core; each exposes click commands named ``*_cmd``: polarization is rho_T
+#: from the pairs, report the HTML review page, pivots the batch pivot store
+_MODULES = ("info", "weights", "batch", "align", "edit", "directions", "polarization", "report", "pivots")
 
 
 @click.group(cls=CounterfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,8 +22,9 @@ _MODULES += ("pivots",)  # the batch pivot store (issue 12)
               help="CPU threads for torch. auto: 1 on machines with 2 cores or fewer (measured faster there), "
                    "else torch's default. Env: COUNTERFACE_THREADS.")
 @click.option("--disable-plugin", "disabled_plugins", multiple=True, metavar="NAME",
-              help="Do not load the plugin NAME (its entry-point name; repeatable). Env: COUNTERFACE_DISABLE_PLUGINS "
-                   "(comma-separated); COUNTERFACE_PLUGINS=a,b loads only those.")
+              help="Do not load the plugin NAME (its entry-point name, reference plugins included; repeatable). "
+                   "Env: COUNTERFACE_DISABLE_PLUGINS (comma-separated); COUNTERFACE_PLUGINS=a,b loads only those "
+                   "of the third-party plugins.")
 def cli(threads: str, disabled_plugins: tuple[str, ...] = ()) -> None:
     """Counterfactual face-attribute editing (SmileGAN-PTI and plugins)."""
     _set_threads(threads)

@@ -6,14 +6,15 @@ import functools
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
+from .. import kinds
 from ..errors import CounterfaceError
 
-COMPONENT_OPTIONS = ("aligner", "inverter", "tuner", "direction", "blender", "generator", "identity", "pi1", "pi0",
-                     "scorer")
+COMPONENT_OPTIONS = kinds.options()  # --aligner NAME, ..., --pi1 NAME, --pi0 NAME (counterface.kinds)
 #: help of the options that do not choose one component of their own kind
 _OPTION_HELP = {
     "direction": "Attribute to edit: a registered direction or a boundary file (repeat to edit several at once; "
@@ -199,17 +200,63 @@ def pipeline_options(func: Callable) -> Callable:
         components = {k: kwargs.pop(f"comp_{k}") for k in COMPONENT_OPTIONS}
         kwargs["components"] = components
         precision = kwargs.pop("precision", None)
-        if precision is not None:  # --precision P is --set edit.precision=P
-            kwargs["sets"] = (*(kwargs.get("sets") or ()), f'edit.precision="{precision}"')
+        if precision is not None:  # edit.precision, applied by resolve_config / edit_settings
+            click.get_current_context().meta[PRECISION_KEY] = precision
         return func(*args, **kwargs)
 
     return wrapper
 
 
+#: where --precision waits on the click context for resolve_config / edit_settings
+PRECISION_KEY = "counterface.precision"
+
+
+def _precision() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(PRECISION_KEY)
+
+
 def resolve_config(preset, config_file, components, sets, edit=None) -> dict[str, Any]:
+    """The resolved configuration of :func:`pipeline_options` (``--precision`` as edit.precision)."""
     from .. import config
 
+    edit = dict(edit or {})
+    if _precision() is not None:
+        edit["precision"] = _precision()
     return config.resolve(preset=preset, config_file=config_file, components=components, sets=sets, edit=edit)
+
+
+ALPHA_HELP = ("Strength of the operators that use one (default: the preset's); one value, or one per --direction "
+              "(repeat the option), or auto: per face, the smallest alpha whose output reaches --target-score on "
+              "the --scorer. A sweep is --alphas.")
+ALPHAS_HELP = "A sweep: comma-separated strengths, one output per value, each for every direction."
+
+
+def edit_flags(face=None, min_face=None, seed=None, layers=None, reference=(), references=None,
+               reference_column=None, matcher=None, match_threshold=None) -> dict[str, Any]:
+    """The [edit] values of the editing commands' own flags (None: not given)."""
+    out: dict[str, Any] = {"face": face, "min_face": min_face, "layers": layers, "matcher": matcher,
+                           "match_threshold": None if match_threshold is None else float(match_threshold),
+                           "seed": None if seed is None else int(seed), "reference_column": reference_column}
+    if reference:  # --face match: the person's photo(s), as absolute paths in the sidecar
+        out["reference"] = [str(Path(r).expanduser().absolute()) for r in reference]
+    if references is not None:
+        out["references"] = str(Path(references).absolute())
+    return out
+
+
+def edit_settings(preset, config_file, components, sets, operator_settings=None, *, edit=None, alpha=None,
+                  alphas=None, roles=("pi1", "pi0")):
+    """The one :class:`~counterface.settings.EditSettings` of an editing command, from
+    :func:`pipeline_options`, :func:`operator_options` and the command's own flags (``edit``: [edit]
+    keys; ``alpha``: the ``--alpha`` values; ``alphas``: ``--alphas``), validated once."""
+    from ..settings import EditSettings
+
+    ops = dict(operator_settings or {})
+    return EditSettings.resolve(preset=preset, config_file=config_file, components=components, sets=sets,
+                                edit=edit, alpha=alpha, alphas=alphas, distance=ops.get("distance") or (),
+                                keep=ops.get("keep") or (), watch=ops.get("watch") or (),
+                                target_score=ops.get("target_score"), precision=_precision(), roles=roles)
 
 
 def progress_enabled() -> bool:
@@ -223,7 +270,7 @@ def progress_enabled() -> bool:
 def operator_options(func: Callable) -> Callable:
     """Options of the counterfactual operators and attributes (edit, pairs, sweep, batch):
     --distance, --keep, --watch, --target-score. The command receives them as one dict,
-    ``operator_settings``; :func:`apply_operator_settings` folds it into a resolved configuration."""
+    ``operator_settings``; :func:`edit_settings` folds it into the settings."""
     opts = [
         click.option("--distance", "distance", type=finite(), multiple=True, metavar="D",
                      help="Target signed distance of the on/off operator (default: the boundary's on_distance / "
@@ -244,62 +291,3 @@ def operator_options(func: Callable) -> Callable:
         return func(*args, **kwargs)
 
     return wrapper
-
-
-def parse_alpha_option(values) -> Any:
-    """``--alpha`` values (repeatable) -> None, a float, a list of floats (one per --direction) or
-    ``'auto'``."""
-    from ..errors import ConfigError
-
-    values = [v for v in (values or ()) if v is not None]
-    if not values:
-        return None
-    if any(str(v).strip().lower() == "auto" for v in values):
-        if len(values) > 1:
-            raise ConfigError("--alpha auto cannot be combined with other --alpha values")
-        return "auto"
-    out = []
-    for v in values:
-        try:
-            out.append(float(v))
-        except ValueError:
-            raise ConfigError(f"invalid --alpha {v!r}; use a number (repeat once per --direction) or auto") from None
-        if not math.isfinite(out[-1]):
-            raise ConfigError(f"invalid --alpha {v!r}: not a finite number")
-    return out[0] if len(out) == 1 else out
-
-
-def apply_operator_settings(cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Fold :func:`operator_options` into a resolved configuration (in place; returned).
-
-    ``--distance`` goes to whichever of the pi1/pi0 operators takes a ``distance`` (on, off); when
-    both do, ``--set pi1.distance=D`` / ``--set pi0.distance=D`` must say which."""
-    from ..errors import ConfigError
-    from ..registry import check_params, entry
-
-    settings = settings or {}
-    edit = cfg.setdefault("edit", {})
-    for key in ("keep", "watch"):
-        if settings.get(key):
-            edit[key] = list(settings[key])
-    if settings.get("target_score") is not None:
-        edit["target_score"] = float(settings["target_score"])
-    distance = list(settings.get("distance") or ())
-    if distance:
-        takers = []
-        for role in ("pi1", "pi0"):
-            name = (cfg.get(role) or {}).get("name")
-            if not name:
-                continue
-            try:
-                check_params(entry("operator", name).factory, {"distance": 0.0}, "")
-                takers.append(role)
-            except ConfigError:
-                pass
-        if not takers:
-            raise ConfigError("--distance sets the target of the on/off operators; choose one with --pi1 on or --pi0 off")
-        if len(takers) > 1:
-            raise ConfigError("--distance is ambiguous: both --pi1 and --pi0 take a distance; "
-                              "use --set pi1.distance=D and --set pi0.distance=D")
-        cfg[takers[0]]["distance"] = distance[0] if len(distance) == 1 else distance
-    return cfg

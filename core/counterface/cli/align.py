@@ -12,12 +12,25 @@ from ..errors import CounterfaceError, UnknownComponentError
 from ._common import check_output_dir, finite, is_photo_error, photo_error, pipeline_options, resolve_config
 
 
+def _sole_aligner() -> str:
+    """The registered aligner when there is exactly one; else ConfigError asking for --aligner."""
+    from ..errors import ConfigError
+    from ..registry import available
+
+    names = available("aligner")
+    if len(names) != 1:
+        raise ConfigError(f"no preset is installed: choose the aligner with --aligner NAME "
+                          f"(registered: {', '.join(names) or 'none'})")
+    return names[0]
+
+
 def aligner_config(preset, config_file, components, sets) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(aligner name, aligner params, full config)`` from the usual pipeline options.
 
     The preset (``smilegan-pti`` unless ``--preset``/the TOML file says otherwise) decides the aligner
     unless ``--aligner`` does. When no preset is registered at all (a bare install without the
-    presets plugin), the aligner comes from ``--aligner``/``--set aligner.*`` alone, ``dlib`` by default.
+    presets plugin), the aligner comes from ``--aligner``/``--set aligner.*`` alone, or is the only
+    one registered.
     """
     from .. import config as config_mod
 
@@ -30,7 +43,7 @@ def aligner_config(preset, config_file, components, sets) -> tuple[str, dict[str
 
         if presets():
             raise
-        cfg = {"aligner": {"name": components.get("aligner") or "dlib"}, "edit": {}}
+        cfg = {"aligner": {"name": components.get("aligner") or _sole_aligner()}, "edit": {}}
         file_cfg = config_mod.load_toml(config_file) if config_file else {}
         if isinstance(file_cfg.get("aligner"), dict):
             config_mod._merge_section(cfg, "aligner", file_cfg["aligner"], str(config_file))

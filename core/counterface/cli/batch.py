@@ -8,17 +8,17 @@ from pathlib import Path
 import click
 
 from ._common import (
-    apply_operator_settings,
+    ALPHA_HELP,
+    ALPHAS_HELP,
     check_output_dir,
+    edit_flags,
+    edit_settings,
     finite,
-    finite_number,
     operator_options,
     pipeline_options,
     progress_enabled,
-    resolve_config,
 )
 from .. import matching
-from .edit import _edit_overrides, _prepare
 
 LPIPS_CHOICES = ("auto", "alex", "vgg", "squeeze", "random", "none")
 EXCLUDE_HELP = ("Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); "
@@ -28,7 +28,19 @@ LPIPS_HELP = ("LPIPS backbone for the metrics. auto: alex, or random when the ru
 
 
 INDEPENDENT_HELP = ("Identity encoder of the identity_independent* columns, one the tuner never optimised "
-                    "(default dlib; none: skip). Without dlib installed the default is skipped with a warning.")
+                    "(default: the preset's matcher, edit.matcher; none: skip). When the default cannot be built "
+                    "(not installed), it is skipped with a warning.")
+
+
+def _independent_name(choice: str | None, cfg) -> str | None:
+    """``--identity-independent``, else the run's matcher (``edit.matcher``: a recogniser the tuner
+    never optimised), else None (no independent identity)."""
+    if choice is not None:
+        return choice
+    matcher = ((cfg or {}).get("edit") or {}).get("matcher")
+    if isinstance(matcher, dict):
+        matcher = matcher.get("name")
+    return str(matcher) if matcher else None
 
 
 def _lpips_for(choice: str, cfg) -> str:
@@ -39,30 +51,14 @@ def _lpips_for(choice: str, cfg) -> str:
     return "random" if tuner.get("lpips_pretrained") is False else "alex"
 
 
-def _alphas(values: tuple[str, ...]) -> list:
-    out: list = []
-    for v in values:
-        for part in str(v).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            out.append("auto" if part.lower() == "auto" else finite_number(part, "--alpha"))
-    if "auto" in out and len(out) > 1:
-        from ..errors import ConfigError
-
-        raise ConfigError("--alpha auto searches one alpha per face: it cannot be part of a sweep")
-    return out
-
-
 @click.command("batch")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (pairs/, results.jsonl, results.csv, failures.jsonl).")
 @pipeline_options
 @operator_options
-@click.option("--alpha", "alpha_values", multiple=True, metavar="A[,A...]|auto",
-              help="pi_1 strength; several values (repeat or comma-separate) make a sweep: one row per alpha; "
-                   "auto: per face, the smallest alpha reaching --target-score on the --scorer.")
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=ALPHA_HELP)
+@click.option("--alphas", default=None, metavar="A,A,...", help=ALPHAS_HELP + " One row per face per alpha.")
 @click.option("--face", default=None,
               help="Which faces: largest (default), all, an index (largest first), or match (each row's "
                    "reference person).")
@@ -74,9 +70,9 @@ def _alphas(values: tuple[str, ...]) -> list:
 @click.option("--reference-column", default=None, metavar="COLUMN",
               help="--face match with --references: the manifest column naming each row's person.")
 @click.option("--matcher", default=None, metavar="NAME",
-              help="--face match: the identity component that compares faces (default dlib).")
+              help="--face match: the identity component that compares faces (default: the preset's).")
 @click.option("--match-threshold", type=finite(), default=None, metavar="T",
-              help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
+              help="--face match: lowest cosine similarity to the reference (default: the matcher's own); "
                    "below it the photo fails with reason target_not_found.")
 @click.option("--min-face", type=click.IntRange(min=0), default=None, metavar="PX",
               help="Photos whose faces are all narrower than PX photo pixels fail with reason face_too_small.")
@@ -88,7 +84,7 @@ def _alphas(values: tuple[str, ...]) -> list:
               help="Measure identity, preservation, reconstruction and smile score for every row.")
 @click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="auto", show_default=True,
               help=LPIPS_HELP)
-@click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
+@click.option("--identity-independent", default=None, metavar="NAME|none", help=INDEPENDENT_HELP)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Image format of the pairs (png and webp are lossless).")
 @click.option("--retry-failures", is_flag=True, help="Retry photos that failed before (unreadable, no face, too small).")
@@ -122,7 +118,7 @@ def _alphas(values: tuple[str, ...]) -> list:
               help="--executor slurm: run the array with submitit's local executor (no SLURM; tests).")
 @click.option("--slurm-wait/--slurm-no-wait", default=True, show_default=True,
               help="--executor slurm: wait for the jobs and report, or return after submitting.")
-def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, face, min_face, shard,
+def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_values, alphas, face, min_face, shard,
               workers, metrics, lpips_net, image_format, retry_failures, tune_batch, exclude_file, references,
               reference_column, identity_independent, pivots_dir, pivot_dtype, executor, ray_address, ray_workers,
               gpus_per_worker, slurm_jobs, slurm_partition, slurm_gpus, slurm_time, slurm_local, slurm_wait,
@@ -140,11 +136,10 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
     from ..pipeline import Pipeline
 
     operator_settings = match.pop("operator_settings", None)  # --distance, --keep, --watch, --target-score
-    alphas = _alphas(alpha_values)
-    edit = {"face": face, "min_face": min_face, "alpha": alphas[0] if len(alphas) == 1 else None,
-            "references": None if references is None else str(Path(references).absolute()),
-            "reference_column": reference_column, **_edit_overrides(**match)}
-    cfg = apply_operator_settings(resolve_config(preset, config_file, components, sets, edit=edit), operator_settings)
+    settings = edit_settings(preset, config_file, components, sets, operator_settings, alpha=alpha_values,
+                             alphas=alphas, roles=("pi1", "pi0"),
+                             edit=edit_flags(face=face, min_face=min_face, references=references,
+                                             reference_column=reference_column, **match))
     index, count = b.parse_shard(shard)
     check_output_dir(out_dir)
     items = b.read_manifest(input_path, exclude=[out_dir])
@@ -154,21 +149,22 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
         rejected = b.read_exclusions(exclude_file)
         kept = [it for it in mine if not rejected.rejects_photo(it.key)]
         excluded, mine = len(mine) - len(kept), kept
-    pipeline = Pipeline.from_config(cfg)
-    lpips_net = _lpips_for(lpips_net, cfg)
-    _prepare(pipeline, with_pivot=False)  # configuration and weights errors before anything is written
+    pipeline = Pipeline(settings)
+    pipeline.prepare()  # configuration and weights errors before anything is written
     matching.check_items(pipeline, mine)
-    spec = ex.Spec(config=pipeline.config, out_dir=str(out_dir), alphas=alphas or None, metrics=metrics,
-                   lpips_net=lpips_net, identity_independent=identity_independent, workers=workers,
-                   shard=(index, count), image_format=image_format, retry_failures=retry_failures,
-                   tune_batch=tune_batch, pivots=None if pivots_dir is None else str(pivots_dir.absolute()),
-                   pivot_dtype=pivot_dtype, progress=progress_enabled())
-    runner = ex.make_runner(spec, pipeline, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+    options = b.BatchOptions(out_dir=str(out_dir), metrics=metrics, lpips_net=_lpips_for(lpips_net, settings.config),
+                             identity_independent=_independent_name(identity_independent, settings.config),
+                             workers=workers, shard=(index, count),
+                             image_format=image_format, retry_failures=retry_failures, tune_batch=tune_batch,
+                             pivots=None if pivots_dir is None else str(pivots_dir.absolute()),
+                             pivot_dtype=pivot_dtype, progress=progress_enabled())
+    job = b.Job(settings=settings, options=options)
+    runner = ex.make_runner(job, pipeline, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     where = f" (shard {index}/{count} of {len(items)})" if count > 1 else ""
     if executor == "local":
         s = runner.run(mine)
     else:
-        s = _distributed(executor, runner, spec, mine, ray_address=ray_address, ray_workers=ray_workers,
+        s = _distributed(executor, runner, job, mine, ray_address=ray_address, ray_workers=ray_workers,
                          gpus_per_worker=gpus_per_worker, slurm_jobs=slurm_jobs, slurm_partition=slurm_partition,
                          slurm_gpus=slurm_gpus, slurm_time=slurm_time, slurm_local=slurm_local, slurm_wait=slurm_wait)
         if s is None:
@@ -183,7 +179,7 @@ def batch_cmd(input_path, out_dir, preset, config_file, sets, components, alpha_
         click.echo(f"failures with reasons: {runner.failures.path}")
 
 
-def _distributed(executor, runner, spec, items, *, ray_address, ray_workers, gpus_per_worker, slurm_jobs,
+def _distributed(executor, runner, job, items, *, ray_address, ray_workers, gpus_per_worker, slurm_jobs,
                  slurm_partition, slurm_gpus, slurm_time, slurm_local, slurm_wait):
     """Run ``items`` on Ray or SLURM; the summary counts what was already done before they started."""
     from .. import batch as b
@@ -193,17 +189,16 @@ def _distributed(executor, runner, spec, items, *, ray_address, ray_workers, gpu
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if str(runner.pipeline.device).startswith("cuda") else 0.0
     runner.out_dir.mkdir(parents=True, exist_ok=True)
-    index = DoneIndex(runner.out_dir, len(runner.alphas), b.FINAL_REASONS, spec.retry_failures).refresh()
+    index = DoneIndex(runner.out_dir, len(runner.alphas), b.FINAL_REASONS, job.options.retry_failures).refresh()
     pending = [it for it in items if not index.done((it.key, runner._hash(it), runner.job))]
     skipped = len(items) - len(pending)
-    spec.alphas = runner.alphas
     if not pending:
         s = ex.Summary(total=len(items), skipped=skipped)
     elif executor == "ray":
-        s = ex.run_ray(spec, pending, address=ray_address, gpus_per_worker=gpus_per_worker, workers=ray_workers,
+        s = ex.run_ray(job, pending, address=ray_address, gpus_per_worker=gpus_per_worker, workers=ray_workers,
                        echo=click.echo)
     else:
-        s = ex.run_slurm(spec, pending, jobs=slurm_jobs or min(len(pending), 16), partition=slurm_partition,
+        s = ex.run_slurm(job, pending, jobs=slurm_jobs or min(len(pending), 16), partition=slurm_partition,
                          gpus=int(slurm_gpus if slurm_gpus is not None else gpus_per_worker), time_min=slurm_time,
                          local=slurm_local, wait=slurm_wait, echo=click.echo)
         if s is None:
@@ -213,7 +208,7 @@ def _distributed(executor, runner, spec, items, *, ray_address, ray_workers, gpu
     return s
 
 
-def _independent(name: str, device: str = "cpu"):
+def _independent(name: str | None, device: str = "cpu"):
     from .. import metrics as m
 
     return m.independent_identity(name, device=device, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
@@ -231,7 +226,7 @@ def _fmt(v) -> str:
 @click.option("--by", "group_by", multiple=True, metavar="COLUMN",
               help="Group the summary by these columns (default: alpha), e.g. --by politician.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--identity-independent", default="dlib", show_default=True, metavar="NAME|none", help=INDEPENDENT_HELP)
+@click.option("--identity-independent", default=None, metavar="NAME|none", help=INDEPENDENT_HELP)
 @click.option("--identity-threshold", type=finite(), default=None, metavar="T",
               help="Flag pairs whose identity, identity_z0 or identity_z1z0 is below T (default 0.5).")
 @click.option("--identity-independent-threshold", type=finite(), default=None, metavar="T",
@@ -253,15 +248,15 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
     from ..imageio import write_json
 
     check_output_dir(out_dir)
-    if lpips_net == "auto":
-        try:
-            run_cfg = json.loads((out_dir / "batch.json").read_text()).get("config")
-        except (OSError, ValueError):
-            run_cfg = None
-        lpips_net = _lpips_for(lpips_net, run_cfg)
+    try:
+        run_cfg = json.loads((out_dir / "batch.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        run_cfg = None
+    lpips_net = _lpips_for(lpips_net, run_cfg)
     rejected = b.read_exclusions(exclude_file) if exclude_file is not None else None
+    independent = _independent(_independent_name(identity_independent, run_cfg))
     n, failed, rows = b.evaluate_folder(out_dir, lpips_net=lpips_net, force=force, progress=progress_enabled(),
-                                        exclude=rejected, identity_independent=_independent(identity_independent))
+                                        exclude=rejected, identity_independent=independent)
     excluded = len(b.merged_rows(out_dir)) - len(rows) if rejected is not None else 0
     by = tuple(group_by) or ("alpha",)
     summary = m.summarize(rows, by=by)

@@ -20,24 +20,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import numpy as np
 
-from .. import matching
+from .. import flow
 from ..errors import ConfigError, CounterfaceError
 from ._common import (
-    apply_operator_settings,
+    ALPHA_HELP,
+    ALPHAS_HELP,
     check_output_dir,
+    edit_flags,
+    edit_settings,
     finite,
     is_photo_error,
     operator_options,
-    parse_alpha_option,
     photo_error,
     pipeline_options,
     progress_enabled,
-    resolve_config,
 )
 
 DEFAULT_OUT = "counterface-out"
@@ -46,44 +47,9 @@ DEFAULT_OUT = "counterface-out"
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def parse_alphas(text: str) -> list[float]:
-    """``'-2,-1,0,1,2'`` -> [-2.0, -1.0, 0.0, 1.0, 2.0] (order kept, duplicates refused)."""
-    try:
-        vals = [float(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise ConfigError(f"invalid --alphas {text!r}; use comma-separated numbers, e.g. -2,-1,0,1,2") from None
-    if not vals:
-        raise ConfigError("--alphas needs at least one value")
-    if len(set(vals)) != len(vals):
-        raise ConfigError(f"--alphas {text!r} repeats a value")
-    if not all(np.isfinite(vals)):
-        raise ConfigError(f"--alphas {text!r} must be finite numbers")
-    return vals
-
-
 def alpha_tag(alpha: float) -> str:
     """File-name tag of an alpha: ``+1``, ``-0.5``, ``+0``."""
     return f"a{alpha:+g}"
-
-
-def _edit_overrides(alpha=None, layers=None, face=None, seed=None, reference=(), matcher=None,
-                    match_threshold=None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if reference:  # --face match: the person's photo(s), as absolute paths in the sidecar
-        out["reference"] = [str(Path(r).expanduser().absolute()) for r in reference]
-    if matcher is not None:
-        out["matcher"] = matcher
-    if match_threshold is not None:
-        out["match_threshold"] = float(match_threshold)
-    if alpha is not None:
-        out["alpha"] = alpha if isinstance(alpha, (str, list)) else float(alpha)
-    if layers is not None:
-        out["layers"] = layers
-    if face is not None:
-        out["face"] = face
-    if seed is not None:
-        out["seed"] = int(seed)
-    return out
 
 
 class _TuneBar:
@@ -119,90 +85,63 @@ def _pivot_path(template: str, stem: str, face: int, several: bool) -> Path:
     return Path(template.format(stem=stem, face=face))
 
 
-def _prepare(pipe, *, with_pivot: bool) -> None:
-    """Build the components and check the edit settings before the first photo, so that a
-    configuration or weights problem fails once and at once, not per photo after minutes of tuning.
-    With a saved pivot, the inverter, tuner and identity network are not needed and not built."""
-    from .. import config as config_mod
-    from ..registry import SECTIONS
+class _PivotFile(flow.PivotSource):
+    """``--pivot FILE`` (one pivot, checked against the photo) or ``--save-pivot PATH``."""
 
-    face = pipe.edit.get("face")
-    if face not in (None, "largest", "all", "match"):
-        try:
-            int(face)
-        except (TypeError, ValueError):
-            raise ConfigError(f"invalid --face {face!r}; use largest, all, match or a 0-based index") from None
-    matching.prepare(pipe)  # --face match: the matcher, its threshold and the reference's faces, before any photo
-    pipe.check_operators()  # --pi1 on with a direction that has no intercept: one line, before any weights
-    skip = {"inverter", "tuner", "identity"} if with_pivot else set()
-    for section in SECTIONS:
-        if section not in skip and pipe.has(section):
-            pipe.component(section)
-    config_mod.parse_layers(pipe.edit["layers"], getattr(pipe.generator, "num_ws", None))
-    for role in ("pi1", "pi0"):
-        pipe.operator(role)
-    pipe.kept_attributes()
-    pipe.watched_attributes()
-    if pipe.edit.get("alpha") == "auto":
-        pipe.scorer()
-        if pipe.edit.get("target_score") is None:
-            raise ConfigError("--alpha auto needs --target-score T (the scorer's value to reach)")
+    def __init__(self, pipe, load: str | None, save: str | None, inputs: list[Path]):
+        from .. import pivot as pivot_mod
+
+        self.load, self.save, self.inputs = load, save, inputs
+        self.loaded = pivot_mod.load_pivot(load) if load else None
+        self.several = len(inputs) > 1
+        self.used: str | None = None
+
+    def check(self, photo: flow.Photo, faces: list) -> None:
+        if self.loaded is not None and len(faces) > 1:
+            raise ConfigError("--pivot holds one face; choose it with --face N")
+        self.several = len(self.inputs) > 1 or len(faces) > 1
+
+    def get(self, photo, face, index):
+        if self.loaded is None:
+            self.used = None
+            return None
+        src = self.loaded.meta.get("source") or {}
+        if src.get("input_sha256") not in (None, photo.sha256):
+            raise ConfigError(f"--pivot {self.load} was made from another photo (sha256 {src['input_sha256'][:12]}...)")
+        self.used = str(self.load)
+        return self.loaded, {}, "loaded"
+
+    def put(self, photo, face, index, pivot):
+        if self.save:
+            from .. import pivot as pivot_mod
+
+            target = _pivot_path(self.save, photo.path.stem, index, self.several)
+            self.used = str(pivot_mod.save_pivot(pivot, target, inputs=self.inputs))
+            click.echo(self.used)
+        return pivot
 
 
-def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, pivot_file: str | None,
+def _run(pipe, images: tuple[str, ...], out_dir: Path, write, *, pivot_file: str | None,
          save_pivot: str | None) -> None:
-    """Read, align, invert + tune (or load a pivot) for every selected face, then ``produce`` outputs."""
-    from .. import pivot as pivot_mod
-    from ..imageio import file_sha256, read_image
-    from ..provenance import Timer
-
+    """The per-photo flow (:mod:`counterface.flow`) over ``images``; ``write(result, files)`` writes
+    a face's outputs. A photo that fails is reported and the others go on."""
     inputs = [Path(p) for p in images]
     if pivot_file and len(inputs) > 1:
         raise ConfigError("--pivot applies to one photo; give a single IMAGE")
     if pivot_file and save_pivot:
         raise ConfigError("--pivot and --save-pivot together make no sense: the pivot already exists")
     check_output_dir(out_dir)
-    loaded = pivot_mod.load_pivot(pivot_file) if pivot_file else None
-    _prepare(pipe, with_pivot=loaded is not None)
-    if loaded is not None:
-        pipe.check_pivot(loaded)
+    source = _PivotFile(pipe, pivot_file, save_pivot, inputs)
+    pipe.prepare(with_pivot=source.loaded is not None)
+    if source.loaded is not None:
+        pipe.check_pivot(source.loaded)
+    files = _Files(out_dir, inputs)
+    progress = (lambda label: _TuneBar(label)) if progress_enabled() else None
     failures: list[CounterfaceError] = []
     for path in inputs:
         try:
-            t = Timer()
-            with t("read"):
-                photo = read_image(path)
-                sha = file_sha256(path)
-            with t("align"):
-                faces = pipe.faces(photo)
-            if loaded is not None and len(faces) > 1:
-                raise ConfigError("--pivot holds one face; choose it with --face N")
-            several = len(inputs) > 1 or len(faces) > 1
-            for face in faces:
-                seconds = dict(t.seconds)
-                if loaded is not None:
-                    src = loaded.meta.get("source") or {}
-                    if src.get("input_sha256") not in (None, sha):
-                        raise ConfigError(f"--pivot {pivot_file} was made from another photo (sha256 {src['input_sha256'][:12]}...)")
-                    pivot, used = loaded, str(pivot_file)
-                else:
-                    bar = _TuneBar(f"{path.name} face{face.index}") if progress_enabled() else None
-                    try:
-                        pivot, pseconds = pipe.pivot(face, progress=bar)
-                    finally:
-                        if bar is not None:
-                            bar.close()
-                    seconds.update(pseconds)
-                    pivot.meta["source"] = {"input": str(path), "input_sha256": sha, "face_index": face.index}
-                    used = None
-                    if save_pivot:
-                        target = _pivot_path(save_pivot, path.stem, face.index, several)
-                        used = str(pivot_mod.save_pivot(pivot, target, inputs=inputs))
-                        click.echo(used)
-                ctx = {"path": path, "sha": sha, "photo": photo, "face": face, "pivot": pivot, "seconds": seconds,
-                       "pivot_file": used, "inputs": inputs, "out": out_dir,
-                       "stem": f"{path.stem}_face{face.index}", "match": pipe.last_match}
-                produce(ctx)
+            for result in flow.iter_faces(pipe, path, pivots=source, progress=progress, check=source.check):
+                write(result, files.bind(f"{path.stem}_face{result.index}", source.used))
         except CounterfaceError as exc:
             if not is_photo_error(exc):
                 raise  # every other photo would fail the same way: one line, stop
@@ -212,19 +151,22 @@ def _run(pipe, images: tuple[str, ...], out_dir: Path, produce: Callable, *, piv
         sys.exit(failures[0].exit_code)
 
 
-def _write(pipe, ctx: dict, name: str, image: np.ndarray, *, role: str, alpha: Any,
-           seconds: dict[str, float], extra: dict[str, Any] | None = None,
-           attributes: list[dict[str, Any]] | None = None) -> Path:
-    from ..imageio import write_image, write_json
+class _Files:
+    """Writes a face's outputs as ``OUT/<stem>_face<i><suffix>.png`` + ``.json``, echoing each path."""
 
-    out = write_image(f"{name}.png", image, out_dir=ctx["out"], inputs=ctx["inputs"])
-    side = pipe.sidecar(input_path=ctx["path"], input_sha256=ctx["sha"], face=ctx["face"], alpha=alpha, role=role,
-                        pivot=ctx["pivot"], seconds=seconds, attributes=attributes,
-                        extra={"output": out.name, "pivot_file": ctx["pivot_file"], **(extra or {}),
-                               **({"match": ctx["match"].to_json()} if ctx.get("match") else {})})
-    write_json(f"{name}.json", side, out_dir=ctx["out"], inputs=ctx["inputs"])
-    click.echo(str(out))
-    return out
+    def __init__(self, out_dir: Path, inputs: list[Path]):
+        self.out_dir, self.inputs = out_dir, inputs
+        self.stem, self.pivot_file = "", None
+
+    def bind(self, stem: str, pivot_file: str | None) -> "_Files":
+        self.stem, self.pivot_file = stem, pivot_file
+        return self
+
+    def __call__(self, suffix: str, image: np.ndarray, sidecar: dict[str, Any], **fields: Any) -> Path:
+        out = flow.write_output(self.out_dir, f"{self.stem}{suffix}", image, sidecar, inputs=self.inputs,
+                                pivot_file=self.pivot_file, **fields)
+        click.echo(str(out))
+        return out
 
 
 def _strip(images: list[np.ndarray], mask: np.ndarray, height: int = 256) -> np.ndarray:
@@ -257,10 +199,10 @@ def _common_options(func):
         click.option("--reference", multiple=True, type=click.Path(exists=True), metavar="PHOTO",
                      help="--face match: a photo (or folder of photos) of the person to edit; repeatable."),
         click.option("--matcher", default=None, metavar="NAME",
-                     help="--face match: the identity component that compares faces (default dlib)."),
+                     help="--face match: the identity component that compares faces (default: the preset's)."),
         click.option("--match-threshold", type=finite(), default=None, metavar="T",
-                     help="--face match: lowest cosine similarity to the reference (default: the matcher's, 0.92 "
-                          "for dlib); below it the photo fails with target_not_found."),
+                     help="--face match: lowest cosine similarity to the reference (default: the matcher's own); "
+                          "below it the photo fails with target_not_found."),
         click.option("--seed", type=int, default=None, help="Seed of every random choice (default 0)."),
         click.option("--pivot", "pivot_file", default=None, type=click.Path(dir_okay=False),
                      help="Reuse a pivot saved with --save-pivot instead of inverting and tuning again."),
@@ -272,30 +214,18 @@ def _common_options(func):
     return operator_options(pipeline_options(func))
 
 
-def _pipeline(preset, config_file, components, sets, operator_settings=None, **edit):
+def _pipeline(preset, config_file, components, sets, operator_settings, *, roles, alpha=None, alphas=None, **flags):
     from ..pipeline import Pipeline
 
-    cfg = resolve_config(preset, config_file, components, sets, edit=_edit_overrides(**edit))
-    return Pipeline.from_config(apply_operator_settings(cfg, operator_settings))
+    return Pipeline(edit_settings(preset, config_file, components, sets, operator_settings, edit=edit_flags(**flags),
+                                  alpha=alpha, alphas=alphas, roles=roles))
 
 
-def _alpha_for(pipe, ctx) -> tuple[Any, dict[str, Any]]:
-    """The alpha of this face (``--alpha auto``: searched with the scorer) and the sidecar fields."""
-    if pipe.edit.get("alpha") != "auto":
-        return None, {}
-    found = pipe.auto_alpha(ctx["photo"], ctx["face"], ctx["pivot"])
-    if not found.reached:
-        click.echo(f"warning: {ctx['path']} face {ctx['face'].index}: no alpha in {list(found.bounds)} reaches "
-                   f"score {found.target} (reached {found.score:.4g}); used {found.alpha}", err=True)
-    return found.alpha, {"alpha_auto": found.to_json()}
-
-
-def _leakage_fields(pipe, pivot, z1, z0=None) -> dict[str, Any]:
-    return pipe.leakage(pivot, z1, z0)
-
-
-_ALPHA_HELP = ("Strength of the shift/negate operators (default: the preset's, 1.0); repeat once per --direction, "
-               "or auto: per face, the smallest alpha whose output reaches --target-score on the --scorer.")
+def _warn_auto(result: flow.FaceResult, step: flow.Step) -> None:
+    found = step.auto.get("alpha_auto")
+    if found and not found.get("reached"):
+        click.echo(f"warning: {result.photo.path} face {result.index}: no alpha in {list(found['bounds'])} reaches "
+                   f"score {found['target_score']} (reached {found['score']:.4g}); used {found['alpha']}", err=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,68 +233,59 @@ _ALPHA_HELP = ("Strength of the shift/negate operators (default: the preset's, 1
 # ---------------------------------------------------------------------------------------------
 @click.command("edit")
 @_common_options
-@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
-def edit_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
-             components, operator_settings, **match) -> None:
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=ALPHA_HELP)
+def edit_cmd(images, out_dir, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
+             components, operator_settings, **flags) -> None:
     """pi_1: edit the attribute of the face(s) in each IMAGE and paste back (IMAGE_face<i>_z1.png + .json)."""
-    pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
-                     layers=layers, face=face, seed=seed, **match)
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, roles=("pi1",), alpha=alpha_values,
+                     **flags)
 
-    def produce(ctx):
-        alpha, auto = _alpha_for(pipe, ctx)
-        res = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
-        _write(pipe, ctx, f"{ctx['stem']}_z1", res.image, role="z1", alpha=res.alpha,
-               seconds={**ctx["seconds"], **res.meta["seconds"]}, attributes=res.meta["attributes"],
-               extra={**auto, **_leakage_fields(pipe, ctx["pivot"], res)})
+    def write(result: flow.FaceResult, files: _Files) -> None:
+        step = result.steps[0]
+        _warn_auto(result, step)
+        files("_z1", step.results["z1"].image, step.sidecars["z1"])
 
-    _run(pipe, images, Path(out_dir), produce, pivot_file=pivot_file, save_pivot=save_pivot)
+    _run(pipe, images, Path(out_dir), write, pivot_file=pivot_file, save_pivot=save_pivot)
 
 
 @click.command("pairs")
 @_common_options
-@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=_ALPHA_HELP)
-def pairs_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
-              components, operator_settings, **match) -> None:
+@click.option("--alpha", "alpha_values", multiple=True, metavar="A|auto", help=ALPHA_HELP)
+def pairs_cmd(images, out_dir, pivot_file, save_pivot, alpha_values, preset, config_file, sets,
+              components, operator_settings, **flags) -> None:
     """pi_1 and pi_0 of each face: IMAGE_face<i>_z1.png and _z0.png (+ .json); --pi1/--pi0 pick the operators."""
-    pipe = _pipeline(preset, config_file, components, sets, operator_settings, alpha=parse_alpha_option(alpha_values),
-                     layers=layers, face=face, seed=seed, **match)
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, roles=("pi1", "pi0"),
+                     alpha=alpha_values, **flags)
 
-    def produce(ctx):
-        alpha, auto = _alpha_for(pipe, ctx)
-        z1 = pipe.pi1(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
-        z0 = pipe.pi0(ctx["photo"], ctx["face"], ctx["pivot"], alpha)
-        pair = {"z1": f"{ctx['stem']}_z1.png", "z0": f"{ctx['stem']}_z0.png"}
-        common = {"pair": pair, **auto, **_leakage_fields(pipe, ctx["pivot"], z1, z0)}
-        _write(pipe, ctx, f"{ctx['stem']}_z1", z1.image, role="z1", alpha=z1.alpha,
-               seconds={**ctx["seconds"], **z1.meta["seconds"]}, attributes=z1.meta["attributes"], extra=common)
-        _write(pipe, ctx, f"{ctx['stem']}_z0", z0.image, role="z0", alpha=z1.alpha,
-               seconds={**ctx["seconds"], **z0.meta["seconds"]}, attributes=z0.meta["attributes"], extra=common)
+    def write(result: flow.FaceResult, files: _Files) -> None:
+        step = result.steps[0]
+        _warn_auto(result, step)
+        pair = {"z1": f"{files.stem}_z1.png", "z0": f"{files.stem}_z0.png"}
+        for role in ("z1", "z0"):
+            files(f"_{role}", step.results[role].image, step.sidecars[role], pair=pair)
 
-    _run(pipe, images, Path(out_dir), produce, pivot_file=pivot_file, save_pivot=save_pivot)
+    _run(pipe, images, Path(out_dir), write, pivot_file=pivot_file, save_pivot=save_pivot)
 
 
 @click.command("sweep")
 @_common_options
-@click.option("--alphas", default="-2,-1,0,1,2", show_default=True, help="Comma-separated strengths.")
-def sweep_cmd(images, out_dir, layers, face, seed, pivot_file, save_pivot, alphas, preset, config_file, sets,
-              components, operator_settings, **match) -> None:
-    """One tuning, one image per alpha (IMAGE_face<i>_a<alpha>.png) plus a contact strip (_sweep.png)."""
-    values = parse_alphas(alphas)
-    pipe = _pipeline(preset, config_file, components, sets, operator_settings, layers=layers, face=face, seed=seed,
-                     **match)
+@click.option("--alphas", default="-2,-1,0,1,2", show_default=True, help=ALPHAS_HELP)
+def sweep_cmd(images, out_dir, pivot_file, save_pivot, alphas, preset, config_file, sets,
+              components, operator_settings, **flags) -> None:
+    """One tuning, one pi_1 image per alpha (IMAGE_face<i>_a<alpha>.png) plus a contact strip (_sweep.png)."""
+    pipe = _pipeline(preset, config_file, components, sets, operator_settings, roles=("pi1",), alphas=alphas, **flags)
+    values = list(pipe.settings.alphas)
 
-    def produce(ctx):
-        outs, names = [], []
-        for a in values:
-            res = pipe.render(ctx["photo"], ctx["face"], ctx["pivot"], a)
-            name = f"{ctx['stem']}_{alpha_tag(a)}"
-            _write(pipe, ctx, name, res.image, role="z1", alpha=a, seconds={**ctx["seconds"], **res.meta["seconds"]},
-                   attributes=res.meta["attributes"],
-                   extra={"sweep": values, **_leakage_fields(pipe, ctx["pivot"], res)})
-            outs.append(res.image)
-            names.append(f"{name}.png")
-        strip = _strip(outs, pipe.mask(ctx["photo"], ctx["face"]))
-        _write(pipe, ctx, f"{ctx['stem']}_sweep", strip, role="sweep", alpha=None, seconds=ctx["seconds"],
-               extra={"sweep": values, "tiles": names})
+    def write(result: flow.FaceResult, files: _Files) -> None:
+        names = []
+        for step in result.steps:
+            tag = f"_{alpha_tag(step.alpha)}"
+            files(tag, step.results["z1"].image, step.sidecars["z1"], sweep=values)
+            names.append(f"{files.stem}{tag}.png")
+        strip = _strip([s.results["z1"].image for s in result.steps], pipe.mask(result.photo.image, result.face))
+        side = pipe.sidecar(input_path=result.photo.path, input_sha256=result.photo.sha256, face=result.face,
+                            role="sweep", pivot=result.pivot, seconds=result.seconds,
+                            extra={"match": result.match.to_json()} if result.match is not None else None)
+        files("_sweep", strip, side, sweep=values, tiles=names)
 
-    _run(pipe, images, Path(out_dir), produce, pivot_file=pivot_file, save_pivot=save_pivot)
+    _run(pipe, images, Path(out_dir), write, pivot_file=pivot_file, save_pivot=save_pivot)

@@ -15,19 +15,25 @@ from ._common import pipeline_options, resolve_config
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(as_json: bool) -> None:
     """List every registered component by kind, with the package that provides it."""
+    kinds = registry.kinds()
+    tables = (*kinds, registry.PRESET)
     rows = []
-    for kind in registry.KIND_NAMES + ("preset",):
+    for kind in tables:
         for name, e in sorted(registry.entries(kind).items()):
             rows.append({"kind": kind, "name": name, "package": e.package, "version": e.version,
                          "plugin": e.plugin, "description": e.description})
     failures = [{"plugin": f.name, "package": f.package, "error": f.error} for f in plugin_mod.failures()]
     skipped = plugin_mod.skipped()  # left out by COUNTERFACE_PLUGINS / COUNTERFACE_DISABLE_PLUGINS / --disable-plugin
+    kind_rows = [{"kind": k.name, "contract": f"{k.contract.__module__}.{k.contract.__qualname__}", "hook": k.hook,
+                  "sections": list(k.sections), "scope": k.scope, "plugin": k.plugin} for k in kinds.values()]
     if as_json:
-        click.echo(json.dumps({"components": rows, "failures": failures, "skipped": skipped}, indent=2))
+        click.echo(json.dumps({"components": rows, "kinds": kind_rows, "failures": failures, "skipped": skipped},
+                              indent=2))
         return
-    for kind in registry.KIND_NAMES + ("preset",):
+    for kind in tables:
         kind_rows = [r for r in rows if r["kind"] == kind]
-        click.echo(f"{kind}:")
+        declared_by = kinds[kind].plugin if kind in kinds else None
+        click.echo(f"{kind} (a kind declared by plugin {declared_by!r}):" if declared_by else f"{kind}:")
         if not kind_rows:
             click.echo("  (none)")
         for r in kind_rows:
@@ -76,7 +82,7 @@ def config_cmd(preset, config_file, sets, components, check: bool) -> None:
 
         pipe = Pipeline.from_config(cfg)
         pipe.check_operators()  # --pi1 on with a direction without an intercept
-        for section in registry.SECTIONS:
+        for section in registry.sections():
             if pipe.has(section):
                 pipe.component(section)
     click.echo(json.dumps(cfg, indent=2, default=str))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from .. import kinds
 from ..errors import ConfigError
 from ._common import check_output_dir, finite, progress_enabled
 
-SET_KINDS = ("embedder", "outlet_model")
+SET_KINDS = kinds.sections(scope=kinds.POLARIZATION)  # embedder, outlet_model (counterface.kinds)
 
 
 def _params(sets: tuple[str, ...]) -> dict[str, dict]:

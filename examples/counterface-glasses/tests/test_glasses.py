@@ -78,6 +78,24 @@ def test_direction_option_selects_it(tmp_path):
     assert r.returncode == 2 and "boundary file" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_selecting_the_plugin_keeps_the_reference_plugins(tmp_path):
+    """COUNTERFACE_PLUGINS=glasses chooses among third-party plugins: the glasses direction still
+    finds the reference `boundary` direction it builds on."""
+    env = {**_install(tmp_path / "site"), "COUNTERFACE_PLUGINS": "glasses"}
+    env.pop("COUNTERFACE_DISABLE_PLUGINS", None)
+    r = _run(env, "plugins", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    names = {(c["kind"], c["name"]) for c in data["components"]}
+    assert {("direction", "glasses"), ("direction", "boundary"), ("generator", "stylegan2")} <= names
+    assert data["skipped"] == [] and data["failures"] == []
+    f = _boundary(tmp_path / "g.safetensors", np.ones(64, np.float32))
+    r = _run(env, "config", "--preset", "tiny", "--direction", "glasses", "--set", f"direction.path=\"{f}\"", "--check")
+    assert r.returncode == 0, r.stderr
+    r = _run({**env, "COUNTERFACE_PLUGINS": "other"}, "plugins", "--json")  # the example left out
+    assert r.returncode == 0 and json.loads(r.stdout)["skipped"] == ["glasses"]
+
+
 def test_pairs_end_to_end_with_the_plugin(tmp_path, shared_photo):
     """--direction glasses --pi1 on --pi0 off: the boundary's distances reached, the eye region used."""
     env = _install(tmp_path / "site")
