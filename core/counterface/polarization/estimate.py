@@ -117,19 +117,20 @@ def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[np.ndarr
 
 
 def normal_ci(values: np.ndarray, replicates: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Per column: the estimate +- z * the bootstrap standard error, robustly estimated (the
-    replicates' interquartile range / 1.349; NaN replicates ignored).
+    """Per column: the estimate +- z * the bootstrap standard error (the replicates' standard
+    deviation; NaN replicates ignored).
 
     Centred at the estimate, not at the replicates: a replicate refits g on a resample in which about
     a third of the articles are repeats, so g's small-sample bias is larger there than in the
     estimate and the replicates' location is shifted away from 0 (a percentile interval inherits
-    that shift); their spread is what the interval needs."""
+    that shift); their spread is what the interval needs. The plain standard deviation, not a robust
+    one: the estimator has heavy tails at small sizes, and the interval must carry them (measured:
+    an interquartile-range standard error covered 0.90-0.91 at 150 articles per politician)."""
     from scipy.stats import norm
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN interval
-        q1, q3 = np.nanpercentile(replicates, [25, 75], axis=0)
-    se = (q3 - q1) / (2 * norm.ppf(0.75))
+        warnings.simplefilter("ignore", RuntimeWarning)  # fewer than two replicates: NaN interval
+        se = np.nanstd(replicates, axis=0, ddof=1)
     z = norm.ppf(0.5 + level / 2)
     return values - z * se, values + z * se
 
