@@ -5,12 +5,13 @@ replicate re-estimates it):
 
     [ onehot(p),  s x onehot(p),  r x onehot(p),  x ]
 
-``e`` is the image embedding, standardised (optionally reduced to ``components`` principal
-components). ``u`` is the attribute's direction in that space, estimated from the **pairs alone**:
-the mean of e(Z1) - e(Z0) over the training rows (no outlet label enters it). ``s = e . u / |u|`` is
-the image's position along it and ``r = e - s u / |u|`` the rest, divided by sqrt(D) so that the
-rest has unit total variance and ``C`` means the same for an 8 x 8 pixel embedding and a 2048-d
-ResNet; ``onehot(p)`` the politician; ``x`` the standardised covariates.
+``e`` is the image embedding, standardised. ``u`` is the attribute's direction in that space,
+estimated from the **pairs alone**: the mean of e(Z1) - e(Z0) over the training rows (no outlet
+label enters it). ``s = e . u / |u|`` is the image's position along it and ``r`` the rest,
+e - s u / |u|, reduced to its first ``components`` (64) principal components on the training rows
+and divided by sqrt(their number), so that the rest has unit total variance and ``C`` means the
+same for an 8 x 8 pixel embedding and a 2048-d ResNet; ``onehot(p)`` the politician; ``x`` the
+standardised covariates.
 
 **What the penalty touches.** The L2 penalty (``C``) applies to the rest ``r`` and to the
 covariates ``x``. The politician intercepts and each politician's coefficient on ``s`` are left
@@ -58,14 +59,15 @@ class LogisticOutletModel(counterface.OutletModel):
         rows, gets an unpenalised coefficient per politician) or ``none`` (every image column penalised).
     :param interactions: image x politician interactions (the default; see the module docstring).
     :param by_politician: one model per politician instead of interactions.
-    :param components: reduce the embedding to this many principal components (fitted on the
-        training rows) before the regression; ``0`` keeps it whole.
+    :param components: reduce the rest of the embedding (what is left after the attribute's
+        direction) to this many principal components of the training rows; ``0`` keeps it whole.
+        The default, 64, keeps each fit small (Newton's method) for any embedding size.
     :param class_weight: ``balanced`` or ``none``.
     :param max_iter: L-BFGS iterations.
     """
 
     def __init__(self, *, C: float = 1.0, direction: str = "pairs", interactions: bool = True,
-                 by_politician: bool = False, components: int = 0, class_weight: str = "balanced",
+                 by_politician: bool = False, components: int = 64, class_weight: str = "balanced",
                  max_iter: int = 1000):
         self.C = float(C)
         if not self.C > 0:
@@ -103,23 +105,30 @@ class _Part:
         self.politicians = politicians
         self.cov_mean, self.cov_scale = cov_mean, cov_scale
         self.interactions = interactions
-        self.direction = None  # unit vector u in the standardised (PCA) space, or None
+        self.direction = None  # unit vector u in the standardised space, or None
         self.s_scale = 1.0
         self.lr = None
         self.const = None
 
     def standardise(self, emb) -> np.ndarray:
-        e = (np.asarray(emb, np.float64) - self.mean) / self.scale
-        return self.pca.transform(e) if self.pca is not None else e
+        return (np.asarray(emb, np.float64) - self.mean) / self.scale
 
-    def design(self, emb, pol, cov):
+    def split(self, emb) -> tuple[np.ndarray | None, np.ndarray]:
+        """(s, rest): the position along the attribute's direction (None without one) and the rest,
+        reduced to the principal components of the training rows' rest when ``components`` asks."""
         e = self.standardise(emb)
-        image = []  # (columns, penalised?)
+        s = None
         if self.direction is not None:
             s = e @ self.direction
-            image.append((s[:, None] / self.s_scale * UNPENALISED, False))
             e = e - s[:, None] * self.direction[None, :]
-        image.append((e / np.sqrt(max(e.shape[1], 1)), True))  # unit total variance: C means the same for any D
+        return s, (self.pca.transform(e) if self.pca is not None else e)
+
+    def design(self, emb, pol, cov):
+        s, rest = self.split(emb)
+        image = []  # (columns, penalised?)
+        if s is not None:
+            image.append((s[:, None] / self.s_scale * UNPENALISED, False))
+        image.append((rest / np.sqrt(max(rest.shape[1], 1)), True))  # unit total variance: C means the same for any D
         blocks = []
         if self.politicians is not None and pol is not None:
             onehot = (np.asarray(pol, dtype=object)[:, None] == np.asarray(self.politicians, dtype=object)[None, :])
@@ -164,26 +173,22 @@ def _fit_one(model: LogisticOutletModel, emb, pol, cov, y, classes, seed, delta=
     mean = emb.mean(axis=0)
     scale = emb.std(axis=0)
     scale[scale < 1e-8] = 1.0
-    pca = None
-    if model.components and 0 < model.components < min(emb.shape):
-        pca = PCA(n_components=model.components, random_state=seed).fit((emb - mean) / scale)
     politicians = sorted(set(pol.tolist())) if pol is not None else None
     cov_mean = cov.mean(axis=0) if cov.shape[1] else None
     cov_scale = cov.std(axis=0) if cov.shape[1] else None
     if cov_scale is not None:
         cov_scale[cov_scale < 1e-8] = 1.0
-    part = _Part(mean, scale, pca, politicians, cov_mean, cov_scale, model.interactions)
+    part = _Part(mean, scale, None, politicians, cov_mean, cov_scale, model.interactions)
     if delta is not None and len(delta):
         # the attribute's direction from the pairs alone: the mean standardised pair difference
-        d = np.asarray(delta, np.float64) / scale
-        if pca is not None:
-            d = d @ pca.components_.T
-        u = np.nanmean(d, axis=0)
+        u = np.nanmean(np.asarray(delta, np.float64) / scale, axis=0)
         norm = float(np.linalg.norm(u))
         if np.isfinite(norm) and norm > 1e-12:
             part.direction = u / norm
             s = part.standardise(emb) @ part.direction
             part.s_scale = float(s.std()) if s.std() > 1e-12 else 1.0
+    if model.components and 0 < model.components < min(emb.shape):  # the rest only: u stays exact
+        part.pca = PCA(n_components=model.components, random_state=seed).fit(part.split(emb)[1])
     seen = sorted(set(y.tolist()))
     if len(seen) < 2:  # one outlet only: g is that outlet with certainty
         part.const = seen[0] if seen else None
