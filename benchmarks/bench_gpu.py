@@ -1,5 +1,6 @@
-"""One command for a CUDA machine: pi_1 at 1024, batch throughput at --tune-batch 1/4/8, re-edits
-from stored pivots, peak GPU memory and the fp32/tf32/bf16 drift, in one markdown table + JSON.
+"""One command for a CUDA machine: pi_1 at 1024 at the default and exact settings, ms per step, kernel
+launches per step, batch throughput at --tune-batch 1/4/8, re-edits from stored pivots, peak GPU
+memory and the drift against the exact path, in one markdown table + JSON.
 
     python benchmarks/bench_gpu.py --out bench.json                 # CUDA, full sizes (~5 min on an H200)
     python benchmarks/bench_gpu.py --out bench.json --quick         # CUDA, fewer batch/drift steps
@@ -23,7 +24,13 @@ What runs (``--preset full``, the default):
   ``B4 vs B1``: the largest pixel difference between the pairs of B = 4 and B = 1 (the pinned check);
 * ``re-edit``: pairs per hour of ``batch`` rerun with other alphas over the ``batch B1`` pivot store
   (nothing tuned: load the pivot, pi_1 + pi_0, PNG + sidecar);
-* ``drift``: pi_1 crop of one face tuned in tf32 and bf16 against fp32 (max and mean grey levels).
+* ``drift``: pi_1 crop of one face at the default settings (CUDA: tf32, cuDNN autotuning, fused
+  kernels, CUDA graphs), tf32 deterministic and bf16, against the exact path (``--precision fp32
+  --deterministic``): max, mean and 99th-percentile grey levels;
+* ``pi1_exact``: the same pi_1 on the exact path (with ``--quick`` at the batch steps, extrapolated
+  to full steps from the measured ms per step);
+* ``launches``, ``launches_exact``: host kernel-launch calls per step (torch.profiler over one pivot
+  after a warm-up one; a CUDA graph replay counts as one launch).
 
 Every section records ``torch.cuda.max_memory_allocated`` (reset before it). ``--budget`` seconds stops
 starting new sections (the ones left are listed as skipped). Needs only the project (``pip install
@@ -63,14 +70,21 @@ def det_weights(folder: Path) -> dict[str, Path]:
     return out
 
 
-def config(preset: str, device: str, files: dict | None, steps: dict | None = None, precision: str = "fp32") -> dict:
+#: the exact path's numerics (today's results bit for bit); the default is edit.precision/deterministic auto
+EXACT = {"precision": "fp32", "deterministic": True}
+DEFAULT = {"precision": "auto", "deterministic": "auto"}
+
+
+def config(preset: str, device: str, files: dict | None, steps: dict | None = None, precision: str = "auto",
+           deterministic="auto") -> dict:
     from counterface import config as config_mod
 
+    edit = {"device": device, "precision": precision, "deterministic": deterministic}
     if preset == "tiny":
-        cfg = config_mod.resolve(preset="tiny", edit={"device": device, "precision": precision})
+        cfg = config_mod.resolve(preset="tiny", edit=edit)
         cfg["aligner"] = {"name": "fake", "size": 64}
     else:
-        cfg = config_mod.resolve(preset="smilegan-pti", edit={"device": device, "precision": precision})
+        cfg = config_mod.resolve(preset="smilegan-pti", edit=edit)
         cfg["aligner"] = {"name": "fake", "size": 1024}
         cfg["inverter"] = {"name": "e4e", "weights": str(files["e4e"])}
         cfg["generator"] = {"name": "stylegan2", "weights": str(files["e4e"])}
@@ -153,9 +167,11 @@ class Bench:
 
 
 # ---------------------------------------------------------------------------------- sections
-def pi1_once(cfg: dict, photo: Path, bench: Bench) -> dict:
+def pi1_once(cfg: dict, photo: Path, bench: Bench, full_steps: dict | None = None) -> dict:
     """One full pi_1 (and its pivot) of one photo, per-stage seconds: first a 2 + 2 step warm-up (loads
-    the networks, initialises CUDA: ``cold``), then the full steps (``warm``, the number to quote)."""
+    the networks, initialises CUDA: ``cold``), then the configured steps (``warm``, the number to
+    quote). ``full_steps``: when the configured steps are fewer (``--quick`` for the exact path), the
+    refine and tune seconds are also extrapolated to these (``full_s``)."""
     from counterface.imageio import read_image
     from counterface.pipeline import Pipeline
 
@@ -179,9 +195,46 @@ def pi1_once(cfg: dict, photo: Path, bench: Bench) -> dict:
                     "refine_s": m["seconds"].get("refine"),
                     "tune_s": round(m["seconds"].get("tune", 0.0) - m["seconds"].get("refine", 0.0), 4),
                     "steps": m["steps"], "synthesize_blend_s": round(sum(r1.meta["seconds"].values()), 3)}
+    w = out["warm"]
+    for stage, key in (("refine", "latent_steps"), ("tune", "tune_steps")):
+        n = max(int(w["steps"][stage]), 1)
+        w[f"{stage}_ms_per_step"] = round(1000 * float(w[f"{stage}_s"] or 0.0) / n, 2)
+    if full_steps:
+        fixed = w["total_s"] - float(w["refine_s"] or 0) - float(w["tune_s"] or 0)
+        w["full_s"] = round(fixed + sum(w[f"{st}_ms_per_step"] * full_steps[k] / 1000
+                                        for st, k in (("refine", "latent_steps"), ("tune", "tune_steps"))), 3)
     out["resolution"] = int(pipe.generator.resolution)
     out["working_resolution"] = pivot.meta["working_resolution"]
+    out["numerics"] = {"precision": pipe.precision, "deterministic": pipe.deterministic,
+                       "graphs": pivot.meta.get("graphs")}
     return out
+
+
+def launches(cfg: dict, photo: Path, bench: Bench) -> dict:
+    """Kernel launches per step (host launch calls: ``cudaLaunchKernel`` and friends; a CUDA graph
+    replay is one ``cudaGraphLaunch``) over one pivot after a warm-up pivot (graphs captured), divided
+    by the steps; includes the pivot's fixed work (e4e, LPIPS setup, final losses), so it overstates
+    a step slightly."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from counterface.imageio import read_image
+    from counterface.pipeline import Pipeline
+
+    image = read_image(photo)
+    pipe = Pipeline.from_config(cfg)
+    face = pipe.faces(image)[0]
+    pivot, _ = pipe.pivot(face)  # warm-up (and capture)
+    bench.sync()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        pivot, _ = pipe.pivot(face)
+        bench.sync()
+    events = prof.key_averages()
+    names = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx", "cudaGraphLaunch")
+    counts = {e.key: e.count for e in events if e.key in names}
+    steps = int(pivot.meta["steps"]["refine"]) + int(pivot.meta["steps"]["tune"])
+    total = sum(counts.values())
+    return {"steps": steps, "launch_calls": counts, "launches_per_step": round(total / max(steps, 1), 1),
+            "graphs": pivot.meta.get("graphs")}
 
 
 def batch_run(cfg: dict, folder: Path, out_dir: Path, tune_batch: int, n_photos: int, full: int) -> dict:
@@ -246,8 +299,14 @@ def reedit(cfg: dict, folder: Path, out_dir: Path, pivots: Path, n_photos: int, 
             "pairs_per_hour": round(3600 * summary.faces / secs, 1)}
 
 
+#: the settings the drift section compares with the exact path (name: edit settings)
+DRIFT = {"default": DEFAULT, "tf32": {"precision": "tf32", "deterministic": True},
+         "bf16": {"precision": "bf16", "deterministic": "auto"}}
+
+
 def drift(preset: str, device: str, files, steps: dict, photo: Path) -> dict:
-    """pi_1 crop of one face in tf32 and bf16 against fp32: grey-level differences and seconds."""
+    """pi_1 crop of one face at the default settings, tf32 (deterministic) and bf16 against the exact
+    path (fp32, deterministic): grey-level differences and seconds."""
     import numpy as np
 
     from counterface.imageio import read_image
@@ -255,18 +314,18 @@ def drift(preset: str, device: str, files, steps: dict, photo: Path) -> dict:
 
     image = read_image(photo)
     crops, secs = {}, {}
-    for precision in ("fp32", "tf32", "bf16"):
-        pipe = Pipeline.from_config(config(preset, device, files, steps, precision=precision))
+    for name, numerics in (("exact", EXACT), *DRIFT.items()):
+        pipe = Pipeline.from_config(config(preset, device, files, steps, **numerics))
         t = time.perf_counter()
         face = pipe.faces(image)[0]
         pivot, _ = pipe.pivot(face)
-        crops[precision] = pipe.pi1(image, face, pivot).crop.astype(int)
-        secs[precision] = round(time.perf_counter() - t, 3)
+        crops[name] = pipe.pi1(image, face, pivot).crop.astype(int)
+        secs[name] = round(time.perf_counter() - t, 3)
     out = {"steps": dict(steps), "seconds": secs}
-    for precision in ("tf32", "bf16"):
-        d = np.abs(crops[precision] - crops["fp32"])
-        out[precision] = {"max_abs_grey": int(d.max()), "mean_abs_grey": round(float(d.mean()), 4),
-                          "p99_abs_grey": float(np.percentile(d, 99))}
+    for name in DRIFT:
+        d = np.abs(crops[name] - crops["exact"])
+        out[name] = {"max_abs_grey": int(d.max()), "mean_abs_grey": round(float(d.mean()), 4),
+                     "p99_abs_grey": float(np.percentile(d, 99))}
     return out
 
 
@@ -285,10 +344,22 @@ def table(res: dict, meta: dict) -> str:
              "| measurement | value | steps | peak GPU MB |", "|---|---|---|---|"]
     lines.append(f"| pi_1 at {g('pi1', 'resolution')} px, cold: load + warm-up (s) | {g('pi1', 'cold', 'total_s')} | "
                  f"{g('pi1', 'cold', 'steps', 'refine')}+{g('pi1', 'cold', 'steps', 'tune')} | {g('pi1', 'peak_gpu_mb')} |")
-    lines.append(f"| **pi_1 at full steps (s)**: invert / refine / tune / synth+blend | {g('pi1', 'warm', 'total_s')}: "
-                 f"{g('pi1', 'warm', 'invert_s')} / {g('pi1', 'warm', 'refine_s')} / {g('pi1', 'warm', 'tune_s')} / "
-                 f"{g('pi1', 'warm', 'synthesize_blend_s')} | {g('pi1', 'warm', 'steps', 'refine')}+"
-                 f"{g('pi1', 'warm', 'steps', 'tune')} | - |")
+    lines.append(f"| **pi_1 at full steps, default settings (s)** ({g('pi1', 'numerics', 'precision')}, deterministic "
+                 f"{g('pi1', 'numerics', 'deterministic')}): invert / refine / tune / synth+blend | "
+                 f"**{g('pi1', 'warm', 'total_s')}**: {g('pi1', 'warm', 'invert_s')} / {g('pi1', 'warm', 'refine_s')} / "
+                 f"{g('pi1', 'warm', 'tune_s')} / {g('pi1', 'warm', 'synthesize_blend_s')} | "
+                 f"{g('pi1', 'warm', 'steps', 'refine')}+{g('pi1', 'warm', 'steps', 'tune')} | - |")
+    lines.append(f"| pi_1 at full steps, exact settings (fp32, deterministic) (s; measured at the steps shown, "
+                 f"extrapolated: {g('pi1_exact', 'warm', 'full_s')}) | {g('pi1_exact', 'warm', 'total_s')} | "
+                 f"{g('pi1_exact', 'warm', 'steps', 'refine')}+{g('pi1_exact', 'warm', 'steps', 'tune')} | "
+                 f"{g('pi1_exact', 'peak_gpu_mb')} |")
+    lines.append(f"| refine / tune ms per step: default | {g('pi1', 'warm', 'refine_ms_per_step')} / "
+                 f"{g('pi1', 'warm', 'tune_ms_per_step')} | - | - |")
+    lines.append(f"| refine / tune ms per step: exact | {g('pi1_exact', 'warm', 'refine_ms_per_step')} / "
+                 f"{g('pi1_exact', 'warm', 'tune_ms_per_step')} | - | - |")
+    lines.append(f"| kernel launches per step: default (graphs: {g('launches', 'graphs', 'tune')}) / exact | "
+                 f"{g('launches', 'launches_per_step')} / {g('launches_exact', 'launches_per_step')} | "
+                 f"{g('launches', 'steps')} | - |")
     for b in (1, 4, 8):
         k = f"batch_B{b}"
         lines.append(f"| batch --tune-batch {b}: pairs/h measured (at full steps) | {g(k, 'pairs_per_hour')} "
@@ -297,10 +368,11 @@ def table(res: dict, meta: dict) -> str:
                  f"{g('B4_vs_B1', 'mean_abs_grey')} | {g('batch_B4', 'steps')} | - |")
     lines.append(f"| re-edits from stored pivots: pairs/h ({g('reedit', 'reused')} of {g('reedit', 'pairs')} rows "
                  f"reused) | {g('reedit', 'pairs_per_hour')} | 0 | {g('reedit', 'peak_gpu_mb')} |")
-    for p in ("tf32", "bf16"):
-        lines.append(f"| {p} vs fp32 pi_1 crop: max / mean abs grey (s: {g('drift', 'seconds', p)} vs "
-                     f"{g('drift', 'seconds', 'fp32')}) | {g('drift', p, 'max_abs_grey')} / {g('drift', p, 'mean_abs_grey')} | "
-                     f"{g('drift', 'steps', 'latent_steps')}+{g('drift', 'steps', 'tune_steps')} | {g('drift', 'peak_gpu_mb')} |")
+    for p in DRIFT:
+        lines.append(f"| {p} vs exact pi_1 crop: max / mean / p99 abs grey (s: {g('drift', 'seconds', p)} vs "
+                     f"{g('drift', 'seconds', 'exact')}) | {g('drift', p, 'max_abs_grey')} / {g('drift', p, 'mean_abs_grey')}"
+                     f" / {g('drift', p, 'p99_abs_grey')} | {g('drift', 'steps', 'latent_steps')}+"
+                     f"{g('drift', 'steps', 'tune_steps')} | {g('drift', 'peak_gpu_mb')} |")
     if meta.get("skipped"):
         lines.append(f"\nskipped (budget): {', '.join(meta['skipped'])}")
     errors = [f"{k}: {v['error']}" for k, v in res.items() if isinstance(v, dict) and "error" in v]
@@ -319,7 +391,7 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=8, help="photos per batch run (one batch of 8 at B = 8)")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no new section starts")
     ap.add_argument("--keep", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
-    ap.add_argument("--sections", default="pi1,batch_B1,batch_B4,batch_B8,B4_vs_B1,reedit,drift",
+    ap.add_argument("--sections", default="pi1,batch_B1,batch_B4,batch_B8,B4_vs_B1,reedit,drift,pi1_exact,launches",
                     help="comma-separated sections to run (default: all)")
     args = ap.parse_args(argv)
 
@@ -371,6 +443,17 @@ def main(argv=None) -> int:
             bench.section("drift", drift, args.preset, args.device, files, steps, pics[1])
         else:
             bench.results["drift"] = {"error": "tf32/bf16 need CUDA (refused on the CPU)"}
+        if "pi1_exact" in wanted:  # with --quick at the batch steps, extrapolated to full steps
+            bench.section("pi1_exact", pi1_once, config(args.preset, args.device, files, steps, **EXACT), pics[0],
+                          bench, base if steps != base else None)
+        if "launches" in wanted:
+            few = {k: max(3, v // 10) for k, v in steps.items()}
+            for name, numerics in (("launches", DEFAULT), ("launches_exact", EXACT)):
+                if bench.cuda():
+                    bench.section(name, launches, config(args.preset, args.device, files, few, **numerics),
+                                  pics[0], bench)
+                else:
+                    bench.results[name] = {"error": "counts CUDA kernel launches (CUDA only)"}
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -2,9 +2,10 @@
 
     python benchmarks/profile_gpu.py --out profile.json [--steps 20]
 
-1. Seconds per refinement step and per tuning step under four backend settings, in one process and
-   one order, so they compare: ``fp32`` (the default: cuDNN deterministic, no autotuning, TF32 off),
-   ``fp32+autotune`` (cuDNN benchmark on, deterministic off), ``tf32`` and ``bf16``.
+1. Seconds per refinement step and per tuning step under five settings, in one process and one
+   order, so they compare: the exact path (fp32, cuDNN deterministic, no autotuning, eager),
+   ``fp32+autotune`` (fused kernels, CUDA graphs), ``tf32`` deterministic, the default (``auto``:
+   tf32, autotuning, fused kernels, CUDA graphs) and ``bf16``.
 2. A ``torch.profiler`` trace of a few default steps: the wall time, the summed CUDA kernel time (how
    busy the GPU is; a small fraction means the step is bound by Python and kernel launches, not by the
    GPU), and the operators with the most CUDA time.
@@ -26,16 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_gpu  # noqa: E402  (the same det weights, photos and configuration as the benchmark)
 
 
-def step_seconds(files, photo, steps: int, precision: str, autotune: bool) -> dict:
+def step_seconds(files, photo, steps: int, precision: str, deterministic) -> dict:
     import torch
 
     from counterface.imageio import read_image
     from counterface.pipeline import Pipeline
 
     pipe = Pipeline.from_config(bench_gpu.config("full", "cuda", files, {"latent_steps": steps, "tune_steps": steps},
-                                                 precision=precision))
-    if autotune:
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
+                                                 precision=precision, deterministic=deterministic))
     image = read_image(photo)
     face = pipe.faces(image)[0]
     pipe.pivot(face)  # warm-up: networks, LPIPS, cuDNN plans
@@ -93,10 +92,11 @@ def main(argv=None) -> int:
     files = bench_gpu.det_weights(work)
     photo = bench_gpu.photos(work / "photos", 1)[0]
     report: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "variants": {}}
-    for name, precision, autotune in (("fp32", "fp32", False), ("fp32+autotune", "fp32", True),
-                                      ("tf32", "tf32", False), ("bf16", "bf16", False)):
+    for name, precision, deterministic in (("exact (fp32, deterministic)", "fp32", True),
+                                           ("fp32+autotune", "fp32", False), ("tf32, deterministic", "tf32", True),
+                                           ("default (auto)", "auto", "auto"), ("bf16", "bf16", "auto")):
         try:
-            report["variants"][name] = step_seconds(files, photo, args.steps, precision, autotune)
+            report["variants"][name] = step_seconds(files, photo, args.steps, precision, deterministic)
         except Exception as exc:  # noqa: BLE001 - a report of what ran
             report["variants"][name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, report["variants"][name], flush=True)

@@ -6,6 +6,9 @@ Public API::
     counterface.available("aligner")            # registered names of a kind
     aligner = counterface.create("aligner", "dlib", upsample=1)
     preset = counterface.get_preset("smilegan-pti")
+    r = counterface.pairs("photo.jpg", preset="tiny")   # Z1, Z0 as arrays; shows itself in Jupyter
+    s = counterface.sweep("photo.jpg", alphas=[-2, 0, 2], preset="tiny")
+    counterface.scoring.scorer_for(direction)          # the scorer of a direction's attribute
 
 Kinds: ``aligner``, ``inverter``, ``tuner``, ``direction``, ``blender``, ``generator``,
 ``identity``, ``operator`` (roles ``pi1``/``pi0``); for ``counterface polarization``, ``embedder`` and ``outlet_model``; ``scorer`` (attribute scores).
@@ -38,6 +41,7 @@ from .errors import (
     UnknownComponentError,
     WeightsError,
 )
+from .api import Pairs, Sweep, pairs, sweep
 from .hookspecs import hookimpl
 from .imageio import read_image, write_image
 from .kinds import KINDS
@@ -65,10 +69,12 @@ __all__ = [
     "Operator",
     "OutletModel",
     "OutputError",
+    "Pairs",
     "Pivot",
     "PluginError",
     "Preset",
     "Scorer",
+    "Sweep",
     "Tuner",
     "UnknownComponentError",
     "WeightsError",
@@ -76,8 +82,10 @@ __all__ = [
     "create",
     "get_preset",
     "hookimpl",
+    "pairs",
     "presets",
     "read_image",
+    "sweep",
     "write_image",
     "__version__",
 ]

@@ -321,6 +321,111 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     return tensors, out
 
 
+FORMATS = {"boundary": FORMAT, "field": "counterface-field/1"}
+#: metadata entries that must be numbers when present (bool is not a number here)
+_NUMERIC = ("on_distance", "off_distance", "accuracy", "accuracy_sd", "train_accuracy", "n_positive", "n_negative",
+            "step", "tolerance", "density_threshold")
+
+
+def family_shape(family: str | None) -> tuple[int | None, int | None]:
+    """(num_ws, w_dim) a family string implies: a published family's shape, or the ``-s<size>-d<dim>``
+    parts of a StyleGAN2 family name (num_ws = 2 log2(size) - 2); None where it says nothing."""
+    import re
+
+    if not family:
+        return None, None
+    if family in FAMILY_SHAPES:
+        return FAMILY_SHAPES[family]
+    size = re.search(r"-s(\d+)(?:-|$)", family)
+    dim = re.search(r"-d(\d+)(?:-|$)", family)
+    num_ws = None
+    if size and int(size.group(1)) >= 4 and (int(size.group(1)) & (int(size.group(1)) - 1)) == 0:
+        num_ws = 2 * (int(size.group(1)).bit_length() - 1) - 2
+    return num_ws, (int(dim.group(1)) if dim else None)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_metadata(meta: dict[str, Any], tensors: dict[str, Any], path: str | os.PathLike,
+                      kind: str = "boundary") -> dict[str, Any]:
+    """The one check of a boundary or field file's header, on every read (list, show, use): a known
+    ``format`` version, ``w_dim`` a positive integer consistent with the tensors and the family,
+    ``layers`` absent or a non-empty list of rows inside the family's generator, finite numbers
+    where numbers belong, ``on_distance > off_distance``. Returns ``meta``; raises WeightsError
+    (one line naming the file)."""
+    p = Path(path)
+
+    def bad(why: str) -> WeightsError:
+        return WeightsError(f"{p}: invalid {kind} file: {why}")
+
+    fmt = meta.get("format")
+    want = FORMATS[kind]
+    if fmt is None and kind == "boundary":
+        pass  # a boundary written elsewhere, without the header entry
+    elif not isinstance(fmt, str) or fmt != want:
+        other = [k for k, v in FORMATS.items() if v == fmt]
+        if other:
+            raise bad(f"it is a {other[0]} file ({fmt}), not a {kind}")
+        raise bad(f"unknown format {str(fmt)[:40]!r} (this version reads {want})")
+    w_dim = meta.get("w_dim")
+    if w_dim is not None or kind == "field":
+        if not isinstance(w_dim, int) or isinstance(w_dim, bool) or w_dim <= 0:
+            raise bad(f"w_dim must be a positive integer, got {str(w_dim)[:40]!r}")
+    for k in _NUMERIC:
+        if k in meta and meta[k] is not None and not _number(meta[k]):
+            raise bad(f"{k} must be a finite number, got {str(meta[k])[:40]!r}")
+    acc = meta.get("accuracy")
+    if acc is not None and not 0 <= acc <= 1:
+        raise bad(f"accuracy {acc} is not in [0, 1]")
+    on, off = meta.get("on_distance"), meta.get("off_distance")
+    if kind == "field" and (on is None or off is None):
+        raise bad("a field needs on_distance and off_distance")
+    if on is not None and off is not None and not on > off:
+        raise bad(f"on_distance {on} is not above off_distance {off} (on and off swapped?)")
+    family = meta.get("family")
+    if family is not None and not isinstance(family, str):
+        raise bad(f"family must be a string, got {str(family)[:40]!r}")
+    num_ws, fam_dim = family_shape(family)
+    if fam_dim is not None and w_dim is not None and fam_dim != w_dim:
+        raise bad(f"family {family!r} has w_dim {fam_dim}, the file says {w_dim}")
+    layers = meta.get("layers")
+    if layers is not None and layers != "all":
+        if not isinstance(layers, list) or not layers:
+            raise bad(f"layers must be a non-empty list of W+ rows (or absent for all), got {str(layers)[:40]!r}")
+        if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in layers):
+            raise bad(f"layers must be non-negative integers, got {str(layers)[:60]!r}")
+        if num_ws is not None and max(layers) >= num_ws:
+            raise bad(f"layers {layers} outside the {num_ws} W+ rows of {family!r}")
+    if kind == "field":
+        arch = meta.get("architecture")
+        if not isinstance(arch, dict) or arch.get("kind") != "mlp" or arch.get("activation", "silu") != "silu" \
+                or not isinstance(arch.get("hidden"), list) \
+                or not all(isinstance(h, int) and not isinstance(h, bool) and 0 < h <= 100_000 for h in arch["hidden"]):
+            raise bad(f"unknown architecture {str(arch)[:60]!r}")
+        for k in ("step", "tolerance"):
+            if meta.get(k) is not None and not meta[k] > 0:
+                raise bad(f"{k} must be positive, got {meta[k]}")
+        main = tensors.get("linear.weight")
+    else:
+        main = tensors.get("normal")
+        if main is None:
+            raise bad(f"a boundary file needs a tensor named 'normal' (found {sorted(tensors)[:5]})")
+    if main is not None:
+        shape = main.get("shape")
+        if not isinstance(shape, list) or not shape or not all(isinstance(s, int) for s in shape):
+            raise bad(f"tensor shape {shape!r}")
+        if w_dim is not None and shape[-1] != w_dim:
+            raise bad(f"metadata says w_dim {w_dim} but the weights have {shape[-1]} dimensions")
+        if fam_dim is not None and shape[-1] != fam_dim:
+            raise bad(f"family {family!r} has w_dim {fam_dim}, the weights have {shape[-1]}")
+    for name, t in tensors.items():
+        if t.get("dtype") not in ("F16", "BF16", "F32", "F64"):
+            raise bad(f"tensor {name!r} is not floating point ({t.get('dtype')})")
+    return meta
+
+
 def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str = "") -> Boundary:
     """Read a boundary file (``.safetensors``) or a published vector (``.pt``/``.npy``, intercept None).
 
@@ -335,15 +440,18 @@ def load_boundary(path: str | os.PathLike, *, attribute: str = "", family: str =
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        meta = read_metadata(p)
+        header, meta = read_header(p)
+        validate_metadata(meta, header, p, kind="boundary")
         try:
             tensors = load_file(str(p))
-        except (SafetensorError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"{p}: not a readable safetensors file ({' '.join(str(exc).split())[:100]})") from None
         if "normal" not in tensors:
             raise WeightsError(f"{p}: a boundary file needs a tensor named 'normal' (found {sorted(tensors)})")
         fields = {k: meta.pop(k, None) for k in _FIELDS}
         meta.pop("format", None)
+        if fields["layers"] == "all":
+            fields["layers"] = None
         normal = tensors["normal"].float()
         w_dim = fields["w_dim"]
         if w_dim is not None and int(w_dim) != int(normal.shape[-1]):

@@ -210,12 +210,16 @@ class AttributeDirection(Component):
     metrics: a :class:`counterface.types.Region`, a name (``'mouth'``, ``'eyes'``, ``'face'``),
     landmark indices or a builder ``face -> mask``; ``None`` = the aligner's own region if any, else
     the whole face.
+
+    ``scorer``: the registered scorer that measures the attribute in the evaluation's ``score_*``
+    columns (``'none'``: not scored); ``None`` = the attribute's default (:mod:`counterface.scoring`).
     """
 
     attribute: str = ""
     family: str = ""
     default_layers: Sequence[int] | None = None
     region: Any = None
+    scorer: str | None = None
 
     @abstractmethod
     def apply(self, w: "torch.Tensor", alpha: float, layers: Sequence[int] | None = None) -> "torch.Tensor": ...

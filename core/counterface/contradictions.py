@@ -118,6 +118,33 @@ def _same_operators(s) -> str | None:
     return None
 
 
+def _identity(spec: Any) -> tuple[str, str | None] | None:
+    """(component name, file) of a --direction/--keep value, or None when it names nothing known
+    (reported where the component is built)."""
+    from .config import direction_section
+
+    if isinstance(spec, dict):
+        return str(spec.get("name")), spec.get("path")
+    try:
+        name, params = direction_section(str(spec))
+    except ConfigError:
+        return None
+    return name, params.get("path")
+
+
+def _keep_edited(s) -> str | None:
+    keep = s.edit.get("keep") or []
+    if not keep:
+        return None
+    edited = {_identity(dict(s.config.get("direction") or {}))}
+    edited |= {_identity(d) for d in (s.edit.get("directions") or [])}
+    for k in keep:
+        if _identity(k) in edited:
+            return (f"--keep {k} is also an edited direction: keeping its signed distance fixed cancels the edit; "
+                    "drop it from --keep")
+    return None
+
+
 @dataclass(frozen=True)
 class Contradiction:
     """Options that cannot go together: ``options`` as typed, ``why`` in a few words, ``check``
@@ -145,6 +172,8 @@ CONTRADICTIONS: tuple[Contradiction, ...] = (
     Contradiction("--pi1 with an operator that returns the photo (e.g. --pi1 original)",
                   "Z1 would be the photo, not the attribute turned on", _pi1_photo),
     Contradiction("--pi1 and --pi0 the same operator with the same parameters", "Z1 = Z0", _same_operators),
+    Contradiction("--keep naming a direction that is also edited (--direction)",
+                  "keeping its distance fixed cancels the edit", _keep_edited),
 )
 
 

@@ -2,8 +2,9 @@
 
 ``figure2``: a grid of faces, each cell the original Z beside pi_1(Z) (and optionally pi_0(Z)),
 cut with the face's own alignment matrix and named from a manifest column.
-``figure3``: the landmark smile score and the identity similarity as functions of alpha, from a
-sweep (a batch run with several ``--alpha`` values): one thin line per face, the median in bold and
+``figure3``: the edited attribute's score (its scorer's, :mod:`counterface.scoring`; one panel per
+scored attribute, none for an attribute without a scorer) and the identity similarity as functions of alpha, from a
+sweep (a batch run with ``--alphas``): one thin line per face, the median in bold and
 the interquartile range shaded.
 """
 
@@ -140,22 +141,39 @@ def spread(alphas: np.ndarray, series: Mapping[tuple, Mapping[float, float]]) ->
     return {"median": np.array(med), "q25": np.array(lo), "q75": np.array(hi), "n": np.array(n)}
 
 
-#: Figure 3's panels: (column, title, y-axis label with units)
+#: Figure 3's panel after the score panels: (column, title, y-axis label with units)
 FIGURE3_PANELS = (
-    ("smile_z1", "smile score of pi_1 (landmarks re-detected)", "lift + width (inter-ocular distances)"),
     ("identity", "identity similarity to Z", "ArcFace cosine similarity (1 = same)"),
 )
 
 
+def score_panels(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """Figure 3's panels of the attribute scores in ``rows``: one per scored attribute
+    (``score_z1``, or ``<attribute>_score_z1`` when several were edited), titled with its scorer."""
+    from .scoring import score_prefixes
+
+    panels = []
+    for prefix in score_prefixes(k for r in rows for k in r):
+        names = sorted({str(r[f"{prefix}scorer"]) for r in rows if r.get(f"{prefix}scorer")})
+        what = prefix[:-1] + " score" if prefix else "attribute score"
+        panels.append((f"{prefix}score_z1", f"{what} of pi_1 ({', '.join(names) or 'scorer'})",
+                       f"{', '.join(names) or 'the scorer'}'s scale (higher = more of the attribute)"))
+    return panels
+
+
 def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
-            panels: Sequence[tuple[str, str, str]] = FIGURE3_PANELS) -> Path:
+            panels: Sequence[tuple[str, str, str]] | None = None) -> Path:
     """Metrics against alpha from a sweep: thin line per face, bold median, shaded IQR; a panel
-    without any value (e.g. no face re-detected on any output) says so instead of staying blank."""
+    without any value (e.g. no face found on any output) says so instead of staying blank.
+    ``panels``: (column, title, y label) each; default the score panels (:func:`score_panels`) then
+    :data:`FIGURE3_PANELS`."""
     rows, note = figure_rows(Path(sweep_dir))
+    if panels is None:
+        panels = [*score_panels(rows), *FIGURE3_PANELS]
     alphas = sorted({float(r.get("alpha") or 0.0) for r in rows})
     if len(alphas) < 2:
         raise ConfigError(f"{sweep_dir}: Figure 3 needs a sweep (rows at two or more alphas); "
-                          "run `counterface batch ... --alpha -2,-1,0,1,2`")
+                          "run `counterface batch ... --alphas -2,-1,0,1,2`")
     if not any(r.get(c) is not None for r in rows for c, *_ in panels):
         raise ConfigError(f"{sweep_dir}: the rows have no metrics; run `counterface evaluate {sweep_dir}` first")
     plt = _pyplot()
@@ -173,7 +191,7 @@ def figure3(sweep_dir: str | os.PathLike, path: str | os.PathLike,
         else:
             ax.set_xlim(alphas[0], alphas[-1])
             ax.text(0.5, 0.5, f"no {title.split(' (')[0].split(' of ')[0]} values in {len(rows)} rows\n"
-                    f"(column {column} is empty: e.g. no face re-detected on the outputs)",
+                    f"(column {column} is empty: e.g. no face found on the outputs)",
                     transform=ax.transAxes, ha="center", va="center", fontsize=8, color="C3")
         ax.set_xlabel("alpha (edit strength, units of the direction vector)")
         ax.set_ylabel(ylabel)

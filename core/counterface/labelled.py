@@ -58,8 +58,17 @@ def read_npz(path: str | Path, label: str | None = None) -> Examples:
         data = np.load(p, allow_pickle=False)
     except FileNotFoundError:
         raise ConfigError(f"input not found: {p}") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - zip errors come in many types
         raise ConfigError(f"{p}: not a readable .npz file ({' '.join(str(exc).split())[:100]})") from None
+    try:
+        return _read_npz(p, data, label)
+    except (ValueError, OSError, EOFError) as exc:  # an object array (pickle refused), a truncated member
+        raise ConfigError(f"{p}: unreadable array ({' '.join(str(exc).split())[:100]})") from None
+
+
+def _read_npz(p: Path, data, label: str | None) -> Examples:
+    from .learn import parse_label
+
     with data:
         names = list(data.files)
         if "latents" not in names:
@@ -92,6 +101,11 @@ def config_digest(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: the array that marks an .npz as a latent cache written by counterface (only such a file is replaced)
+CACHE_MARKER = "counterface_latent_cache"
+CACHE_FORMAT = "counterface-latent-cache/1"
+
+
 class LatentCache:
     """An ``.npz`` of inverted latents: arrays ``<digest>_sha256`` (M,) and ``<digest>_latents``
     (M, num_ws, w_dim), one pair per configuration digest."""
@@ -99,18 +113,32 @@ class LatentCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.tables: dict[str, dict[str, np.ndarray]] = {}
-        if self.path.is_file():
+        self.dropped = 0  # cached entries that held NaN or infinite values (inverted again)
+        if self.path.exists():
+            if not self.path.is_file():
+                raise ConfigError(f"--cache {self.path}: not a file")
             try:
                 with np.load(self.path, allow_pickle=False) as data:
-                    for name in data.files:
+                    files = list(data.files)
+                    if CACHE_MARKER not in files or str(data[CACHE_MARKER]) != CACHE_FORMAT:
+                        raise ConfigError(f"--cache {self.path} is not a latent cache made by counterface; it is left "
+                                          "as it is: choose another --cache file")
+                    for name in files:
                         if name.endswith("_sha256"):
                             d = name[: -len("_sha256")]
-                            if f"{d}_latents" in data.files:
-                                shas = data[name].tolist()
-                                lat = data[f"{d}_latents"]
-                                self.tables[d] = {s: lat[i] for i, s in enumerate(shas)}
-            except (OSError, ValueError, EOFError):  # a broken cache is rebuilt, never trusted
-                self.tables = {}
+                            if f"{d}_latents" in files:
+                                shas = [str(x) for x in data[name].tolist()]
+                                lat = np.asarray(data[f"{d}_latents"], np.float32)
+                                if lat.ndim != 3 or len(lat) != len(shas):
+                                    continue
+                                ok = np.isfinite(lat).all(axis=(1, 2))
+                                self.dropped += int((~ok).sum())
+                                self.tables[d] = {s: lat[i] for i, s in enumerate(shas) if ok[i]}
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a truncated zip raises many types
+                raise ConfigError(f"--cache {self.path}: unreadable latent cache ({' '.join(str(exc).split())[:80]}); "
+                                  "delete it to rebuild it, or choose another --cache file") from None
 
     def get(self, digest: str, sha: str) -> np.ndarray | None:
         return self.tables.get(digest, {}).get(sha)
@@ -128,6 +156,7 @@ class LatentCache:
             shas = sorted(table)
             arrays[f"{d}_sha256"] = np.array(shas)
             arrays[f"{d}_latents"] = np.stack([table[s] for s in shas])
+        arrays[CACHE_MARKER] = np.array(CACHE_FORMAT)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         write_bytes(self.path, buf.getvalue())

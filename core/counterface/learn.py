@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-METHODS = ("svm", "logistic")
+METHODS = ("svm", "logistic", "mlp")
 #: the fewest examples of each class a fit accepts by default
 MIN_PER_CLASS = 10
 #: the trimmed refit drops examples on the wrong side by more than this times the median |distance|
@@ -234,3 +234,240 @@ def on_off_distances(d: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     d = np.asarray(d, np.float64)
     y = np.asarray(y)
     return float(np.median(d[y == 1])), float(np.median(d[y == 0]))
+
+
+# -- attribute fields (--method mlp) ---------------------------------------------------------------
+#: default hidden widths, L2 weight, epochs and early-stopping patience of a field
+FIELD_HIDDEN = (64,)
+FIELD_WEIGHT_DECAY = 1e-2
+FIELD_EPOCHS = 300
+FIELD_PATIENCE = 25
+FIELD_VALIDATION = 0.2
+#: networks averaged into one field (each early-stopped on its own validation split)
+FIELD_MEMBERS = 3
+
+
+@dataclass
+class FieldFit:
+    """A fitted field (:class:`counterface.field.AttributeField`) with its cross-validated
+    ``accuracy``/``accuracy_sd``, ``calibration`` (out-of-fold Brier score and expected calibration
+    error), ``validation_accuracy`` (the early-stopping split) and ``train_accuracy``."""
+
+    field: Any
+    accuracy: float | None
+    accuracy_sd: float | None
+    calibration: dict[str, Any] | None
+    validation_accuracy: float
+    train_accuracy: float
+    epochs: int
+    folds: int
+
+
+def _curvature_subspace(z: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(d, k) orthonormal directions in which the labels bend away from a linear boundary: principal
+    Hessian directions (Li 1992) of the residuals of a logistic fit, in the complement of its normal.
+    The network's hidden layers see only these coordinates (its linear part sees all): a curved
+    boundary is learned from thousands, not millions, of examples."""
+    from sklearn.linear_model import LogisticRegression
+
+    k = min(int(k), z.shape[1] - 1)
+    if k <= 0:
+        return np.zeros((z.shape[1], 0))
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit(z, y)
+    a = lr.coef_.reshape(-1)
+    r = y - lr.predict_proba(z)[:, 1]
+    n = a / max(float(np.linalg.norm(a)), 1e-12)
+    zc = z - z.mean(0)
+    zp = zc - np.outer(zc @ n, n)
+    m = (zp * r[:, None]).T @ zp / len(z)
+    ev, vec = np.linalg.eigh(m)
+    order = np.argsort(-np.abs(ev), kind="stable")[:k]
+    out = np.concatenate([n[:, None], vec[:, order]], axis=1)
+    q, _ = np.linalg.qr(out)
+    return q * np.sign(np.diag(q.T @ out))[None, :]
+
+
+def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, weight_decay: float,
+               epochs: int, patience: int, validation: float, q: np.ndarray, subspace: int = 0):
+    """One early-stopped network on (x, y); returns (AttributeField without on/off, val acc, epochs run)."""
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    from .field import AttributeField
+
+    torch.manual_seed(seed)
+    xp = x - (x @ q) @ q.T if q.shape[1] else x
+    mu = xp.mean(0)
+    scale = float(np.sqrt(((xp - mu) ** 2).sum(1).mean() / xp.shape[1])) or 1.0
+    z = torch.from_numpy((xp - mu) / scale).float()
+    t = torch.from_numpy(y.astype(np.float32))
+    tr, va = train_test_split(np.arange(len(y)), test_size=validation, stratify=y, random_state=seed)
+    tr, va = torch.from_numpy(tr), torch.from_numpy(va)
+    d = z.shape[1]
+    # with hidden layers, the whole network sees the (1 + subspace) coordinates of _curvature_subspace
+    u = _curvature_subspace(z[tr].double().numpy(), y[tr.numpy()], subspace, seed) if hidden and subspace else np.eye(d)
+    uu = torch.from_numpy(u).float()
+    linear = torch.nn.Linear(u.shape[1], 1)
+    layers, prev = [], u.shape[1]
+    for h in hidden:
+        layers += [torch.nn.Linear(prev, int(h)), torch.nn.SiLU()]
+        prev = int(h)
+    body = torch.nn.Sequential(*layers)
+    out = torch.nn.Linear(prev, 1, bias=False) if hidden else None
+    params = list(linear.parameters()) + list(body.parameters()) + ([] if out is None else list(out.parameters()))
+
+    def net(v):
+        vu = v @ uu
+        r = linear(vu)[:, 0]
+        return r if out is None else r + out(body(vu))[:, 0]
+
+    lossf = torch.nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(seed)
+    ran = 0
+    # stage 1: the linear part alone; stage 2: everything, from there. Each early-stopped on the split.
+    for stage in (params,):
+        opt = torch.optim.AdamW(stage, lr=1e-3, weight_decay=0.0)
+        bs = 128
+        decay = [p for p in stage if p.dim() == 2]
+        best, best_state, waited = float("inf"), [p.detach().clone() for p in params], 0
+        for epoch in range(int(epochs)):
+            perm = tr[torch.randperm(len(tr), generator=gen)]
+            for i in range(0, len(perm), bs):
+                b = perm[i:i + bs]
+                opt.zero_grad()
+                loss = lossf(net(z[b]), t[b]) + weight_decay * sum((p ** 2).sum() for p in decay)
+                loss.backward()
+                opt.step()
+            ran += 1
+            with torch.no_grad():
+                vl = float(lossf(net(z[va]), t[va]))
+            if vl < best - 1e-5:
+                best, waited = vl, 0
+                best_state = [p.detach().clone() for p in params]
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        with torch.no_grad():
+            for p, s in zip(params, best_state):
+                p.copy_(s)
+    with torch.no_grad():
+        val_acc = float(((net(z[va]) > 0).float() == t[va]).float().mean())
+    lw = u @ linear.weight.detach().double().numpy()[0]
+    hid = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
+           for m in body if isinstance(m, torch.nn.Linear)]
+    if hid:  # the subspace folded into the first layer
+        hid[0] = (hid[0][0] @ u.T, hid[0][1])
+    if q.shape[1]:  # the projection folded into the first layers: the gradient stays in the complement
+        lw = lw - q @ (q.T @ lw)
+        if hid:
+            hid[0] = (hid[0][0] - (hid[0][0] @ q) @ q.T, hid[0][1])
+    f = AttributeField(mean=mu, scale=scale, linear_weight=lw, linear_bias=float(linear.bias.detach()[0]),
+                       hidden=hid, output_weight=None if out is None else out.weight.detach().double().numpy()[0])
+    return f, val_acc, ran
+
+
+def _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members):
+    """The mean of ``members`` networks (seeds ``seed``, ``seed + 1``...), each early-stopped on its own
+    validation split, as one field: their hidden units side by side, output weights / members."""
+    from .field import AttributeField
+
+    fits = [_train_net(x, y, hidden, seed + m, weight_decay, epochs, patience, validation, q) for m in range(members)]
+    if len(fits) == 1 or not hidden:
+        return fits[0] if len(fits) == 1 else (fits[0][0], float(np.mean([f[1] for f in fits])), fits[0][2])
+    fs = [f for f, _, _ in fits]
+    k = len(fs)
+    hid = []
+    for i in range(len(hidden)):
+        ws = [f.hidden[i][0].numpy() for f in fs]
+        bs = np.concatenate([f.hidden[i][1].numpy() for f in fs])
+        if i == 0:
+            w = np.concatenate(ws, 0)
+        else:  # block diagonal: each member's units see only its own previous layer
+            w = np.zeros((sum(a.shape[0] for a in ws), sum(a.shape[1] for a in ws)))
+            r = c = 0
+            for a in ws:
+                w[r:r + a.shape[0], c:c + a.shape[1]] = a
+                r, c = r + a.shape[0], c + a.shape[1]
+        hid.append((w, bs))
+    # one centre and scale for all (the members share them: same x)
+    f0 = fs[0]
+    field = AttributeField(mean=f0.mean, scale=f0.scale,
+                           linear_weight=sum(f.linear_weight for f in fs) / k,
+                           linear_bias=sum(f.linear_bias for f in fs) / k, hidden=hid,
+                           output_weight=np.concatenate([f.output_weight.numpy() for f in fs]) / k)
+    return field, float(np.mean([a for _, a, _ in fits])), int(max(r for _, _, r in fits))
+
+
+def _calibration(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Brier score and expected calibration error (``bins`` equal-width bins) of probabilities ``p``."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece = sum(abs(float(p[which == k].mean()) - float(y[which == k].mean())) * float((which == k).mean())
+              for k in range(bins) if (which == k).any())
+    return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "bins": bins, "out_of_fold": True}
+
+
+def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HIDDEN, folds: int = 5, seed: int = 0,
+              others: Sequence[np.ndarray] = (), weight_decay: float = FIELD_WEIGHT_DECAY,
+              epochs: int = FIELD_EPOCHS, patience: int = FIELD_PATIENCE,
+              validation: float = FIELD_VALIDATION, density: bool = True, members: int = FIELD_MEMBERS) -> FieldFit:
+    """A field (a small classifier network, :mod:`counterface.field`) separating ``y == 1`` from 0.
+
+    ``x`` (N, w_dim); ``others``: unit normals the field's gradient must be orthogonal to. Each network
+    is trained with AdamW and an L2 penalty on its weights, early-stopped on a stratified
+    ``validation`` share; ``folds`` >= 2 repeats the whole procedure per fold for the out-of-fold
+    accuracy and calibration. The returned field carries on/off (the median logits of the positive
+    and negative examples), a path ``step`` (1/32 of the median W distance between those levels), a
+    ``tolerance`` and, with ``density``, a Ledoit-Wolf Gaussian of ``x`` and its 1st-percentile log
+    density."""
+    import torch
+    from sklearn.model_selection import StratifiedKFold
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y).astype(np.int64)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ConfigError(f"latents of shape {x.shape} do not match {len(y)} labels")
+    if not np.isfinite(x).all():
+        raise ConfigError("latents hold NaN or infinite values")
+    q = _orthonormal(others, x.shape[1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic and kind to a shared machine
+    try:
+        f, val_acc, ran = _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members)
+        acc = sd = cal = None
+        k = int(folds)
+        if k >= 2:
+            if min((y == 1).sum(), (y == 0).sum()) < k:
+                raise ConfigError(f"--folds {k} needs at least {k} examples of each class")
+            scores, probs = [], np.zeros(len(y))
+            for i, (tr, te) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y)):
+                ff, _, _ = _ensemble(x[tr], y[tr], hidden, seed + 1000 * (i + 1), weight_decay, epochs, patience,
+                                     validation, q, members)
+                lt = ff.logit(torch.from_numpy(x[te])).numpy()
+                probs[te] = 1 / (1 + np.exp(-np.clip(lt, -50, 50)))
+                scores.append(float(((lt > 0).astype(np.int64) == y[te]).mean()))
+            acc, sd = float(np.mean(scores)), float(np.std(scores, ddof=1))
+            cal = _calibration(probs, y)
+    finally:
+        torch.set_num_threads(threads)
+    xt = torch.from_numpy(x)
+    logits, grads = f.logit_and_grad(xt)
+    lg = logits.numpy()
+    train_acc = float(((lg > 0).astype(np.int64) == y).mean())
+    on, off = float(np.median(lg[y == 1])), float(np.median(lg[y == 0]))
+    if not on > off:
+        raise ConfigError(f"the field puts the positive examples below the negative ones (median logits {on:.3g} "
+                          f"and {off:.3g}): the classes cannot be told apart in these latents")
+    gap = (on - off) / max(float(np.median(grads.norm(dim=1).numpy())), 1e-12)
+    f.on_distance, f.off_distance = on, off
+    f.step, f.tolerance = gap / 32, 1e-3 * (on - off)
+    if density:
+        from sklearn.covariance import LedoitWolf
+
+        lw = LedoitWolf().fit(x)
+        f.density_mean = torch.from_numpy(lw.location_)
+        f.density_precision = torch.from_numpy(lw.precision_)
+        f.density_threshold = float(np.percentile(f.log_density(xt).numpy(), 1))
+    return FieldFit(field=f, accuracy=acc, accuracy_sd=sd, calibration=cal, validation_accuracy=val_acc,
+                    train_accuracy=train_acc, epochs=ran, folds=k)

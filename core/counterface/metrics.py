@@ -17,7 +17,7 @@ What each number means (higher is better unless said otherwise):
     pairs below :data:`IDENTITY_THRESHOLDS`.
 ``psnr_outside`` / ``lpips_outside``
     Preservation of the face outside the edited attribute's region (``Evaluator.region``: the
-    direction's :class:`~counterface.types.Region`, the mouth for smile, the eyes for glasses): the
+    direction's :class:`~counterface.types.Region`, e.g. the mouth, the eyes): the
     aligned crops of the original and edited photos compared where the region mask is 0 (PSNR in dB,
     ``inf`` for identical pixels; LPIPS, lower is better, 0 for identical pixels). For LPIPS the
     region of the edited crop is replaced by the original's before comparing, so a change inside it
@@ -28,9 +28,10 @@ What each number means (higher is better unless said otherwise):
 ``recon_mse`` / ``recon_lpips``
     How well the pivot reproduces the aligned crop (generator output at alpha = 0 vs the crop);
     lower is better.
-``smile``
-    A landmark smile score (see :func:`smile_score`): mouth-corner lift plus mouth width, both in
-    units of the inter-ocular distance, measured on landmarks re-detected on the output.
+``score_z`` / ``score_z1`` / ``score_z0`` / ``score_delta`` / ``scorer``
+    The edited attribute's own score (:mod:`counterface.scoring`: the scorer the direction names,
+    or its attribute's registered default) on the aligned crops of Z, Z1 and Z0; delta = z1 - z0.
+    Prefixed by the attribute when several are edited; absent for an attribute without a scorer.
 """
 
 from __future__ import annotations
@@ -52,15 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .components import Aligner, IdentityEncoder
     from .types import AlignedFace
-
-#: iBUG-68 indices used by the smile score
-LEFT_EYE = slice(36, 42)
-RIGHT_EYE = slice(42, 48)
-MOUTH = slice(48, 68)
-MOUTH_LEFT, MOUTH_RIGHT = 48, 54
-#: upper-lip top, lower-lip bottom, inner upper, inner lower: their mean is the mouth centre
-MOUTH_CENTRE = (51, 57, 62, 66)
-
 
 # -- small helpers -----------------------------------------------------------------------------------
 def _as_float(image: np.ndarray) -> np.ndarray:
@@ -147,19 +139,10 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return p @ m[:, :2].T + m[:, 2]
 
 
-def mouth_region(landmark_sets: Sequence[np.ndarray], size: int, dilate: float = 0.25) -> np.ndarray:
-    """(size, size) bool: the convex hull of the mouth landmarks (48-67) of every set given (e.g. the
-    original's and the edited face's, in crop pixels), grown by ``dilate`` times the widest mouth.
-
-    The region that a smile edit is allowed to change; everything else should be preserved.
-    """
-    return landmark_region(landmark_sets, size, range(48, 68), dilate)
-
-
 def landmark_region(landmark_sets: Sequence[np.ndarray], size: int, indices, dilate: float = 0.25) -> np.ndarray:
     """(size, size) bool: the convex hull of the landmarks ``indices`` of every set given (crop
     pixels), grown by ``dilate`` times the widest such hull: the region an edit of that attribute
-    may change (:class:`counterface.types.Region`: the mouth for smile, the eyes for glasses)."""
+    may change (:class:`counterface.types.Region`, e.g. the mouth or the eyes)."""
     import cv2
 
     idx = list(indices)
@@ -178,45 +161,7 @@ def landmark_region(landmark_sets: Sequence[np.ndarray], size: int, indices, dil
     return out.astype(bool)
 
 
-# -- the smile score --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SmileScore:
-    """``lift``: mean height of the two mouth corners above the mouth centre, along the face's own
-    vertical axis (perpendicular to the eye line), divided by the inter-ocular distance; positive
-    when the corners are raised. ``width``: corner-to-corner distance / inter-ocular distance.
-    ``score`` = lift + width; both grow with a smile. Invariant to translation, rotation and scale.
-    """
-
-    lift: float
-    width: float
-
-    @property
-    def score(self) -> float:
-        return self.lift + self.width
-
-    def to_json(self) -> dict[str, float]:
-        return {"lift": self.lift, "width": self.width, "score": self.score}
-
-
-def smile_score(landmarks: np.ndarray) -> SmileScore:
-    """The landmark smile score of one face from its 68 iBUG landmarks (any pixel frame)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
-    eye_l, eye_r = lm[LEFT_EYE].mean(0), lm[RIGHT_EYE].mean(0)
-    axis = eye_r - eye_l
-    iod = float(np.hypot(*axis))
-    if not np.isfinite(iod) or iod <= 1e-9:
-        raise ValueError("degenerate landmarks: the eyes coincide")
-    x_dir = axis / iod
-    down = np.array([-x_dir[1], x_dir[0]])  # x turned 90 degrees: points from the eyes to the mouth
-    centre = lm[list(MOUTH_CENTRE)].mean(0)
-    corners = lm[[MOUTH_LEFT, MOUTH_RIGHT]]
-    lift = float(np.mean((centre - corners) @ down)) / iod
-    width = float(np.hypot(*(corners[1] - corners[0]))) / iod
-    return SmileScore(lift=lift, width=width)
-
-
+# -- landmarks on an output ------------------------------------------------------------------------------
 def redetect_landmarks(aligner: "Aligner", image: np.ndarray, near: np.ndarray, margin: float = 0.6,
                        size: int = 256) -> np.ndarray | None:
     """Landmarks (68, 2, photo pixels) of the face in ``image`` closest to the landmark set ``near``.
@@ -401,14 +346,15 @@ class Evaluator:
     size: int = 256
     psnr_cap: float = 100.0
     lpips_net: str = ""  # recorded in each row next to the LPIPS numbers
-    region: Any = None  # the edited attribute's Region (name, indices...); None = the mouth (smile)
+    region: Any = None  # the edited attribute's Region (name, indices...); None = the whole face
+    scorers: Sequence[Any] = ()  # counterface.scoring.ScoredAttribute per scored attribute: score_* columns
 
     def edit_region(self, sets: Sequence[np.ndarray], face: "AlignedFace", factor: float) -> np.ndarray:
         """(size, size) bool: the region the edit may change, in the metrics' crop (the union of the
         region's landmark hulls on the original and the edited faces, grown by its ``metric_dilate``)."""
         from .types import resolve_region
 
-        r = resolve_region("mouth" if self.region is None else self.region)
+        r = resolve_region("face" if self.region is None else self.region)
         if r.builder is None:
             return landmark_region(sets, self.size, r.landmarks, r.metric_dilate)
         from .types import AlignedFace
@@ -425,7 +371,7 @@ class Evaluator:
     def evaluate(self, photo: np.ndarray, face: "AlignedFace", z1: np.ndarray, z0: np.ndarray | None = None,
                  blend_mask: np.ndarray | None = None, recon_crop: np.ndarray | None = None) -> dict[str, Any]:
         """Every metric for one face; keys as in the module docstring (plus ``*_z0`` variants for the
-        baseline, ``smile_z``/``smile_z1``/``smile_z0`` and ``smile_delta`` = z1 - z0)."""
+        baseline, and the ``score_*`` columns of each scored attribute, :attr:`scorers`)."""
         out: dict[str, Any] = {}
         factor = self.size / float(face.size)
         crop_lm = transform_points(face.landmarks, scale_matrix(face.matrix, factor))
@@ -436,16 +382,6 @@ class Evaluator:
                     found = redetect_landmarks(self.aligner, img, face.landmarks)
                     if found is not None:
                         lm[role] = found
-        for role, img in (("z", photo), ("z1", z1), ("z0", z0)):
-            if role in lm:
-                s = smile_score(lm[role])
-                out[f"smile_{role}"], out[f"lift_{role}"], out[f"width_{role}"] = s.score, s.lift, s.width
-            elif img is not None and self.aligner is not None:
-                out[f"smile_{role}"] = None  # no face re-detected on this output
-        if out.get("smile_z1") is not None and out.get("smile_z0") is not None:
-            out["smile_delta"] = out["smile_z1"] - out["smile_z0"]
-        elif "smile_z1" in out and "smile_z0" in out:
-            out["smile_delta"] = None  # a face lost on either output: missing, and counted as such
         sets = [crop_lm] + [transform_points(lm[r], scale_matrix(face.matrix, factor)) for r in ("z1", "z0") if r in lm]
         outside = ~self.edit_region(sets, face, factor)
         images = [photo, z1] + ([z0] if z0 is not None else [])
@@ -457,6 +393,8 @@ class Evaluator:
                 out[f"lpips_outside{suffix}"] = masked_lpips(self.lpips, crops[0], crop, outside)
             if self.identity is not None:
                 out[f"identity{suffix}"] = identity_similarity(self.identity, crops[0], crop)
+        for scored in self.scorers:
+            out.update(scored.measure(crops))
         if self.identity is not None and len(crops) == 3:
             out["identity_z1z0"] = identity_similarity(self.identity, crops[1], crops[2])
         if self.identity_independent is not None:

@@ -22,7 +22,8 @@ import numpy as np
 
 from .attributes import Attributes
 from .convert import to_image, to_tensor  # noqa: F401  (pipeline.to_tensor)
-from .device import check_precision, configure_backends, resolve_device  # noqa: F401  (pipeline.configure_backends)
+from .device import (check_precision, configure_backends, resolve_deterministic,  # noqa: F401  (pipeline.configure_backends)
+                     resolve_device)
 from .errors import ConfigError
 from .matching import select_faces  # noqa: F401  (pipeline.select_faces)
 from .provenance import config_digest  # noqa: F401  (pipeline.config_digest)
@@ -50,11 +51,10 @@ class Pipeline(Attributes, Tuning, Rendering, Sidecars):
         self._components: dict[str, Any] = {}
         self.last_match = None  # the matching.Match of the last faces() call with --face match
         self.device = resolve_device(self.edit["device"])
-        self.precision = check_precision(self.device, self.edit.get("precision") or "fp32")
-        if self.precision == "fp32":
-            configure_backends(self.device)
-        else:
-            configure_backends(self.device, self.precision)
+        self.precision = check_precision(self.device, self.edit.get("precision") or "auto")
+        self.deterministic = resolve_deterministic(self.device, self.edit.get("deterministic"))
+        self.edit.update(precision=self.precision, deterministic=self.deterministic)  # sidecars: what ran
+        configure_backends(self.device, self.precision, self.deterministic)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Pipeline":
@@ -129,12 +129,12 @@ class Pipeline(Attributes, Tuning, Rendering, Sidecars):
         tuning. With a saved pivot, the inverter, tuner and identity network are not built."""
         from . import config as config_mod
         from . import matching
-        from .registry import SECTIONS
+        from .registry import sections
 
         matching.prepare(self)  # --face match: the matcher, its threshold and the reference's faces
         self.check_operators()  # an operator that needs an intercept with a direction without one
         skip = {"inverter", "tuner", "identity"} if with_pivot else set()
-        for section in SECTIONS:
+        for section in sections():
             if section not in skip and self.has(section):
                 self.component(section)
         config_mod.parse_layers(self.edit["layers"], getattr(self.generator, "num_ws", None))

@@ -58,8 +58,13 @@ class Rendering:
         name = getattr(op, "name", "") or type(op).__name__.lower()
         if getattr(op, "returns_photo", False):
             return None, cf.records(name, edits, None, w, None, photo=True), True
+        keep = self.kept_attributes()
+        if any(getattr(e.direction, "field", None) is not None for e in [*edits, *keep]):  # per-face paths
+            from .fieldpath import pipeline_move
+
+            return (*pipeline_move(name, op, edits, keep, w, alphas), False)
         steps = cf.steps_for(op, edits, w, alphas)
-        w_out = cf.move(w, edits, steps, self.kept_attributes(), uniform_apply=not getattr(op, "needs_intercept", False))
+        w_out = cf.move(w, edits, steps, keep, uniform_apply=not getattr(op, "needs_intercept", False))
         return w_out, cf.records(name, edits, steps, w, w_out), False
 
     def edit_latent(self, w, alpha: float):

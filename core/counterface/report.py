@@ -24,9 +24,12 @@ Outliers (documented in docs/report.md; :data:`THRESHOLDS`):
 * ``changed_outside_blend``: ``unchanged_outside_blend`` (or ``_z0``) below 1 with a lossless format
   (png, webp): a pixel the blend mask gives weight 0 differs from Z
 * ``low_psnr_outside``: ``psnr_outside`` (or ``_z0``) below ``psnr_outside`` dB
-* ``smile_not_redetected``: the row was measured but no face was re-detected on Z1 or Z0 (empty
-  ``smile_z1`` / ``smile_z0``)
-* ``no_smile_gain``: alpha > 0 and ``smile_delta`` <= 0
+* ``not_scored``: the edited attribute has a scorer (a ``scorer`` column) but it could not score Z1
+  or Z0 (empty ``score_z1`` / ``score_z0``, e.g. no face found on an output)
+* ``no_score_gain``: alpha > 0 and ``score_delta`` <= 0 (the edit did not raise its attribute's score)
+
+The two score flags look at every scored attribute (``score_*``, or ``<attribute>_score_*`` when
+several are edited, :mod:`counterface.scoring`); an attribute without a scorer gets neither.
 * ``metrics_error``: ``evaluate`` could not measure the row
 """
 
@@ -46,6 +49,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .metrics import IDENTITY_SUFFIXES, IDENTITY_THRESHOLDS
+from .scoring import parse_score_column, score_prefixes
 
 #: default outlier thresholds (``--min-identity``, ``--min-identity-independent``, ``--min-psnr-outside``)
 THRESHOLDS = {**IDENTITY_THRESHOLDS, "psnr_outside": 20.0}
@@ -86,12 +90,14 @@ def outlier_flags(row: Mapping[str, Any], thresholds: Mapping[str, float] = THRE
     psnr = [_num(row.get(c)) for c in ("psnr_outside", "psnr_outside_z0")]
     if any(v is not None and v < thresholds["psnr_outside"] for v in psnr):
         flags.append("low_psnr_outside")
-    measured = any(_num(row.get(c)) is not None for c in ("psnr_outside", "identity", "smile_z"))
-    if measured and any(_num(row.get(c)) is None for c in ("smile_z1", "smile_z0")):
-        flags.append("smile_not_redetected")
-    delta, alpha = _num(row.get("smile_delta")), _num(row.get("alpha"))
-    if delta is not None and alpha is not None and alpha > 0 and delta <= 0:
-        flags.append("no_smile_gain")
+    alpha = _num(row.get("alpha"))
+    prefixes = [p for p in score_prefixes(row) if row.get(f"{p}scorer")]
+    if any(_num(row.get(f"{p}score_z1")) is None or (row.get("z0") and _num(row.get(f"{p}score_z0")) is None)
+           for p in prefixes):
+        flags.append("not_scored")
+    deltas = [_num(row.get(f"{p}score_delta")) for p in prefixes]
+    if alpha is not None and alpha > 0 and any(d is not None and d <= 0 for d in deltas):
+        flags.append("no_score_gain")
     return flags
 
 
@@ -117,6 +123,8 @@ def column_kinds(rows: Sequence[Mapping[str, Any]], manifest: Iterable[str]) -> 
         numeric = bool(values) and all(_num(v) is not None for v in values)
         if name in manifest:
             kind = "manifest"
+        elif (parse_score_column(name) or ("", ""))[1] == "scorer":
+            kind = "run"  # the scorer's name
         elif name in METRIC_COLUMNS and name not in RUN_COLUMNS:
             kind, numeric = "metric", True  # an empty metric (no face re-detected) is still a metric
         elif name in RUN_COLUMNS:

@@ -40,7 +40,8 @@ EDIT_DEFAULTS: dict[str, Any] = {
     "match_threshold": None,  # lowest cosine similarity to the reference; None = the matcher's own
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
-    "precision": "fp32",  # fp32 | tf32 | bf16 (the last two on CUDA only; see device.configure_backends)
+    "precision": "auto",  # auto (CUDA: tf32, else fp32) | fp32 | tf32 | bf16 (the last two on CUDA only)
+    "deterministic": "auto",  # auto (CUDA: false, else true) | true | false; fp32 + true: the exact path
 }
 
 FACE_CHOICES = ("largest", "all", "match")
@@ -173,8 +174,11 @@ class EditSettings:
         from .device import PRECISIONS
 
         config_mod.parse_layers(edit.get("layers"))
-        if (edit.get("precision") or "fp32") not in PRECISIONS:
-            raise ConfigError(f"invalid precision {edit.get('precision')!r}; valid: {', '.join(PRECISIONS)}")
+        if (edit.get("precision") or "auto") not in ("auto", *PRECISIONS):
+            raise ConfigError(f"invalid precision {edit.get('precision')!r}; valid: auto, {', '.join(PRECISIONS)}")
+        from .device import resolve_deterministic
+
+        resolve_deterministic("cpu", edit.get("deterministic"))  # ConfigError (one line) for a bad value
         sweep = None if alphas is None else tuple(parse_alphas(list(alphas)) or ())
         settings = cls(config=config, edit=edit, alphas=sweep or None, given=frozenset(given), roles=tuple(roles))
         from .contradictions import check
@@ -238,12 +242,6 @@ class EditSettings:
 
     def operator_name(self, role: str) -> str | None:
         return (self.config.get(role) or {}).get("name")
-
-    def replace(self, **edit: Any) -> "EditSettings":
-        """These settings with some ``[edit]`` values changed, validated again."""
-        cfg = copy.deepcopy(self.config)
-        cfg.setdefault("edit", {}).update({k: v for k, v in edit.items()})
-        return EditSettings.from_config(cfg, alphas=self.alphas, given=self.given, roles=self.roles)
 
 
 def _check_face(face: Any) -> None:

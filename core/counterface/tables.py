@@ -42,7 +42,7 @@ def flag_rows(rows: Sequence[dict[str, Any]], thresholds: dict[str, float] | Non
 #: per-row metric columns summarised by :func:`summarize` (when present)
 SUMMARY_COLUMNS = ("identity", "identity_z0", "identity_z1z0", "identity_independent", "identity_independent_z0",
                    "identity_independent_z1z0", "psnr_outside", "lpips_outside", "unchanged_outside_blend",
-                   "recon_mse", "recon_lpips", "smile_z", "smile_z1", "smile_z0", "smile_delta")
+                   "recon_mse", "recon_lpips")
 
 
 #: result-row columns per edited or watched attribute (:mod:`counterface.counterfactual`)
@@ -60,12 +60,17 @@ def summarize(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("alpha",),
     only the last one counts, and rows of several configurations (``job``) are never pooled:
     ``job`` is then added in front of ``by``.
 
-    With the default ``columns``, the per-attribute columns of the operators are summarised too:
-    ``leakage_<a>``, ``distance_before_<a>``, ``distance_after_<a>`` and ``distance_after_<a>_z0``.
+    With the default ``columns``, the per-attribute columns are summarised too: the operators'
+    ``leakage_<a>``, ``distance_before_<a>``, ``distance_after_<a>`` and ``distance_after_<a>_z0``, and
+    the attribute scores ``score_z``, ``score_z1``, ``score_z0``, ``score_delta`` (or
+    ``<a>_score_*``, :mod:`counterface.scoring`).
     """
+    from .scoring import parse_score_column
+
     rows = current_rows(rows)
     if columns is SUMMARY_COLUMNS:
-        dynamic = sorted({k for r in rows for k in r if k.startswith(ATTRIBUTE_COLUMN_PREFIXES)})
+        dynamic = sorted({k for r in rows for k in r if k.startswith(ATTRIBUTE_COLUMN_PREFIXES)
+                          or (parse_score_column(k) or ("", "scorer"))[1] != "scorer"})
         columns = (*SUMMARY_COLUMNS, *dynamic)
     if "job" not in by and len({r.get("job") for r in rows}) > 1:
         by = ("job", *by)

@@ -271,11 +271,13 @@ class BoundaryDirection(LatentDirection):
     (default W+ rows; ``None`` = the rows the boundary was fitted on, else every row). ``attribute``
     and ``family`` come from the file; a latent of another family or w_dim is refused with a
     ConfigError. ``region``: where the attribute lives (``mouth``, ``eyes``, ``face``, landmark
-    indices; default: the file's ``region`` metadata, else the whole face).
+    indices; default: the file's ``region`` metadata, else the whole face). ``scorer``: the file's
+    ``scorer`` metadata (the scorer ``directions calibrate`` fitted it on), else the attribute's default
+    (:mod:`counterface.scoring`).
     """
 
     def __init__(self, *, path: str | None = None, layers: Any = None, region: Any = None):
-        from counterface.boundary import find_boundary_file, read_metadata
+        from counterface.boundary import find_boundary_file
 
         if path in (None, ""):
             raise ConfigError("direction 'boundary' needs a file: --direction FILE.safetensors "
@@ -285,9 +287,20 @@ class BoundaryDirection(LatentDirection):
         p = Path(self.path).expanduser()
         if not p.is_file():
             raise WeightsError(f"boundary file not found: {path}")
-        meta = read_metadata(p) if p.suffix.lower() == ".safetensors" else {}
+        meta = {}
+        if p.suffix.lower() == ".safetensors":  # the one validator of boundary and field files, before any use
+            from counterface.boundary import read_header, validate_metadata
+
+            header, meta = read_header(p)
+            fmt = meta.get("format")
+            kind = "field" if isinstance(fmt, str) and fmt.startswith("counterface-field/") else "boundary"
+            validate_metadata(dict(meta), header, p, kind=kind)
+        fmt = meta.get("format")
+        self._is_field = isinstance(fmt, str) and fmt.startswith("counterface-field/")
+        self._field = None
         self.attribute = str(meta.get("attribute") or p.stem)
         self.region = region if region is not None else meta.get("region")
+        self.scorer = meta.get("scorer") if isinstance(meta.get("scorer"), str) else None  # calibrate's scorer
         self.family = str(meta.get("family") or "")
         own = meta.get("layers")
         self.layers = layers if layers is not None else own
@@ -298,11 +311,39 @@ class BoundaryDirection(LatentDirection):
         return Path(self.path).expanduser()
 
     @property
+    def field(self):
+        """The :class:`counterface.field.AttributeField` of a field file (None for a boundary): the
+        pipeline then moves each face along its own path (:mod:`counterface.fieldpath`)."""
+        if self._is_field and self._field is None:
+            from counterface.field import load_field
+
+            self._field = load_field(self._file())
+            if self.default_layers is not None or self.layers == "all":
+                self._field.layers = None if self.default_layers is None else list(self.default_layers)
+        return self._field
+
+    def apply(self, w, alpha: float, layers: Sequence[int] | str | None = None):
+        """A boundary: ``w + alpha * n``; a field: each row moved a path length ``alpha`` along the field."""
+        if self.field is None:
+            return super().apply(w, alpha, layers)
+        from counterface.fieldpath import move_latents
+
+        rows = self._layers(layers, int(w.shape[-2]))
+        flat = w.reshape(-1, *w.shape[-2:]).detach().to("cpu")
+        moved, _ = move_latents(self.field, flat, length=float(alpha), rows=rows)
+        return moved.reshape(w.shape).to(w.dtype).to(w.device)
+
+    @property
     def boundary(self):
         if self._boundary is None:
             from counterface.boundary import load_boundary
             from counterface.imageio import file_sha256
 
+            if self.field is not None:  # what needs one normal sees the field's tangent at the training mean
+                b = self.field.linearized()
+                b.meta["file_sha256"] = file_sha256(self._file())
+                self._boundary = b
+                return b
             b = load_boundary(self._file(), attribute=self.attribute, family=self.family)
             b.meta.setdefault("file_sha256", file_sha256(self._file()))
             if self.default_layers is not None or self.layers == "all":
@@ -319,5 +360,5 @@ class BoundaryDirection(LatentDirection):
         d = super().describe()
         b = self.boundary
         d.update(path=self.path, sha256=b.meta.get("file_sha256"), has_intercept=b.has_intercept,
-                 w_dim=b.w_dim)
+                 w_dim=b.w_dim, kind="field" if self._is_field else "boundary")
         return d

@@ -9,6 +9,9 @@ kernels are under a non-commercial licence and are not used or copied here):
 * :func:`fir_filter` and :func:`fir_upsample` -- the two special cases StyleGAN2 uses, expressed as a
   single depthwise ``conv2d`` / strided ``conv_transpose2d``: no zero-inserted intermediate, no
   reshapes, works in channels-last memory and with autograd.
+* :func:`up_kernel` / :func:`up_padding` -- a stride-2 transposed convolution followed by a FIR filter
+  is ONE stride-2 transposed convolution whose kernel is the full 2-D convolution of the two kernels
+  (exact: both are linear and shift-invariant per phase); used by the fused up-sampling conv.
 * :func:`fused_leaky_relu` -- ``leaky_relu(x + bias, slope) * scale`` with ``bias`` along dim 1.
 
 Kernels are 2-D tensors (as stored in the checkpoints' ``kernel`` buffers; :func:`make_kernel`
@@ -131,6 +134,36 @@ def fir_upsample(x: torch.Tensor, kernel: torch.Tensor, factor: int = 2, pad=(0,
     c = x.shape[1]
     weight = _depthwise(kernel, c, x)
     return F.conv_transpose2d(x, weight, stride=factor, padding=(ph, pw), output_padding=(dh, dw), groups=c)
+
+
+def up_padding(conv_kernel: int, fir_kernel: int, pad, factor: int = 2) -> tuple[int, int] | None:
+    """(padding, output_padding) of the ONE transposed convolution equal to ``conv_transpose2d(x, w,
+    stride=factor)`` followed by ``upfirdn2d(., fir, pad=pad)``; None when no such pair exists.
+
+    Derivation (one axis): ``y[n] = sum_i x[i] w[n - f*i]``; the filter (a true convolution after
+    padding ``p0``) gives ``z[m] = sum_j y[m + j - p0] k[K - 1 - j]``, so ``z[m] = sum_i x[i] c[m - f*i
+    + K - 1 - p0]`` with ``c = w * k`` the full convolution (length ``Kw + K - 1``): a transposed conv
+    with kernel ``c``, padding ``K - 1 - p0`` and output padding ``p1 - p0`` (the lengths then agree).
+    """
+    px0, px1, py0, py1 = _pads(pad)
+    if (px0, px1) != (py0, py1):
+        return None
+    padding, extra = fir_kernel - 1 - px0, px1 - px0
+    if padding < 0 or not 0 <= extra < factor:
+        return None
+    return padding, extra
+
+
+def up_kernel(weight: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
+    """The full 2-D convolution of every (.., kh, kw) kernel in ``weight`` with the FIR kernel ``fir``:
+    (..., kh + K - 1, kw + K - 1). Differentiable in ``weight`` (per-sample copies may be tuned)."""
+    *lead, kh, kw = weight.shape
+    k = fir.to(device=weight.device, dtype=weight.dtype)
+    kr, kc = k.shape
+    flat = weight.reshape(-1, 1, kh, kw)
+    # full convolution = correlation of the zero-padded input with the flipped kernel
+    out = F.conv2d(F.pad(flat, [kc - 1, kc - 1, kr - 1, kr - 1]), torch.flip(k, [0, 1])[None, None])
+    return out.reshape(*lead, kh + kr - 1, kw + kc - 1)
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None, negative_slope: float = 0.2,

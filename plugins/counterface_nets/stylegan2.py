@@ -9,11 +9,15 @@ Two synthesis paths compute the same function:
 
 * the default fast path (:meth:`Generator.synthesize`): one sample at a time, the modulation and
   demodulation folded into the conv weight, the up-sampling conv as a strided transposed conv followed
-  by a depthwise FIR conv that also adds the activation bias, noise and leaky ReLU in place, the
+  by a depthwise FIR conv that also adds the activation bias (on CUDA: ONE transposed conv whose 6x6
+  kernel is the 3x3 weight composed with the 4x4 blur, see :meth:`ModulatedConv2d.fused_up` and
+  :meth:`Generator.set_kernels`), noise and leaky ReLU in place, the
   ``sqrt(2)`` activation gain folded into the next layer's weight, channels-last memory. It is
   differentiable (the PTI tuner backprops through it) and fast under ``torch.inference_mode``.
-* the batched path (``synthesize(ws, impl="batched")``): every sample in one grouped convolution per
-  layer, and any parameter may carry a leading batch dimension of per-sample copies (``weight``
+* the batched path (``synthesize(ws, impl="batched")``): a layer whose weight is shared runs as the
+  plain modulated convolution (activations scaled by the style, one ordinary batched conv, then the
+  demodulation as a per-sample scale); per-sample weights run as one grouped convolution per layer
+  (``impl="grouped"`` forces the grouped form everywhere). Any parameter may carry a leading batch dimension of per-sample copies (``weight``
   (B, out, in, k, k) -- rosinality's own leading 1 --, ``modulation.weight`` (B, in, style),
   ``modulation.bias``/``activate.bias`` (B, C), ``noise.weight`` (B,), ``to_rgb*.bias`` (B, 3, 1, 1),
   ``input.input`` (B, C, 4, 4)). With :func:`torch.func.functional_call` this runs B differently
@@ -37,6 +41,8 @@ from torch import nn
 from . import ops
 
 BLUR_KERNEL = (1, 3, 3, 1)
+#: kernel choices of :meth:`Generator.set_kernels`
+KERNELS = ("auto", "fused", "exact")
 FFHQ_CONFIG = dict(size=1024, style_dim=512, n_mlp=8, channel_multiplier=2, max_channels=512)
 
 
@@ -152,43 +158,69 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate = demodulate
+        #: "auto" (fused up-sampling on CUDA, plain modulated batches), "fused" (both everywhere) or
+        #: "exact" (neither: the arithmetic of the two-op path and grouped batches); see KERNELS
+        self.kernels = "auto"
+        self._up_pads = ops.up_padding(kernel_size, len(blur_kernel), self.blur.pad) if upsample else None
 
-    def _static(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_up(self, x: torch.Tensor) -> bool:
+        """Whether this up-sampling conv runs as ONE transposed conv with the composed 6x6 kernel
+        (:func:`~counterface_nets.ops.up_kernel`) instead of a 3x3 transposed conv + the 4x4 FIR blur.
+
+        The composed conv does 4x the multiply-adds of the 3x3 transposed conv (the blur's work moves
+        into the full-channel conv) but saves a kernel launch and a pass over the activations: a win
+        on a GPU, a loss on a CPU (measured: +~1.7 s per 1024 synthesis at 1 thread), so ``auto``
+        fuses on CUDA only."""
+        if not self.upsample or self._up_pads is None or self.kernels == "exact":
+            return False
+        return self.kernels == "fused" or x.device.type == "cuda"
+
+    def _static(self, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight in the memory order the conv wants for channels-last activations, and the
         per-(out, in) sum of its squares over the kernel taps.
 
         Plain convs get (out, kh, kw, in), transposed (up-sampling) convs (in, kh, kw, out): the
         per-(out, in) modulation is then a vectorised multiply and the conv needs no reorder copy.
+        ``fused``: the up-sampling weight composed with the blur (6x6 taps; the sums of squares are
+        still the 3x3 weight's, which the demodulation is defined on).
         Cached while no gradient is needed; the cache key is the parameter's version counter, so
         in-place updates (a tuner's optimizer step, ``load_tensors``) invalidate it.
         """
         order = (1, 2, 3, 0) if self.upsample else (0, 2, 3, 1)
         weight = self.weight[0]
-        if (weight.requires_grad and torch.is_grad_enabled()) or self.weight.is_inference():
-            # (inference tensors, from a module built under inference_mode, track no versions)
-            return self._static_compute(weight, order)
+        if (weight.requires_grad and torch.is_grad_enabled()) or self.weight.is_inference() \
+                or not isinstance(self.weight, nn.Parameter) \
+                or (weight.is_cuda and torch.cuda.is_current_stream_capturing()):
+            # (inference tensors, from a module built under inference_mode, track no versions; a
+            # tensor swapped in by functional_call is new each call and may reuse an address; a CUDA
+            # graph must not read a cache entry that a later version bump frees)
+            return self._static_compute(weight, order, fused)
         key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
-        cache = self.__dict__.get("_weight_cache")
+        caches = self.__dict__.setdefault("_weight_cache", {})
+        cache = caches.get(fused)
         if cache is None or cache[0] != key:
             with torch.no_grad():
-                cache = (key, *self._static_compute(weight.detach(), order))
-            self.__dict__["_weight_cache"] = cache
+                cache = (key, *self._static_compute(weight.detach(), order, fused))
+            caches[fused] = cache
         return cache[1], cache[2]
 
-    def _static_compute(self, weight, order):
+    def _static_compute(self, weight, order, fused=False):
         w = weight.permute(*order).contiguous()
         wsq = torch.sum(w * w, dim=(1, 2))
+        if fused:
+            w = ops.up_kernel(weight, self.blur.kernel).permute(*order).contiguous()
         return w, (wsq.t() if self.upsample else wsq)
 
-    def modulated_weight(self, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    def modulated_weight(self, w: torch.Tensor, gain: float = 1.0, fused: bool = False) -> torch.Tensor:
         """Weight for ONE latent ``w`` (1, style_dim): (out, in, k, k), or for an up-sampling conv the
-        (in, out, k, k) ``conv_transpose2d`` weight; channels-last strides either way.
+        (in, out, k, k) ``conv_transpose2d`` weight (``fused``: composed with the blur, k + 3 taps);
+        channels-last strides either way.
 
         ``scale * weight * style`` demodulated per output channel, times ``gain`` (the previous
         layer's activation gain, which is linear in the input and so can live in the weight).
         """
         style = self.modulation(w)[0]  # (in,)
-        wst, wsq = self._static()
+        wst, wsq = self._static(fused)
         coef = (self.scale * gain) * style  # (in,)
         if self.demodulate:
             # sum over (in, kh, kw) of (scale * W * style)^2 = scale^2 * sum_in style^2 * sum_k W^2
@@ -200,10 +232,11 @@ class ModulatedConv2d(nn.Module):
             coef = coef.t()  # (in, out)
         return (wst * coef[:, None, None, :]).permute(0, 3, 1, 2)
 
-    def modulated_weights(self, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    def modulated_weights(self, w: torch.Tensor, gain: float = 1.0, fused: bool = False) -> torch.Tensor:
         """Per-sample weights (B, out, in, k, k) for latents ``w`` (B, style_dim): ``scale * weight *
         style`` demodulated per output channel, times ``gain`` (outside the demodulation, as in
-        :meth:`modulated_weight`). ``self.weight`` may be shared (1, ...) or per sample (B, ...)."""
+        :meth:`modulated_weight`). ``self.weight`` may be shared (1, ...) or per sample (B, ...).
+        ``fused``: the kernels composed with the up-sampling blur (k + 3 taps)."""
         style = self.modulation(w)  # (B, in)
         weight = self.weight
         coef = (self.scale * gain) * style  # (B, in)
@@ -213,20 +246,34 @@ class ModulatedConv2d(nn.Module):
             coef = demod[:, :, None] * coef[:, None, :]  # (B, out, in)
         else:
             coef = coef[:, None, :]
+        if fused:
+            weight = ops.up_kernel(weight, self.blur.kernel)
         return weight * coef[:, :, :, None, None]
 
-    def forward_many(self, x, w, gain=1.0, bias=None):
-        """Batched path: x (B, in, H, W), w (B, style_dim), one grouped conv for all samples; ``bias``
-        (out,) or (B, out) is added at the end."""
+    def forward_many(self, x, w, gain=1.0, bias=None, grouped=False):
+        """Batched path: x (B, in, H, W), w (B, style_dim); ``bias`` (out,) or (B, out) is added at the end.
+
+        A shared weight (the parameter's own (1, out, in, k, k), i.e. a frozen layer or one not being
+        tuned per face) runs as the plain modulated convolution (:meth:`forward_plain`): an ordinary
+        batched conv. Per-sample weights (B, ...) run as one grouped conv; so does everything with
+        ``grouped`` or ``kernels == "exact"``."""
+        if self.weight.shape[0] == 1 and not grouped and self.kernels != "exact":
+            return self.forward_plain(x, w, gain, bias)
         batch, in_ch, height, width = x.shape
-        weight = self.modulated_weights(w, gain)
-        k = self.kernel_size
+        fused = self.fused_up(x)
+        weight = self.modulated_weights(w, gain, fused)
+        k = weight.shape[-1]
         x = x.reshape(1, batch * in_ch, height, width)
         if self.upsample:
             weight = weight.transpose(1, 2).reshape(batch * in_ch, self.out_channel, k, k)
-            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
-            out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
-            out = ops.fir_filter(out, self.blur.kernel, self.blur.pad)
+            if fused:
+                pad, extra = self._up_pads
+                out = F.conv_transpose2d(x, weight, stride=2, padding=pad, output_padding=extra, groups=batch)
+                out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+            else:
+                out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+                out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+                out = ops.fir_filter(out, self.blur.kernel, self.blur.pad)
         else:
             out = F.conv2d(x, weight.reshape(batch * self.out_channel, in_ch, k, k), padding=self.padding, groups=batch)
             out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
@@ -234,11 +281,41 @@ class ModulatedConv2d(nn.Module):
             out = out + _per_sample(bias)
         return out
 
+    def forward_plain(self, x, w, gain=1.0, bias=None):
+        """The plain modulated convolution for a SHARED weight: modulate the activations instead of
+        the weight (``x * style``), one ordinary conv with the static weight for the whole batch, then
+        the demodulation as a per-(sample, out) scale. The same function as :meth:`forward_many`
+        (the conv is linear in each input channel); no per-sample weights are built, and with a
+        frozen weight no weight gradient is computed. x (B, in, H, W), w (B, style_dim); ``bias``
+        (out,) or (B, out) is added at the end."""
+        style = self.modulation(w)  # (B, in)
+        fused = self.fused_up(x)
+        wst, wsq = self._static(fused)  # conv layout, channels-last strides; wsq (out, in)
+        x = x * ((self.scale * gain) * style)[:, :, None, None]
+        weight = wst.permute(0, 3, 1, 2)  # (out, in, k, k) or, transposed, (in, out, k, k)
+        if not self.upsample:
+            out = F.conv2d(x, weight, padding=self.padding)
+        elif fused:
+            pad, extra = self._up_pads
+            out = F.conv_transpose2d(x, weight, stride=2, padding=pad, output_padding=extra)
+        else:
+            out = ops.fir_filter(F.conv_transpose2d(x, weight, stride=2), self.blur.kernel, self.blur.pad)
+        if self.demodulate:
+            demod = torch.rsqrt(torch.mm(style * style, wsq.t()) * (self.scale ** 2) + self.eps)  # (B, out)
+            if bias is not None:
+                return torch.addcmul(_per_sample(bias), out, demod[:, :, None, None])
+            return out * demod[:, :, None, None]
+        return out if bias is None else out + _per_sample(bias)
+
     def forward_one(self, x, w, gain=1.0, bias=None):
         """Fast path for one sample: x (1, in, H, W), w (1, style_dim); ``bias`` is added at the end."""
-        weight = self.modulated_weight(w, gain)
+        fused = self.fused_up(x)
+        weight = self.modulated_weight(w, gain, fused)
         if not self.upsample:
             return F.conv2d(x, weight, bias, padding=self.padding)
+        if fused:
+            pad, extra = self._up_pads
+            return F.conv_transpose2d(x, weight, bias, stride=2, padding=pad, output_padding=extra)
         out = F.conv_transpose2d(x, weight, stride=2)
         return ops.fir_filter(out, self.blur.kernel, self.blur.pad, bias)
 
@@ -278,9 +355,9 @@ class StyledConv(nn.Module):
         out = out.add_(noise * self.noise.weight)
         return F.leaky_relu_(out, 0.2)
 
-    def forward_many(self, x, w, noise, gain=1.0):
+    def forward_many(self, x, w, noise, gain=1.0, grouped=False):
         """Batched path (per-sample parameters allowed); like :meth:`forward_one`, without the gain."""
-        out = self.conv.forward_many(x, w, gain, self.activate.bias)
+        out = self.conv.forward_many(x, w, gain, self.activate.bias, grouped)
         out = out + noise * self.noise.weight.reshape(-1, 1, 1, 1)
         return F.leaky_relu(out, 0.2)
 
@@ -311,9 +388,9 @@ class ToRGB(nn.Module):
             out = out.add_(self.upsample(skip))
         return out
 
-    def forward_many(self, x, w, skip=None, gain=1.0):
+    def forward_many(self, x, w, skip=None, gain=1.0, grouped=False):
         """Batched path (per-sample parameters allowed)."""
-        out = self.conv.forward_many(x, w, gain) + self.bias  # bias (1|B, 3, 1, 1)
+        out = self.conv.forward_many(x, w, gain, grouped=grouped) + self.bias  # bias (1|B, 3, 1, 1)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -386,6 +463,18 @@ class Generator(nn.Module):
         return dict(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
                     channel_multiplier=self.channel_multiplier, max_channels=self.max_channels)
 
+    def set_kernels(self, mode: str) -> "Generator":
+        """Which kernels the fast and batched paths use (every modulated conv): ``"auto"`` (default:
+        the up-sampling conv fused with its blur on CUDA, shared weights as plain modulated convs),
+        ``"fused"`` (both, on any device) or ``"exact"`` (the two-op up-sampling and grouped batches:
+        the arithmetic of the exact path). All compute the same function within float rounding."""
+        if mode not in KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {mode!r}")
+        for m in self.modules():
+            if isinstance(m, ModulatedConv2d):
+                m.kernels = mode
+        return self
+
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, style_dim) -> w (N, style_dim)."""
         return self.style(z)
@@ -404,10 +493,10 @@ class Generator(nn.Module):
             raise ValueError(f"ws must be (N, {self.n_latent}, {self.style_dim}), got {tuple(ws.shape)}")
         if impl == "reference":
             return self._synthesize_reference(ws)
-        if impl == "batched":
-            return self._synthesize_batched(ws)
+        if impl in ("batched", "grouped"):
+            return self._synthesize_batched(ws, grouped=impl == "grouped")
         if impl != "fast":
-            raise ValueError(f"impl must be 'fast', 'batched' or 'reference', got {impl!r}")
+            raise ValueError(f"impl must be 'fast', 'batched', 'grouped' or 'reference', got {impl!r}")
         images = [self._synthesize_one(ws[i:i + 1]) for i in range(ws.shape[0])]
         return images[0] if len(images) == 1 else torch.cat(images, 0)
 
@@ -428,17 +517,17 @@ class Generator(nn.Module):
             i += 2
         return skip.contiguous()
 
-    def _synthesize_batched(self, ws: torch.Tensor) -> torch.Tensor:
+    def _synthesize_batched(self, ws: torch.Tensor, grouped: bool = False) -> torch.Tensor:
         gain = ops.SQRT2
         x = self.input.input
         x = x.expand(ws.shape[0], -1, -1, -1) if x.shape[0] == 1 else x
-        x = self.conv1.forward_many(x, ws[:, 0], self._noise(0))
-        skip = self.to_rgb1.forward_many(x, ws[:, 1], gain=gain)
+        x = self.conv1.forward_many(x, ws[:, 0], self._noise(0), grouped=grouped)
+        skip = self.to_rgb1.forward_many(x, ws[:, 1], gain=gain, grouped=grouped)
         i = 1
         for j, to_rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * j].forward_many(x, ws[:, i], self._noise(2 * j + 1), gain)
-            x = self.convs[2 * j + 1].forward_many(x, ws[:, i + 1], self._noise(2 * j + 2), gain)
-            skip = to_rgb.forward_many(x, ws[:, i + 2], skip, gain)
+            x = self.convs[2 * j].forward_many(x, ws[:, i], self._noise(2 * j + 1), gain, grouped)
+            x = self.convs[2 * j + 1].forward_many(x, ws[:, i + 1], self._noise(2 * j + 2), gain, grouped)
+            skip = to_rgb.forward_many(x, ws[:, i + 2], skip, gain, grouped)
             i += 2
         return skip
 

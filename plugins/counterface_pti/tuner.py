@@ -61,6 +61,11 @@ for it, since AdamW's momentum would still move it) while the others go on. The 
 convolutions: set process-wide by the pipeline, nothing to do here) or ``bf16`` (the forward passes
 and losses under ``torch.autocast(dtype=bfloat16)``; parameters, gradients and optimiser state stay
 float32). bf16 and tf32 need CUDA.
+
+``graphs`` (``auto`` | ``on`` | ``off``): on CUDA, outside the exact path (fp32 + deterministic) and
+not in bf16, ``auto`` captures one refinement and one tuning step as CUDA graphs and replays them for
+every step and face (:mod:`.graphs`); early stopping is read every ``graph_check_every`` steps and
+gives the eager loop's step count. The pivot's ``meta["graphs"]`` says what ran per stage.
 """
 
 from __future__ import annotations
@@ -139,6 +144,8 @@ class PTITuner(BatchedTuning, Tuner):
         seed: int = 0,
         device: str = "auto",
         precision: str = "fp32",
+        graphs: str = "auto",
+        graph_check_every: int = 10,
     ):
         if start not in _STARTS:
             raise ConfigError(f"tuner.start must be one of {', '.join(_STARTS)}, got {start!r}")
@@ -178,6 +185,16 @@ class PTITuner(BatchedTuning, Tuner):
         self.seed = int(seed)
         self.device = device
         self.precision = precision
+        from .graphs import GRAPH_MODES
+
+        if graphs not in GRAPH_MODES:
+            raise ConfigError(f"tuner.graphs must be one of {', '.join(GRAPH_MODES)}, got {graphs!r}")
+        if int(graph_check_every) < 1:
+            raise ConfigError(f"tuner.graph_check_every must be >= 1, got {graph_check_every}")
+        self.graphs = graphs
+        self.graph_check_every = int(graph_check_every)
+        self._graph_cache: dict = {}  # captured steps (graphs.RefineGraph / TuneGraph) by configuration
+        self._graph_modes: dict = {}  # stage -> "graph" or "eager: why" (the last run's; in the pivot's meta)
 
     # -- helpers ---------------------------------------------------------------------------------
     def selected(self, generator) -> list[str]:
@@ -221,9 +238,8 @@ class PTITuner(BatchedTuning, Tuner):
     def refine(self, generator, w_init, target, lp, work: int, progress=None):
         """Step 3: returns (w (num_ws, w_dim) CPU, first-step losses, final losses, steps run)."""
         import torch
-        from torch.nn import functional as F
 
-        from counterface import perceptual
+        from . import graphs
 
         dev = target.device
         if self.start == "w":
@@ -239,12 +255,23 @@ class PTITuner(BatchedTuning, Tuner):
             return v.expand(generator.num_ws, -1) if v.shape[0] == 1 else v
 
         def losses(v):
-            with self._autocast(dev):
-                img = resize(generator.synthesize(wplus(v)[None]), work).float()
-                l2 = F.mse_loss(img, target)
-                lpv = perceptual.distance(lp, img, target).float()
-                total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
-            return total, {"loss": total.item(), "l2": l2.item(), "lpips": lpv.item()}
+            total, t = self._refine_terms(generator, v, target, lp, work)
+            return total, {"loss": total.item(), "l2": t["l2"].item(), "lpips": t["lpips"].item()}
+
+        key = ("refine", id(generator.module), id(lp), work, tuple(var.shape), tuple(target.shape), self.latent_steps)
+        graph = self._graph("refine", dev, key, self.latent_steps, lambda: graphs.RefineGraph(
+            self, generator, var, target, lp, work, self.latent_steps))
+        if graph is not None:  # CUDA: the captured step, replayed (see graphs.py)
+            try:
+                var_g, first = graph.run(var, target, self.latent_steps)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below, from the same start
+                self._graph_failed("refine", key, exc)
+            else:
+                with torch.no_grad():
+                    _, final = losses(var_g)
+                if progress is not None:
+                    progress({"stage": "refine", "step": self.latent_steps, "steps": self.latent_steps, **final})
+                return wplus(var_g.detach()).cpu().clone(), first or final, final, self.latent_steps
 
         opt = torch.optim.AdamW([var], lr=self.latent_lr, weight_decay=self.weight_decay)
         first = None
@@ -260,26 +287,28 @@ class PTITuner(BatchedTuning, Tuner):
             _, final = losses(var)
         return wplus(var.detach()).cpu().clone(), first or final, final, self.latent_steps
 
-    def tune_generator(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
-        """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""
-        import torch
+    def _refine_terms(self, generator, v, target, lp, work):
+        """Step 3's loss of latent ``v`` ((num_ws | 1, w_dim)): (total, {"l2", "lpips"}) as tensors."""
         from torch.nn import functional as F
 
         from counterface import perceptual
 
-        params = dict(generator.module.named_parameters())
-        dev = target.device
-        wp = w.to(dev)[None]
-        use_id = identity is not None and self.lambda_id > 0
-        if use_id:
-            with torch.no_grad():
-                target_emb = identity.embed(target).to(dev)
+        with self._autocast(target.device):
+            wp = v.expand(generator.num_ws, -1) if v.shape[0] == 1 else v
+            img = resize(generator.synthesize(wp[None]), work).float()
+            l2 = F.mse_loss(img, target)
+            lpv = perceptual.distance(lp, img, target).float()
+            total = self.latent_lambda_l2 * l2 + self.latent_lambda_lpips * lpv
+        return total, {"l2": l2, "lpips": lpv}
 
-        def losses():
-            with self._autocast(dev):
-                return _losses()
+    def _tune_terms(self, generator, wp, target, mask, identity, target_emb, lp, work, use_id):
+        """Step 4's loss at the pivot ``wp`` (1, num_ws, w_dim): (total, {"pixel", "lpips", ["region",
+        "id"]}) as tensors."""
+        from torch.nn import functional as F
 
-        def _losses():
+        from counterface import perceptual
+
+        with self._autocast(target.device):
             img = resize(generator.synthesize(wp), work).float()
             diff = img - target
             pix = diff.abs().mean() if self.tune_pixel == "l1" else diff.pow(2).mean()
@@ -290,10 +319,94 @@ class PTITuner(BatchedTuning, Tuner):
                 rec["region"] = (mask * diff).abs().mean()
                 total = total + self.lambda_region * rec["region"]
             if use_id:
-                emb = identity.embed(img).to(dev)
+                emb = identity.embed(img).to(target.device)
                 rec["id"] = 1.0 - F.cosine_similarity(emb, target_emb, dim=1).mean()
                 total = total + self.lambda_id * rec["id"]
+        return total, rec
+
+    def _graph(self, stage: str, dev, key: tuple, steps: int, build):
+        """The cached :mod:`.graphs` step of ``stage`` for ``key`` (``build()`` makes it on first use;
+        the entry's closures hold the objects whose ids are in the key, so ids stay unique), or None
+        for the eager loop: the CPU, ``graphs='off'``, the exact path, bf16, too few steps."""
+        from counterface.device import numerics
+
+        from . import graphs
+
+        use, why = graphs.wanted(self.graphs, dev, self.precision, bool(numerics().get("exact", False)))
+        if use and steps <= graphs.WARMUP_STEPS:
+            use, why = False, "eager: too few steps"
+        self._graph_modes[stage] = why
+        if not use:
+            return None
+        entry = self._graph_cache.get(key)
+        if entry is None:
+            try:
+                entry = build()
+            except Exception as exc:  # noqa: BLE001 - e.g. an op the warm-up or capture cannot run
+                self._graph_failed(stage, key, exc)
+                return None
+            self._graph_cache[key] = entry
+        self._graph_modes[stage] = entry.runner.mode
+        return entry
+
+    def _graphs_wanted(self, dev) -> bool:
+        from counterface.device import numerics
+
+        from . import graphs
+
+        return graphs.wanted(self.graphs, dev, self.precision, bool(numerics().get("exact", False)))[0]
+
+    def _graph_failed(self, stage: str, key: tuple, exc: Exception) -> None:
+        """Forget a graph step that failed; the stage runs the eager loop (recorded in meta.graphs)."""
+        self._graph_cache.pop(key, None)
+        self._graph_modes[stage] = f"eager: graph step failed ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
+
+    def release_graphs(self) -> None:
+        """Drop the captured step graphs (and the GPU memory they hold)."""
+        self._graph_cache.clear()
+
+    def tune_generator(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
+        """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""
+        import torch
+
+        from . import graphs
+
+        params = dict(generator.module.named_parameters())
+        dev = target.device
+        wp = w.to(dev)[None]
+        use_id = identity is not None and self.lambda_id > 0
+        target_emb = None
+        if use_id:
+            with torch.no_grad():
+                target_emb = identity.embed(target).to(dev)
+
+        def losses():
+            total, rec = self._tune_terms(generator, wp, target, mask, identity, target_emb, lp, work, use_id)
             return total, {"loss": total.item(), **{k: v.item() for k, v in rec.items()}}
+
+        key = ("tune", id(generator.module), id(lp), id(identity), work, tuple(names), tuple(target.shape),
+               mask is None, use_id, self.tune_steps)
+        start = {n: params[n].detach().clone() for n in names} if self._graphs_wanted(dev) else None
+        graph = self._graph("tune", dev, key, self.tune_steps, lambda: graphs.TuneGraph(
+            self, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
+            self.tune_steps))
+        if graph is not None:  # CUDA: the captured step, replayed; early stop read every K steps
+            try:
+                first, steps, early = graph.run(wp, target, mask, target_emb, self.tune_steps,
+                                                self.graph_check_every)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below, from the same start
+                self._graph_failed("tune", key, exc)
+            else:
+                with torch.no_grad():
+                    _, final = losses()
+                if progress is not None:
+                    progress({"stage": "tune", "step": steps, "steps": self.tune_steps, **final})
+                return first or final, final, steps, early
+        if start is not None:  # a graph set-up or run that failed may have stepped: start again
+            with torch.no_grad():
+                for n in names:
+                    params[n].copy_(start[n])
+                    params[n].grad = None
 
         opt = torch.optim.AdamW([params[n] for n in names], lr=self.tune_lr, weight_decay=self.weight_decay)
         first, steps, early = None, 0, False
@@ -370,6 +483,7 @@ class PTITuner(BatchedTuning, Tuner):
             "tuned_numel": int(sum(params[n].numel() for n in names)),
             "generator_numel": int(sum(p.numel() for p in params.values())),
             "seconds": seconds,
+            "graphs": dict(self._graph_modes),
         }
 
     # -- batched tuning ----------------------------------------------------------------------------

@@ -1,12 +1,63 @@
-"""The landmark smile scorer: :func:`counterface.metrics.smile_score` of each face's 68 landmarks."""
+"""The landmark smile scorer: mouth-corner lift plus mouth width of each face's 68 iBUG landmarks.
+
+:func:`smile_score` is the score of one landmark set; :class:`LandmarkSmileScorer` (registered as
+``smile``, the default scorer of the ``smile`` attribute, so the ``score_*`` columns of a smile edit)
+finds the landmarks on each image with an aligner.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from counterface import Scorer
+
+#: iBUG-68 indices used by the smile score
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54
+#: upper-lip top, lower-lip bottom, inner upper, inner lower: their mean is the mouth centre
+MOUTH_CENTRE = (51, 57, 62, 66)
+
+
+@dataclass(frozen=True)
+class SmileScore:
+    """``lift``: mean height of the two mouth corners above the mouth centre, along the face's own
+    vertical axis (perpendicular to the eye line), divided by the inter-ocular distance; positive
+    when the corners are raised. ``width``: corner-to-corner distance / inter-ocular distance.
+    ``score`` = lift + width; both grow with a smile. Invariant to translation, rotation and scale.
+    """
+
+    lift: float
+    width: float
+
+    @property
+    def score(self) -> float:
+        return self.lift + self.width
+
+    def to_json(self) -> dict[str, float]:
+        return {"lift": self.lift, "width": self.width, "score": self.score}
+
+
+def smile_score(landmarks: np.ndarray) -> SmileScore:
+    """The landmark smile score of one face from its 68 iBUG landmarks (any pixel frame)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
+    eye_l, eye_r = lm[LEFT_EYE].mean(0), lm[RIGHT_EYE].mean(0)
+    axis = eye_r - eye_l
+    iod = float(np.hypot(*axis))
+    if not np.isfinite(iod) or iod <= 1e-9:
+        raise ValueError("degenerate landmarks: the eyes coincide")
+    x_dir = axis / iod
+    down = np.array([-x_dir[1], x_dir[0]])  # x turned 90 degrees: points from the eyes to the mouth
+    centre = lm[list(MOUTH_CENTRE)].mean(0)
+    corners = lm[[MOUTH_LEFT, MOUTH_RIGHT]]
+    lift = float(np.mean((centre - corners) @ down)) / iod
+    width = float(np.hypot(*(corners[1] - corners[0]))) / iod
+    return SmileScore(lift=lift, width=width)
 
 
 class LandmarkSmileScorer(Scorer):
@@ -36,8 +87,6 @@ class LandmarkSmileScorer(Scorer):
 
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
         import cv2
-
-        from counterface.metrics import smile_score
 
         out = np.full(len(images), np.nan, dtype=np.float64)
         for i, img in enumerate(images):

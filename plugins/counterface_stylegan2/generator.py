@@ -101,7 +101,24 @@ class StyleGAN2Generator(counterface.Generator):
         if ws.ndim != 3 or ws.shape[1:] != (mod.num_ws, mod.style_dim):
             raise counterface.ConfigError(
                 f"stylegan2: ws must have shape (N, {mod.num_ws}, {mod.style_dim}), got {tuple(ws.shape)}")
-        return mod.synthesize(ws.to(self.device, dtype=self._dtype()))
+        mode = self._kernels()
+        ws = ws.to(self.device, dtype=self._dtype())
+        if ws.shape[0] > 1 and ws.device.type in self.batched_devices and mode != "exact":
+            return mod.synthesize(ws, impl="batched")  # shared weights: plain modulated convs, one batch
+        return mod.synthesize(ws)
+
+    def _kernels(self) -> str:
+        """The network's kernels follow the run's numerics (:func:`counterface.device.numerics`):
+        ``exact`` for the exact path (fp32 + deterministic), else ``auto`` (fused up-sampling
+        convolutions on CUDA, plain modulated convolutions for shared weights)."""
+        from counterface.device import numerics
+
+        mode = "exact" if numerics().get("exact") else "auto"
+        mod = self.module
+        if mod.__dict__.get("_kernels_mode") != mode:
+            mod.set_kernels(mode)
+            mod.__dict__["_kernels_mode"] = mode
+        return mode
 
     #: device types that use the batched path in synthesize_tuned
     batched_devices = ("cuda",)
@@ -112,6 +129,8 @@ class StyleGAN2Generator(counterface.Generator):
         weights anyway), with ``tensors`` {name: (B, *shape)} swapped in by
         :func:`torch.func.functional_call`. Differentiable in ``ws`` and ``tensors``.
 
+        Layers whose weights are shared (not in ``tensors``) run as plain modulated convolutions (an
+        ordinary batch; no weight gradients when frozen) unless the run is exact.
         On CUDA only: elsewhere the one-sample fast path is faster (measured on the CPU: grouped
         convolutions lose to channels-last one-sample convolutions), so samples go one at a time."""
         import torch
@@ -122,6 +141,7 @@ class StyleGAN2Generator(counterface.Generator):
             raise counterface.ConfigError(
                 f"stylegan2: ws must have shape (N, {mod.num_ws}, {mod.style_dim}), got {tuple(ws.shape)}")
         ws = ws.to(self.device, dtype=self._dtype())
+        self._kernels()
         if ws.device.type not in self.batched_devices:
             return super().synthesize_tuned(ws, tensors)
         if not tensors:

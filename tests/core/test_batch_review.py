@@ -33,12 +33,13 @@ def test_a_user_column_named_like_a_metric_is_kept_apart(fake_cfg, tmp_path):
     """A face data set's manifest may well have an ``identity`` column (the person's name): it must not
     overwrite the identity similarity, nor stop ``evaluate`` from measuring the row."""
     synthetic_photos(tmp_path / "img", 1, size=(60, 80), prefix="photo")
-    (tmp_path / "m.csv").write_text("path,identity,smile_z1\nimg/photo0.png,Ann,big\n")
+    (tmp_path / "m.csv").write_text("path,identity,score_z1,smile_score_delta\nimg/photo0.png,Ann,big,huge\n")
     items = batch.read_manifest(tmp_path / "m.csv")
     _runner(fake_cfg, tmp_path / "with").run(items)
     row = batch.load_rows(tmp_path / "with")[0]
     assert isinstance(row["identity"], float) and row["user_identity"] == "Ann"
-    assert row["user_smile_z1"] == "big" and row["smile_z1"] != "big"
+    assert row["user_score_z1"] == "big" and row.get("score_z1") != "big"
+    assert row["user_smile_score_delta"] == "huge" and "smile_score_delta" not in row
     _runner(fake_cfg, tmp_path / "without", with_metrics=False).run(items)
     n, failed, rows = batch.evaluate_folder(tmp_path / "without", lpips_net="none")
     assert (n, failed) == (1, 0) and isinstance(rows[0]["identity"], float) and rows[0]["user_identity"] == "Ann"

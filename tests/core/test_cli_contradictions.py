@@ -55,6 +55,7 @@ CASES = [
     (["pairs", "{p}", "--pi1", "negate", "--pi0", "negate"], ["same operator"]),
     (["pairs", "{p}", "--target-score", "0.5"], ["--target-score without --alpha auto"]),
     (["batch", "{p}", "--alpha", "1", "--alphas", "0,1"], ["--alpha and --alphas"]),
+    (["pairs", "{p}", "--keep", "vector"], ["--keep vector", "also an edited direction"]),
 ]
 
 

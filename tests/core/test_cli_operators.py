@@ -172,3 +172,20 @@ def test_batch_alpha_auto_one_search_per_face(setup, tmp_path):
     assert row["alpha"] == z1["alpha_auto"]["alpha"] and row["alpha_auto_reached"] == z1["alpha_auto"]["reached"]
     r = invoke(*args)  # resumes: the photo is done
     assert r.exit_code == 0 and "1 already done" in r.output
+
+
+def test_batch_alpha_is_one_value_per_direction(setup, tmp_path):
+    """`batch --alpha` means what it means in `edit`: one strength per --direction (not a sweep); the
+    row records them as text, the sidecar as a list, and Z1 equals `edit`'s."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(setup["photo"].read_bytes())
+    args = ["--preset", "tiny", "--direction", setup["smile"], "--direction", setup["age"], "--alpha", "1",
+            "--alpha", "-0.5", *NO_TUNING]
+    r = invoke("batch", folder, "-o", tmp_path / "out", "--no-metrics", *args)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["alpha"] == "1,-0.5"
+    s = json.loads((tmp_path / "out" / rows[0]["z1_sidecar"]).read_text())
+    assert s["alpha"] == [1.0, -0.5]
+    assert [a["alpha"][0] for a in s["attributes"]] == pytest.approx([1.0, -0.5])

@@ -100,7 +100,7 @@ def test_figures_from_a_tiny_preset_sweep(photos, tmp_path):
                               ["Obama", "Miranda"])
     tiny = ["--preset", "tiny", "--set", "tuner.latent_steps=2", "--set", "tuner.tune_steps=2", "--lpips", "random"]
     run = lambda *a: subprocess.run([sys.executable, "-m", "counterface", *a], capture_output=True, text=True, timeout=1200)
-    s = run("batch", str(manifest), "-o", str(tmp_path / "sweep"), *tiny, "--alpha=-2,0,2")
+    s = run("batch", str(manifest), "-o", str(tmp_path / "sweep"), *tiny, "--alphas=-2,0,2")
     assert s.returncode == 0, s.stderr
     f = run("figures", str(tmp_path / "sweep"), "--label", "politician")
     assert f.returncode == 0, f.stderr

@@ -104,48 +104,11 @@ def test_outside_blend_is_exactly_the_zero_weight_pixels():
     assert metrics.outside_blend(m).tolist() == [[True, False], [False, True]]
 
 
-# -- smile score -----------------------------------------------------------------------------------
-def test_smile_score_ranks_synthetic_mouths():
-    frown = metrics.smile_score(mouth_landmarks(width=0.9, lift=-0.02)).score
-    neutral = metrics.smile_score(mouth_landmarks()).score
-    slight = metrics.smile_score(mouth_landmarks(width=1.1, lift=0.01)).score
-    broad = metrics.smile_score(mouth_landmarks(width=1.3, lift=0.03, opening=0.02)).score
-    assert frown < neutral < slight < broad
-
-
-@SETTINGS
-@given(st.floats(0.7, 1.5), st.floats(-0.04, 0.04), st.floats(0.001, 0.03))
-def test_smile_score_grows_with_lift_and_width(width, lift, step):
-    base = metrics.smile_score(mouth_landmarks(width, lift))
-    lifted = metrics.smile_score(mouth_landmarks(width, lift + step))
-    wider = metrics.smile_score(mouth_landmarks(width + 10 * step, lift))
-    assert lifted.lift > base.lift and lifted.score > base.score
-    assert wider.width > base.width and wider.score > base.score
-    assert wider.lift == pytest.approx(base.lift, abs=1e-9)
-
-
-@SETTINGS
-@given(st.floats(0.2, 5.0), st.floats(-math.pi, math.pi), st.floats(-500, 500), st.floats(-500, 500),
-       st.floats(0.8, 1.3), st.floats(-0.03, 0.03))
-def test_smile_score_is_similarity_invariant(scale, angle, tx, ty, width, lift):
-    lm = mouth_landmarks(width, lift)
-    a = metrics.smile_score(lm)
-    b = metrics.smile_score(transform(lm, scale, angle, tx, ty))
-    assert b.lift == pytest.approx(a.lift, abs=1e-9)
-    assert b.width == pytest.approx(a.width, rel=1e-9)
-
-
-def test_smile_score_rejects_bad_landmarks():
-    with pytest.raises(ValueError):
-        metrics.smile_score(np.zeros((5, 2)))
-    with pytest.raises(ValueError):
-        metrics.smile_score(np.zeros((68, 2)))
-
-
-def test_mouth_region_covers_every_mouth_and_grows_with_dilation():
+# -- regions ---------------------------------------------------------------------------------------
+def test_landmark_region_covers_every_mouth_and_grows_with_dilation():
     a, b = mouth_landmarks(), mouth_landmarks(width=1.4, lift=0.03)
-    tight = metrics.mouth_region([a, b], 256, dilate=0.0)
-    loose = metrics.mouth_region([a, b], 256, dilate=0.3)
+    tight = metrics.landmark_region([a, b], 256, range(48, 68), dilate=0.0)
+    loose = metrics.landmark_region([a, b], 256, range(48, 68), dilate=0.3)
     for lm in (a, b):
         for x, y in np.round(lm[48:60]).astype(int):
             assert tight[y, x]
@@ -286,13 +249,14 @@ def test_evaluator_gives_perfect_scores_for_an_unedited_photo(encoder, lp):
     assert out["psnr_outside"] == 100.0 and out["lpips_outside"] == 0.0
     assert out["unchanged_outside_blend"] == 1.0 and out["unchanged_outside_blend_z0"] == 1.0
     assert out["recon_mse"] == 0.0
-    assert out["smile_delta"] == pytest.approx(0.0)
+    assert not any(k.startswith("score") for k in out)  # no scorer given: no score columns
 
 
 def test_evaluator_sees_a_change_outside_the_mouth_but_not_inside(encoder, lp):
     photo, face = _face_and_photo()
-    ev = metrics.Evaluator(identity=encoder, lpips=lp, size=64)
-    mouth = metrics.mouth_region([metrics.transform_points(face.landmarks, metrics.scale_matrix(face.matrix, 2.0))], 64)
+    ev = metrics.Evaluator(identity=encoder, lpips=lp, size=64, region="mouth")
+    mouth = metrics.landmark_region([metrics.transform_points(face.landmarks, metrics.scale_matrix(face.matrix, 2.0))],
+                                    64, range(48, 68))
     # edit inside the mouth only: paint the mouth region (mapped back to the photo) black
     import cv2
 
@@ -312,11 +276,11 @@ def test_evaluator_sees_a_change_outside_the_mouth_but_not_inside(encoder, lp):
 
 
 def test_summarize_groups_and_skips_missing_values():
-    rows = [{"alpha": 1.0, "identity": 0.9, "smile_delta": 0.2}, {"alpha": 1.0, "identity": 0.7, "smile_delta": None},
+    rows = [{"alpha": 1.0, "identity": 0.9, "score_delta": 0.2}, {"alpha": 1.0, "identity": 0.7, "score_delta": None},
             {"alpha": 0.0, "identity": 1.0}]
     s = metrics.summarize(rows)
     assert [g["alpha"] for g in s] == [0.0, 1.0]
     one = s[1]
     assert one["rows"] == 2 and one["identity"]["mean"] == pytest.approx(0.8)
-    assert one["smile_delta"] == {"n": 1, "missing": 1, "mean": 0.2, "std": 0.0, "median": 0.2, "p05": 0.2, "p95": 0.2}
-    assert "smile_delta" not in s[0]
+    assert one["score_delta"] == {"n": 1, "missing": 1, "mean": 0.2, "std": 0.0, "median": 0.2, "p05": 0.2, "p95": 0.2}
+    assert "score_delta" not in s[0]

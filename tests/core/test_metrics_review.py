@@ -22,12 +22,6 @@ def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
     return lm
 
 
-def test_lift_is_positive_when_the_corners_go_up_in_the_picture():
-    up, flat, down = (metrics.smile_score(_face_landmarks(lift=v)) for v in (6.0, 0.0, -6.0))
-    assert up.lift == pytest.approx(0.1) and flat.lift == pytest.approx(0.0) and down.lift == pytest.approx(-0.1)
-    assert up.width == pytest.approx(40 / 60)  # inter-ocular distance 60 px
-
-
 class _Blind:
     """An aligner that finds no face anywhere."""
 
@@ -42,17 +36,27 @@ class _Face:
         self.crop = np.zeros((64, 64, 3), np.uint8)
 
 
-def test_lost_faces_are_counted_missing_in_every_smile_column():
-    """A face not re-detected on the outputs: smile_z1, smile_z0 AND smile_delta are None, so the
-    summary counts it as missing in smile_delta too (not silently fewer rows)."""
+class _ScoresOnlyZ:
+    """A scorer that finds its attribute on the first image only (NaN on the outputs)."""
+
+    def score(self, images):
+        return np.array([1.0] + [np.nan] * (len(images) - 1))
+
+
+def test_lost_faces_are_counted_missing_in_every_score_column():
+    """The scorer cannot score the outputs: score_z1, score_z0 AND score_delta are None, so the
+    summary counts it as missing in score_delta too (not silently fewer rows)."""
+    from counterface.scoring import ScoredAttribute
+
     lm = _face_landmarks()
     photo = np.full((200, 200, 3), 128, np.uint8)
-    ev = metrics.Evaluator(aligner=_Blind(), size=64)
+    ev = metrics.Evaluator(aligner=_Blind(), size=64, scorers=[ScoredAttribute("smile", "only-z", _ScoresOnlyZ())])
     out = ev.evaluate(photo, _Face(lm), photo.copy(), photo.copy())
-    assert out["smile_z"] is not None
-    assert out["smile_z1"] is None and out["smile_z0"] is None and "smile_delta" in out and out["smile_delta"] is None
-    s = metrics.summarize([out, {**out, "smile_delta": 0.5}])
-    assert s[0]["smile_delta"]["n"] == 1 and s[0]["smile_delta"]["missing"] == 1
+    assert out["score_z"] == 1.0 and out["scorer"] == "only-z"
+    assert out["score_z1"] is None and out["score_z0"] is None and "score_delta" in out and out["score_delta"] is None
+    s = metrics.summarize([out, {**out, "score_delta": 0.5}])
+    assert s[0]["score_delta"]["n"] == 1 and s[0]["score_delta"]["missing"] == 1
+    assert "scorer" not in s[0]  # a name, not a number
 
 
 def test_summary_keeps_configurations_apart_and_counts_a_replaced_photo_once():

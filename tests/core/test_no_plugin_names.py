@@ -39,6 +39,10 @@ KNOWN = {
     ("learn.py", "logistic"): "the boundary fit method's own name (not the outlet model)",
     ("learn.py", "on"): "a boundary side label",
     ("learn.py", "off"): "a boundary side label",
+    ("boundary.py", "boundary"): "a file kind (FORMATS: a boundary file's header), not the direction component",
+    ("cli/_fields.py", "boundary"): "the sidecar's direction_kind, a file kind (boundary or field file)",
+    ("device.py", "on"): "a boolean spelling of edit.deterministic (true/on/yes), not the operator",
+    ("device.py", "off"): "a boolean spelling of edit.deterministic (false/off/no), not the operator",
     ("cli/polarization.py", "resnet18"): "default embedder of polarization",
     ("cli/polarization.py", "logistic"): "default outlet model of polarization",
     ("polarization/runner.py", "resnet18"): "default embedder of polarization",
@@ -56,7 +60,7 @@ _ATTRIBUTE_CALLS = ("getattr", "hasattr", "setattr")
 def reference_names() -> set[str]:
     """Every component name a reference plugin (a ``counterface_*`` package) registers."""
     names = set()
-    for kind in registry.HOOKS:
+    for kind in [*registry.kinds(), registry.PRESET]:
         for name, e in registry.entries(kind).items():
             module = getattr(e.factory, "__module__", "") or ""
             if module.split(".")[0].startswith("counterface_"):
@@ -110,3 +114,20 @@ def test_the_rule_counts_code_not_text(tmp_path, source, count):
     p = tmp_path / "m.py"
     p.write_text(source)
     assert len(literals(p, {"shift", "boundary", "reconstruction"})) == count
+
+
+def test_without_presets_align_asks_for_the_aligner(photos, tmp_path):
+    """No preset installed: core has no default aligner of its own; one line asks for --aligner."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COUNTERFACE_DISABLE_PLUGINS": "presets", "COUNTERFACE_PROGRESS": "0"}
+    photo = str(photos / "astronaut_small.jpg")
+    r = subprocess.run([sys.executable, "-m", "counterface", "align", photo, "-o", str(tmp_path / "a")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: no preset is installed: choose the aligner with --aligner NAME (registered: dlib, fan)"]
+    r = subprocess.run([sys.executable, "-m", "counterface", "align", photo, "--aligner", "dlib", "-o",
+                        str(tmp_path / "b")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr

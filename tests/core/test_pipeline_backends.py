@@ -44,9 +44,48 @@ def test_cpu_device_leaves_the_flags_alone(restore_flags):
 def test_pipeline_configures_its_device(restore_flags, monkeypatch):
     seen = []
     monkeypatch.setattr(pipeline, "resolve_device", lambda spec: "cuda")
-    monkeypatch.setattr(pipeline, "configure_backends", seen.append)
-    pipeline.Pipeline.from_preset("tiny")
-    assert seen == ["cuda"]
+    monkeypatch.setattr(pipeline, "configure_backends", lambda *a: seen.append(a))
+    pipe = pipeline.Pipeline.from_preset("tiny")
+    assert seen == [("cuda", "tf32", False)]  # the CUDA default: the fastest measured setting
+    assert pipe.edit["precision"] == "tf32" and pipe.edit["deterministic"] is False  # what the sidecar records
+    pipeline.Pipeline.from_preset("tiny", precision="fp32", deterministic=True)
+    assert seen[-1] == ("cuda", "fp32", True)  # the exact path
+
+
+def test_cpu_default_is_exact_fp32(restore_flags):
+    pipe = pipeline.Pipeline.from_preset("tiny", device="cpu")
+    assert (pipe.precision, pipe.deterministic) == ("fp32", True)
+    assert pipe.edit["precision"] == "fp32" and pipe.edit["deterministic"] is True
+    from counterface import device
+
+    assert device.numerics() == {"device": "cpu", "precision": "fp32", "deterministic": True, "exact": True}
+
+
+@pytest.mark.parametrize("value,expected", [("auto", True), (None, True), (True, True), ("false", False),
+                                            ("0", False), (False, False), ("yes", True)])
+def test_deterministic_values(value, expected):
+    from counterface import device
+
+    assert device.resolve_deterministic("cpu", value) is expected
+    assert device.resolve_deterministic("cuda:0", "auto") is False
+
+
+def test_bad_deterministic_is_one_line_config_error():
+    from counterface import ConfigError, device
+
+    with pytest.raises(ConfigError, match="deterministic"):
+        device.resolve_deterministic("cpu", "maybe")
+
+
+def test_configure_backends_autotunes_when_not_deterministic(restore_flags):
+    flags = pipeline.configure_backends("cuda", "tf32", False)
+    assert flags == {"matmul_allow_tf32": True, "cudnn_allow_tf32": True, "cudnn_deterministic": False,
+                     "cudnn_benchmark": True}
+    from counterface import device
+
+    assert device.numerics()["exact"] is False
+    pipeline.configure_backends("cuda", "fp32", True)
+    assert device.numerics()["exact"] is True
 
 
 def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
@@ -66,7 +105,9 @@ def test_timer_waits_for_cuda_work_only_when_cuda_is_in_use(monkeypatch):
 
 
 def test_edit_device_reaches_every_component_that_takes_one():
-    cfg = pipeline.config_mod.resolve(preset="tiny", edit={"device": "cpu"})
+    from counterface import config as config_mod
+
+    cfg = config_mod.resolve(preset="tiny", edit={"device": "cpu"})
     cfg["aligner"] = {"name": "fan"}  # takes a device (default auto); built lazily, nothing loaded here
     pipe = pipeline.Pipeline(cfg)
     for kind in ("aligner", "inverter", "identity", "tuner"):

@@ -69,9 +69,11 @@ def test_metrics_region_follows_the_attribute():
     ev = Evaluator(size=SIZE, region="eyes")
     eyes = ev.edit_region([lm], face(lm), 1.0)
     assert np.array_equal(eyes, landmark_region([lm], SIZE, REGIONS["eyes"].landmarks, 0.25))
-    mouth = Evaluator(size=SIZE).edit_region([lm], face(lm), 1.0)  # default: the mouth
+    mouth = Evaluator(size=SIZE, region="mouth").edit_region([lm], face(lm), 1.0)
+    whole = Evaluator(size=SIZE).edit_region([lm], face(lm), 1.0)  # default: the whole face
     at = lambda m, i: m[int(round(lm[i, 1])), int(round(lm[i, 0]))]  # noqa: E731
     assert at(eyes, 37) and not at(eyes, 57) and at(mouth, 57) and not at(mouth, 37)
+    assert at(whole, 37) and at(whole, 57) and whole.sum() > max(eyes.sum(), mouth.sum())
 
 
 def test_pipeline_region_mask_is_the_directions(fakes, tmp_path):

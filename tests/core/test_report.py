@@ -31,8 +31,8 @@ def _rows_js(folder):
 # -- pure parts ----------------------------------------------------------------------------------------
 def test_outlier_flags_follow_the_documented_thresholds():
     good = {"z1": "pairs/a_z1.png", "alpha": 1.0, "identity": 0.9, "identity_z0": 0.95, "psnr_outside": 35.0,
-            "unchanged_outside_blend": 1.0, "unchanged_outside_blend_z0": 1.0, "smile_z": 0.1, "smile_z1": 0.3,
-            "smile_z0": 0.1, "smile_delta": 0.2}
+            "unchanged_outside_blend": 1.0, "unchanged_outside_blend_z0": 1.0, "score_z": 0.1, "score_z1": 0.3,
+            "score_z0": 0.1, "score_delta": 0.2, "scorer": "smile", "z0": "pairs/a_z0.png"}
     assert report.outlier_flags(good) == []
     assert report.outlier_flags({**good, "identity": 0.49}) == ["low_identity"]
     assert report.outlier_flags({**good, "identity": 0.49}, {"identity": 0.4, "psnr_outside": 20}) == []
@@ -43,9 +43,17 @@ def test_outlier_flags_follow_the_documented_thresholds():
     # a lossy format always changes pixels: the unchanged fraction is not an outlier there, low PSNR is
     assert report.outlier_flags({**good, "z1": "pairs/a_z1.jpg", "unchanged_outside_blend": 0.3}) == []
     assert report.outlier_flags({**good, "psnr_outside": 12.0}) == ["low_psnr_outside"]
-    assert report.outlier_flags({**good, "smile_z1": None, "smile_delta": None}) == ["smile_not_redetected"]
-    assert report.outlier_flags({**good, "smile_delta": -0.1}) == ["no_smile_gain"]
-    assert report.outlier_flags({**good, "alpha": -1.0, "smile_delta": -0.1}) == []  # expected for alpha < 0
+    assert report.outlier_flags({**good, "score_z1": None, "score_delta": None}) == ["not_scored"]
+    assert report.outlier_flags({**good, "score_delta": -0.1}) == ["no_score_gain"]
+    assert report.outlier_flags({**good, "alpha": -1.0, "score_delta": -0.1}) == []  # expected for alpha < 0
+    # an attribute without a scorer: no score columns, no score flags
+    unscored = {k: v for k, v in good.items() if not k.startswith("score")}
+    assert report.outlier_flags(unscored) == []
+    # several attributes: each prefixed attribute is checked
+    two = {**unscored, "smile_score_z1": 0.3, "smile_score_z0": 0.1, "smile_score_delta": 0.2, "smile_scorer": "smile",
+           "glasses_score_z1": 0.1, "glasses_score_z0": 0.2, "glasses_score_delta": -0.1, "glasses_scorer": "g"}
+    assert report.outlier_flags(two) == ["no_score_gain"]
+    assert report.outlier_flags({**two, "glasses_score_delta": 0.1, "smile_score_z0": None}) == ["not_scored"]
     assert report.outlier_flags({"z1": "pairs/a_z1.png", "alpha": 1.0}) == []  # not measured: nothing to say
     assert report.outlier_flags({"metrics_error": "OSError: gone"}) == ["metrics_error"]
 

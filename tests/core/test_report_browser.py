@@ -109,7 +109,8 @@ def synthetic_batch(out: Path, n: int = 10_000) -> list[dict]:
             "politician": f"P{i % 7}", "outlet": ["NYT", "WaPo", "Fox"][i % 3],
             "identity": round(float(rng.uniform(0.3, 1.0)), 6), "psnr_outside": round(float(rng.uniform(15, 45)), 4),
             "unchanged_outside_blend": 0.99 if rng.random() < 0.05 else 1.0,
-            "smile_z": 0.2, "smile_z1": None if lost else s1, "smile_z0": s0, "smile_delta": None if lost else s1 - s0,
+            "score_z": 0.2, "score_z1": None if lost else s1, "score_z0": s0, "score_delta": None if lost else s1 - s0,
+            "scorer": "smile",
         })
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     fails = [{"key": "news/broken.jpg", "reason": "unreadable", "message": "truncated"},
@@ -162,8 +163,8 @@ def test_sorting_and_filtering_by_metric_and_manifest_column(browser, big):
     assert p.get_attribute(".row.selected", "data-key") == sorted(rows, key=lambda r: r["identity"])[1]["key"]
     p.click("#sort-dir")
     assert pg.first_key() == max(rows, key=lambda r: r["identity"])["key"]
-    p.select_option("#sort-column", "smile_delta")  # empty values last in both directions
-    assert pg.first_key() == max((r for r in rows if r["smile_delta"] is not None), key=lambda r: r["smile_delta"])["key"]
+    p.select_option("#sort-column", "score_delta")  # empty values last in both directions
+    assert pg.first_key() == max((r for r in rows if r["score_delta"] is not None), key=lambda r: r["score_delta"])["key"]
     p.select_option("#sort-column", "politician")  # descending, ties in batch order
     assert pg.first_key() == next(r for r in rows if r["politician"] == "P6")["key"]
 

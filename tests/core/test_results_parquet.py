@@ -21,13 +21,13 @@ def rows():
     return [
         {**base, "key": "a", "face": 0, "faces": 2, "alpha": 1.0, "face_width": 150.5,
          "seconds": {"tune": 1.25, "align": 0.5}, "match": {"similarity": 0.97, "threshold": 0.92, "recogniser": "dlib"},
-         "identity": 0.91, "identity_independent": 0.95, "psnr_outside": math.inf, "smile_delta": None,
+         "identity": 0.91, "identity_independent": 0.95, "psnr_outside": math.inf, "score_delta": None,
          "politician": "Hopper", "year": 2019, "weight": 2, "ok": True, "attributes": [1, 2],
          "leakage": {"age": {"mean": 0.1}}},
         {**base, "key": "b", "face": 1, "faces": 2, "alpha": 2.0, "face_width": 99.0,
          "seconds": {"tune": 2.0, "align": 0.25, "metrics": 0.1}, "match": {"similarity": 0.93, "threshold": 0.92,
                                                                               "recogniser": "dlib"},
-         "identity": 0.41, "identity_independent": 0.80, "psnr_outside": 31.5, "smile_delta": None,
+         "identity": 0.41, "identity_independent": 0.80, "psnr_outside": 31.5, "score_delta": None,
          "politician": "Collins", "year": None, "weight": 2.5, "ok": False, "attributes": [],
          "leakage": {"age": {"mean": -0.2}}},
     ]
@@ -44,7 +44,7 @@ def test_parquet_has_the_csv_columns_with_real_types(tmp_path):
     assert types["key"] == types["politician"] == types["match.recogniser"] == "string"
     assert types["face"] == types["faces"] == types["year"] == "int64"  # ints with a missing value stay ints
     for c in ("alpha", "face_width", "seconds.tune", "seconds.metrics", "match.similarity", "identity",
-              "identity_independent", "psnr_outside", "weight", "smile_delta"):  # weight: 2 and 2.5 -> float
+              "identity_independent", "psnr_outside", "weight", "score_delta"):  # weight: 2 and 2.5 -> float
         assert types[c] == "double", c
     assert types["ok"] == "bool"
     assert types["attributes"] == types["leakage"] == "string"  # nested values as JSON, like the CSV
@@ -52,7 +52,7 @@ def test_parquet_has_the_csv_columns_with_real_types(tmp_path):
     assert [r["key"] for r in d] == ["a", "b"]
     assert d[0]["seconds.tune"] == 1.25 and d[0]["seconds.metrics"] is None and d[1]["seconds.metrics"] == 0.1
     assert d[0]["psnr_outside"] == math.inf and d[1]["year"] is None and d[0]["year"] == 2019
-    assert d[0]["smile_delta"] is None  # a column with no value is a float column of nulls
+    assert d[0]["score_delta"] is None  # a column with no value is a float column of nulls
     assert json.loads(d[0]["leakage"]) == {"age": {"mean": 0.1}} and json.loads(d[0]["attributes"]) == [1, 2]
     assert d[1]["weight"] == 2.5 and d[0]["weight"] == 2.0 and d[0]["ok"] is True
 

@@ -33,8 +33,9 @@ def fakes():
     registry.reset()
 
 
-def tiny(device=None, precision="fp32", **tuner):
-    cfg = config_mod.resolve(preset="tiny", edit={"device": device or DEVICE, "precision": precision})
+def tiny(device=None, precision="fp32", deterministic=True, **tuner):
+    cfg = config_mod.resolve(preset="tiny", edit={"device": device or DEVICE, "precision": precision,
+                                                  "deterministic": deterministic})
     cfg["aligner"] = {"name": "fake", "size": 64}
     cfg["tuner"].update(STEPS, **tuner)
     return Pipeline.from_config(cfg)

@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
+from counterface_scorers.smile import smile_score
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import counterface
 from counterface import read_image
-from counterface.metrics import smile_score
+from counterface.testing import canonical_landmarks
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def mouth_landmarks(width: float = 1.0, lift: float = 0.0, opening: float = 0.0, size: int = 256) -> np.ndarray:
+    """Canonical landmarks with the mouth reshaped: ``width`` scales the corner-to-corner distance,
+    ``lift`` raises the corners (fraction of the crop), ``opening`` drops the lower lip."""
+    lm = canonical_landmarks(size).copy()
+    mouth = lm[48:68]
+    centre = mouth.mean(0)
+    mouth[:, 0] = centre[0] + (mouth[:, 0] - centre[0]) * width
+    for i in (0, 6, 12, 16):  # outer/inner corners 48, 54, 60, 64
+        mouth[i, 1] -= lift * size
+    for i in (7, 8, 9, 10, 11, 17, 18, 19):  # lower outer 55-59 and lower inner 65-67
+        mouth[i, 1] += opening * size
+    lm[48:68] = mouth
+    return lm
+
+
+def transform(points: np.ndarray, scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    R = np.array([[c, -s], [s, c]]) * scale
+    return points @ R.T + [tx, ty]
+
+
 
 
 def test_smile_scorer_is_registered_with_its_attribute():
@@ -31,3 +62,70 @@ def test_smile_scorer_scores_aligned_crops_like_the_metric_and_nan_without_a_fac
     assert abs(scores[0] - smile_score(face.crop_landmarks).score) < 0.05
     # a mirrored face keeps its smile
     assert abs(scorer.score([crop[:, ::-1].copy()])[0] - scores[0]) < 0.05
+
+
+# -- smile score -----------------------------------------------------------------------------------
+def test_smile_score_ranks_synthetic_mouths():
+    frown = smile_score(mouth_landmarks(width=0.9, lift=-0.02)).score
+    neutral = smile_score(mouth_landmarks()).score
+    slight = smile_score(mouth_landmarks(width=1.1, lift=0.01)).score
+    broad = smile_score(mouth_landmarks(width=1.3, lift=0.03, opening=0.02)).score
+    assert frown < neutral < slight < broad
+
+
+@SETTINGS
+@given(st.floats(0.7, 1.5), st.floats(-0.04, 0.04), st.floats(0.001, 0.03))
+def test_smile_score_grows_with_lift_and_width(width, lift, step):
+    base = smile_score(mouth_landmarks(width, lift))
+    lifted = smile_score(mouth_landmarks(width, lift + step))
+    wider = smile_score(mouth_landmarks(width + 10 * step, lift))
+    assert lifted.lift > base.lift and lifted.score > base.score
+    assert wider.width > base.width and wider.score > base.score
+    assert wider.lift == pytest.approx(base.lift, abs=1e-9)
+
+
+@SETTINGS
+@given(st.floats(0.2, 5.0), st.floats(-math.pi, math.pi), st.floats(-500, 500), st.floats(-500, 500),
+       st.floats(0.8, 1.3), st.floats(-0.03, 0.03))
+def test_smile_score_is_similarity_invariant(scale, angle, tx, ty, width, lift):
+    lm = mouth_landmarks(width, lift)
+    a = smile_score(lm)
+    b = smile_score(transform(lm, scale, angle, tx, ty))
+    assert b.lift == pytest.approx(a.lift, abs=1e-9)
+    assert b.width == pytest.approx(a.width, rel=1e-9)
+
+
+def test_smile_score_rejects_bad_landmarks():
+    with pytest.raises(ValueError):
+        smile_score(np.zeros((5, 2)))
+    with pytest.raises(ValueError):
+        smile_score(np.zeros((68, 2)))
+
+
+def test_the_smile_direction_is_scored_by_the_smile_scorer_by_default():
+    from counterface import scoring
+
+    smile = counterface.create("direction", "smile")
+    assert scoring.scorer_name_for(smile) == "smile"
+    assert isinstance(scoring.scorer_for(smile), counterface.Scorer)
+    smile.scorer = "none"  # a direction may turn its scoring off
+    assert scoring.scorer_for(smile) is None
+
+
+def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
+    """68 iBUG landmarks of an upright face in image coordinates (y grows downward)."""
+    lm = np.zeros((68, 2))
+    lm[:17] = np.c_[np.linspace(50, 150, 17), np.linspace(80, 170, 17)]
+    lm[36:42] = [cx - 30, eye_y]
+    lm[42:48] = [cx + 30, eye_y]
+    lm[48:68] = [cx, mouth_y]
+    lm[48] = [cx - width / 2, mouth_y - lift]  # lift > 0: corners higher in the picture = smaller y
+    lm[54] = [cx + width / 2, mouth_y - lift]
+    lm[51], lm[57] = [cx, mouth_y - 6], [cx, mouth_y + 6]
+    return lm
+
+
+def test_lift_is_positive_when_the_corners_go_up_in_the_picture():
+    up, flat, down = (smile_score(_face_landmarks(lift=v)) for v in (6.0, 0.0, -6.0))
+    assert up.lift == pytest.approx(0.1) and flat.lift == pytest.approx(0.0) and down.lift == pytest.approx(-0.1)
+    assert up.width == pytest.approx(40 / 60)  # inter-ocular distance 60 px

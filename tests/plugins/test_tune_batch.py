@@ -116,7 +116,7 @@ def test_the_gpu_batched_path_on_the_cpu_gives_the_same_pairs(faces, photos, mon
     alone = [pipe.tune(f, w) for f, w in zip(faces, w0)]
     calls = []
     real = stylegan2.Generator._synthesize_batched
-    monkeypatch.setattr(stylegan2.Generator, "_synthesize_batched", lambda self, ws: calls.append(len(ws)) or real(self, ws))
+    monkeypatch.setattr(stylegan2.Generator, "_synthesize_batched", lambda self, ws, **kw: calls.append(len(ws)) or real(self, ws, **kw))
     monkeypatch.setattr(batched_mod, "BATCHED_DEVICES", ("cuda", "cpu"))
     monkeypatch.setattr(StyleGAN2Generator, "batched_devices", ("cuda", "cpu"))
     many = pipe.tune_many(faces, w0)

@@ -15,7 +15,8 @@ from ..errors import ConfigError, ImageError
 from ..imageio import file_sha256, read_image
 from .store import Appender, merged_rows, write_table
 
-METRIC_MARKERS = ("psnr_outside", "identity", "smile_z1")
+#: a row holding any of these (or an attribute score) has been measured
+METRIC_MARKERS = ("psnr_outside", "identity", "score_z1")
 
 
 def face_from_sidecar(record: Mapping[str, Any], photo: np.ndarray):
@@ -52,6 +53,7 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
     """
     from .. import metrics
     from ..pipeline import Pipeline
+    from ..scoring import pipeline_scorers
 
     out = Path(out_dir).resolve()
     rows = merged_rows(out)
@@ -63,6 +65,7 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
     appender = Appender(out / "metrics.jsonl")
     lp = metrics.lpips_model(lpips_net) if todo else None
     pipelines: dict[str, Any] = {}
+    scorers: dict[str, Any] = {}  # job -> its scored attributes (built once per configuration)
     evaluated = failed = 0
     bar = None
     if progress and todo:
@@ -78,6 +81,8 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
                     cfg = {**side.get("config", {}), "edit": side.get("edit", {}), "preset": side.get("preset")}
                     pipelines[job] = Pipeline(cfg)
                 pipe = pipelines[job]
+                if job not in scorers:
+                    scorers[job] = pipeline_scorers(pipe)
                 if file_sha256(r["path"]) != r.get("sha256"):
                     raise ImageError(f"{r['path']}: the photo changed since the batch (sha256 differs); "
                                      "rerun `counterface batch` for it")
@@ -88,7 +93,7 @@ def evaluate_folder(out_dir: str | os.PathLike, lpips_net: str = "alex", force: 
                 ev = metrics.Evaluator(identity=pipe.component("identity") if pipe.has("identity") else None,
                                        identity_independent=identity_independent, lpips=lp,
                                        aligner=pipe.component("aligner"), size=size, lpips_net=lpips_net,
-                                       region=pipe.metrics_region())
+                                       region=pipe.metrics_region(), scorers=scorers[job])
                 mask = pipe.component("blender").mask(photo.shape[:2], face)
                 values = ev.evaluate(photo, face, z1, z0, blend_mask=mask)
             except (ImageError, ConfigError, OSError, KeyError, json.JSONDecodeError) as exc:

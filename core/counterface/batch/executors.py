@@ -32,6 +32,7 @@ def make_runner(job: Job, pipeline=None, warn: Callable[[str], None] | None = No
     """The runner of ``job`` (``pipeline``: one already built from ``job.settings``)."""
     from .. import metrics as m
     from ..pipeline import Pipeline
+    from ..scoring import pipeline_scorers
 
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     if pipeline is None:
@@ -43,7 +44,8 @@ def make_runner(job: Job, pipeline=None, warn: Callable[[str], None] | None = No
         evaluator = m.Evaluator(identity=pipeline.component("identity") if pipeline.has("identity") else None,
                                 identity_independent=independent,
                                 lpips=m.lpips_model(opts.lpips_net, device=pipeline.device),
-                                aligner=pipeline.component("aligner"), lpips_net=opts.lpips_net)
+                                aligner=pipeline.component("aligner"), lpips_net=opts.lpips_net,
+                                scorers=pipeline_scorers(pipeline))
     return Runner(pipeline, opts, evaluator=evaluator)
 
 

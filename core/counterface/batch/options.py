@@ -7,7 +7,6 @@ SLURM task needs to build its runner (picklable).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,3 @@ class Job:
     options: BatchOptions
     items: list[Item] = field(default_factory=list)
 
-
-def options_for(out_dir: str | os.PathLike, **changes: Any) -> BatchOptions:
-    return BatchOptions(out_dir=str(out_dir), **changes)

@@ -496,7 +496,7 @@ class Runner:
                 files[role], files[f"{role}_sidecar"] = rel, f"pairs/{name}_{role}.json"
             row_seconds = {**seconds, **step.seconds}
             row: dict[str, Any] = {"key": item.key, "path": str(item.path), "sha256": sha, "job": self.job,
-                                   "face": index, "faces": n_faces, "alpha": _number(step.alpha),
+                                   "face": index, "faces": n_faces, "alpha": _row_alpha(step.alpha),
                                    **files, "pi1": pi1.name, "pi0": pi0.name, "pivot": pivot_state,
                                    "face_width": round(float(face.face_width), 2),
                                    "seconds": {k: round(v, 4) for k, v in row_seconds.items()}}
@@ -547,6 +547,14 @@ class _StorePivots(flow.PivotSource):
     def put(self, photo, face, index, pivot):
         key = self._key(photo, face, index)
         return pivot if key is None else self.runner.pivots.put(key, pivot)
+
+
+def _row_alpha(alpha: Any) -> Any:
+    """A row's ``alpha``: a float, or with one alpha per direction the text ``'1,-0.5'`` (rows are
+    keyed and grouped by it; the sidecars keep the list)."""
+    if isinstance(alpha, (list, tuple)):
+        return ",".join(f"{float(a):g}" for a in alpha)
+    return float(alpha)
 
 
 def _number(alpha: Any) -> Any:

@@ -24,13 +24,25 @@ from ..imageio import write_bytes
 RESERVED = ("key", "path", "source", "sha256", "job", "face", "faces", "alpha", "z1", "z0", "z1_sidecar",
             "z0_sidecar", "pi1", "pi0", "face_width", "seconds", "reason", "message", "stage", "shard",
             "match")
+
+
+class _MetricColumns(tuple):
+    """The fixed metric column names; ``in`` also answers True for the attribute score columns
+    (``score_z1``, ``<attribute>_score_delta``, ... :func:`counterface.scoring.parse_score_column`)."""
+
+    def __contains__(self, name: object) -> bool:
+        from ..scoring import parse_score_column
+
+        return tuple.__contains__(self, name) or (isinstance(name, str) and parse_score_column(name) is not None)
+
+
 #: columns the metrics write (a manifest's ``identity`` column, a person's name, must not shadow the
 #: identity similarity, nor make ``evaluate`` believe the row is measured)
-METRIC_COLUMNS = tuple(
+METRIC_COLUMNS = _MetricColumns(
     [f"{m}{s}" for m in ("identity", "psnr_outside", "lpips_outside", "unchanged_outside_blend") for s in ("", "_z0")]
     + ["identity_z1z0"] + [f"identity_independent{s}" for s in ("", "_z0", "_z1z0")]
-    + [f"{m}_{r}" for m in ("smile", "lift", "width") for r in ("z", "z1", "z0")]
-    + ["smile_delta", "recon_mse", "recon_lpips", "lpips_net", "metrics_error"])
+    + ["score_z", "score_z1", "score_z0", "score_delta", "scorer"]
+    + ["recon_mse", "recon_lpips", "lpips_net", "metrics_error"])
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -122,7 +134,7 @@ def merged_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 
 #: metric columns that hold text; every other metric column is float64 in results.parquet, even when empty
-TEXT_METRICS = ("lpips_net", "metrics_error")
+TEXT_METRICS = ("lpips_net", "metrics_error", "scorer")
 
 
 def _arrow_column(name: str, values: list[Any]):
@@ -134,7 +146,10 @@ def _arrow_column(name: str, values: list[Any]):
 
     present = [v for v in values if v is not None]
     if not present:
-        kind = pa.string() if name in TEXT_METRICS else pa.float64()
+        from ..scoring import parse_score_column
+
+        text = name in TEXT_METRICS or (parse_score_column(name) or ("", ""))[1] == "scorer"
+        kind = pa.string() if text else pa.float64()
         return pa.array(values, type=kind)
     if all(isinstance(v, (bool, np.bool_)) for v in present):
         return pa.array([None if v is None else bool(v) for v in values], type=pa.bool_())

@@ -184,9 +184,10 @@ def pipeline_options(func: Callable) -> Callable:
                      help="TOML file with the same keys as --set (see docs/cli.md)."),
         click.option("--set", "sets", multiple=True, metavar="KIND.PARAM=VALUE",
                      help="Set a component parameter, e.g. --set tuner.tune_steps=100 (repeatable)."),
-        click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default=None,
-                     help="Numeric precision on CUDA (edit.precision): fp32 (default), tf32 or bf16; "
-                          "refused on the CPU. See docs/performance.md for the drift against fp32."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16"]), default=None,
+                     help="Numeric precision (edit.precision): auto (default: tf32 on CUDA, fp32 on the CPU), "
+                          "fp32, tf32 or bf16 (CUDA only). See docs/performance.md for the drift against fp32."),
+        click.option("--deterministic/--no-deterministic", default=None, help="edit.deterministic (default: on for the CPU, off on CUDA); --precision fp32 --deterministic is the exact path."),
     ]
     for kind in COMPONENT_OPTIONS:
         opts.append(click.option(f"--{kind}", f"comp_{kind}", default=None, metavar="NAME",
@@ -202,6 +203,9 @@ def pipeline_options(func: Callable) -> Callable:
         precision = kwargs.pop("precision", None)
         if precision is not None:  # edit.precision, applied by resolve_config / edit_settings
             click.get_current_context().meta[PRECISION_KEY] = precision
+        if kwargs.get("deterministic") is not None:  # --deterministic is --set edit.deterministic=true
+            kwargs["sets"] = (*(kwargs.get("sets") or ()), f'edit.deterministic={str(kwargs["deterministic"]).lower()}')
+        kwargs.pop("deterministic", None)
         return func(*args, **kwargs)
 
     return wrapper

@@ -81,7 +81,7 @@ def _lpips_for(choice: str, cfg) -> str:
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes that read and align photos ahead of the GPU stages (0: in this process).")
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
-              help="Measure identity, preservation, reconstruction and smile score for every row.")
+              help="Measure identity, preservation, reconstruction and the attribute's score for every row.")
 @click.option("--lpips", "lpips_net", type=click.Choice(LPIPS_CHOICES), default="auto", show_default=True,
               help=LPIPS_HELP)
 @click.option("--identity-independent", default=None, metavar="NAME|none", help=INDEPENDENT_HELP)
@@ -237,8 +237,9 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
                  identity_threshold, identity_independent_threshold) -> None:
     """Measure every result row of a batch output folder and summarise.
 
-    Adds identity similarity, preservation outside the mouth (PSNR, LPIPS), the unchanged fraction
-    outside the blend mask and the landmark smile scores to rows that lack them (metrics.jsonl,
+    Adds identity similarity, preservation outside the edited region (PSNR, LPIPS), the unchanged
+    fraction outside the blend mask and the attribute scores (score_*, by each direction's scorer;
+    none for an attribute without one) to rows that lack them (metrics.jsonl,
     merged into results.csv), then writes summary.json: per group, mean/std/median/5th/95th
     percentile of every metric. Pairs below the identity thresholds are listed in summary.json
     (``flags``) and counted here.
@@ -300,7 +301,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
 @click.option("-o", "--output", "fig_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to save the PNGs (default: OUT/figures).")
 def figures_cmd(out_dir, sweep_dir, label, max_faces, alpha, fig_dir) -> None:
-    """Draw Figure 2 (original vs edited, named from the manifest) and Figure 3 (smile score and
+    """Draw Figure 2 (original vs edited, named from the manifest) and Figure 3 (attribute score and
     identity similarity against alpha, with the per-image spread) as PNGs. Needs matplotlib
     (pip install 'counterface[figures]')."""
     from .. import figures

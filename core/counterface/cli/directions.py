@@ -141,6 +141,27 @@ def _summary(b, out: Path) -> None:
                f"{'all' if b.layers is None else _layers_text(b.layers)})")
 
 
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"--hidden {text!r}: widths are positive integers, comma-separated (e.g. 64 or 64,32)") from None
+    if any(not 0 < w <= 4096 for w in widths) or len(widths) > 4:
+        raise ConfigError(f"--hidden {text!r}: at most 4 layers of 1 to 4096 units")
+    return widths
+
+
+def _check_family(fam: str | None, w_dim: int, num_ws: int | None) -> None:
+    """ConfigError when the latents' family string contradicts their shape."""
+    from ..boundary import family_shape
+
+    f_ws, f_dim = family_shape(fam)
+    if f_dim is not None and f_dim != w_dim:
+        raise ConfigError(f"the latents' family {fam!r} has w_dim {f_dim}, but the latents have {w_dim} dimensions")
+    if f_ws is not None and num_ws is not None and f_ws != num_ws:
+        raise ConfigError(f"the latents' family {fam!r} has {f_ws} W+ rows, but the latents have {num_ws}")
+
+
 def _layers_text(rows: list[int]) -> str:
     return ",".join(map(str, rows))
 
@@ -149,6 +170,12 @@ def _layers_text(rows: list[int]) -> str:
 def directions_cmd() -> None:
     """Attribute boundaries: learn one from labelled photos or latents, calibrate one with a scorer,
     list and show them (see docs/directions.md)."""
+
+
+from ._fields import apply_command, evaluate_command  # noqa: E402
+
+directions_cmd.add_command(apply_command)
+directions_cmd.add_command(evaluate_command)
 
 
 # -- learn -----------------------------------------------------------------------------------------
@@ -165,8 +192,11 @@ def directions_cmd() -> None:
               help="W+ rows that feed the fit (their mean) and that edits move: 4-6, 0,2,5-7 or all (default all).")
 @click.option("--orthogonal-to", "orthogonal_to", multiple=True, metavar="NAME_OR_FILE",
               help="Condition on another boundary: the learned normal is made orthogonal to it (repeatable).")
-@click.option("--method", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True,
-              help="Linear SVM (InterFaceGAN) or logistic regression.")
+@click.option("--method", type=click.Choice(["svm", "logistic", "mlp"]), default="svm", show_default=True,
+              help="Linear SVM (InterFaceGAN), logistic regression, or mlp: an attribute field (a small classifier "
+                   "network whose gradient moves each face along its own path; see docs/directions.md).")
+@click.option("--hidden", default="64", show_default=True, metavar="WIDTHS",
+              help="--method mlp: hidden layer widths, comma-separated (empty: a linear field).")
 @click.option("--folds", type=click.IntRange(min=0), default=5, show_default=True,
               help="k of the stratified k-fold cross-validated accuracy (0: none).")
 @click.option("--min-per-class", type=click.IntRange(min=1), default=10, show_default=True,
@@ -176,7 +206,7 @@ def directions_cmd() -> None:
 @click.option("--cache", "cache_path", default=None, metavar="FILE.npz",
               help="Latent cache of the photo route (default: counterface-latents.npz next to the output).")
 @_pipeline_source_options(_PARTS)
-def learn_command(input_path, label, output, threshold, keep_extremes, layers, orthogonal_to, method, folds,
+def learn_command(input_path, label, output, threshold, keep_extremes, layers, orthogonal_to, method, hidden, folds,
                   min_per_class, attribute, seed, cache_path, preset, config_file, sets, components):
     """Learn a boundary from labelled photos (a folder, CSV or JSONL manifest, as `batch` reads) or
     from an .npz of latents and labels, and write it as FILE.safetensors."""
@@ -184,8 +214,12 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
     from .. import labelled, learn
     from ..boundary import Boundary, project_out
 
+    from ..paths import check_outputs
+
     out = _check_output(output)
     src = Path(input_path)
+    widths = _widths(hidden) if method == "mlp" else None
+    check_outputs([out, out.with_suffix(".json")], [src, *[p for p in orthogonal_to if Path(p).is_file()]])
     if src.suffix.lower() == ".npz":
         ex = labelled.read_npz(src, label)
         lat = ex.latents
@@ -211,7 +245,10 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
         learn.check_classes(learn.binarize(pre, threshold, keep_extremes)[1], min_per_class)
         pipe = _pipeline(preset, config_file, components, sets)
         cache = Path(cache_path) if cache_path else out.absolute().parent / "counterface-latents.npz"
-        ex = labelled.read_photos(src, label, pipe, cache, progress=lambda m: click.echo(m, err=True))
+        check_outputs([cache], [src, out])
+        ex = labelled.read_photos(src, label, pipe, cache)
+        for key, why in ex.skipped:
+            click.echo(f"warning: skipped photo {key}: {why}", err=True)
         click.echo(f"{len(ex.keys)} photos: {ex.inverted} inverted, {ex.cached} from the cache ({cache}); "
                    f"{len(ex.skipped)} skipped", err=True)
         lat = ex.latents
@@ -225,7 +262,15 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
     idx, y = learn.binarize(ex.values, threshold, keep_extremes)
     learn.check_classes(y, min_per_class)
     x = labelled.fit_rows(lat[idx], rows)
+    _check_family(fam, x.shape[1], lat.shape[1] if lat.ndim == 3 else None)
     names, others = _conditioning(tuple(orthogonal_to), x.shape[1], fam, rows)
+    if method == "mlp":
+        from ._fields import learn_field
+
+        learn_field(x, y, ex, widths, folds=folds, seed=seed, others=others, names=names, attribute=attribute,
+                    family=fam, rows=rows, out=out, versions=_versions(), threshold=threshold,
+                    keep_extremes=keep_extremes)
+        return
     fit = learn.fit_hyperplane(x, y, method=method, folds=folds, seed=seed, others=others)
     normal = fit.normal
     max_cos = None
@@ -249,6 +294,9 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
         meta["max_abs_cos_conditioned"] = max_cos
     b = Boundary(normal=normal, intercept=np.array([fit.intercept]), attribute=attribute or ex.source.get("label") or "",
                  family=fam or "", layers=rows, on_distance=on_d, off_distance=off_d, meta=meta)
+    from ._fields import check_learned
+
+    check_learned(fit.accuracy, fit.train_accuracy, on_d, off_d, names)
     _write(b, out)
     _summary(b, out)
 
@@ -256,8 +304,8 @@ def learn_command(input_path, label, output, threshold, keep_extremes, layers, o
 # -- calibrate -------------------------------------------------------------------------------------
 @directions_cmd.command("calibrate")
 @click.argument("spec", metavar="NAME_OR_FILE")
-@click.option("--samples", type=click.IntRange(min=2), required=True, metavar="N",
-              help="Faces to sample, synthesize and score.")
+@click.option("--samples", type=click.IntRange(min=2, max=1_000_000), required=True, metavar="N",
+              help="Faces to sample, synthesize and score (2 to 1,000,000).")
 @click.option("--scorer", default=None, metavar="NAME",
               help="Attribute scorer (see `counterface plugins`); default: the scorer named like the attribute.")
 @click.option("-o", "--output", "output", default=None, metavar="FILE.safetensors",
@@ -366,6 +414,9 @@ def calibrate_command(spec, samples, scorer, output, threshold, keep_extremes, r
     b = Boundary(normal=rows_normal, intercept=torch.tensor([intercept]), attribute=attribute,
                  family=gfam or (given.family if given is not None else ""),
                  layers=None if given is None else given.layers, on_distance=on_d, off_distance=off_d, meta=meta)
+    if not on_d > off_d:
+        raise ConfigError(f"the scorer's attribute runs against this normal (on_distance {on_d:.3g} <= off_distance "
+                          f"{off_d:.3g}): nothing written; calibrate with --refit to fit the normal too")
     if acc is not None and acc < 0.5:
         click.echo(f"warning: accuracy {acc:.2f} is below chance: the scorer's attribute runs against this normal",
                    err=True)
@@ -400,19 +451,21 @@ def _registered_rows() -> list[dict[str, Any]]:
 
 
 def _cached_rows() -> list[dict[str, Any]]:
-    from ..boundary import cached_boundaries, read_header
-    from ..errors import WeightsError
+    from ..boundary import cached_boundaries
+    from ..errors import CounterfaceError
+    from ._fields import resolve_editor
 
     rows = []
     for name, path in cached_boundaries().items():
-        try:
-            tensors, meta = read_header(path)
-        except WeightsError as exc:
+        try:  # the same full validation as show and --direction
+            e = resolve_editor(str(path))
+        except CounterfaceError as exc:
             rows.append({"name": name, "source": "cached", "path": str(path), "error": str(exc)})
             continue
-        rows.append({"name": name, "source": "cached", "path": str(path), "attribute": meta.get("attribute"),
-                     "family": meta.get("family"), "has_intercept": "intercept" in tensors,
-                     "accuracy": meta.get("accuracy"), "w_dim": meta.get("w_dim")})
+        is_field = not hasattr(e, "normal")
+        rows.append({"name": name, "source": "cached", "path": str(path), "attribute": e.attribute,
+                     "family": e.family, "has_intercept": True if is_field else e.has_intercept,
+                     "accuracy": e.meta.get("accuracy"), "w_dim": e.w_dim, "kind": "field" if is_field else "boundary"})
     return rows
 
 
@@ -433,6 +486,9 @@ def list_command(as_json):
         hi = r.get("has_intercept")
         hi_text = ("calibrated" if r.get("calibration") else "yes") if hi else "unknown"
         acc = r.get("accuracy")
+        if r.get("error"):
+            click.echo(f"{r['name']:<16} {r['source']:<10} invalid: {r['error']}")
+            continue
         click.echo(f"{r['name']:<16} {r['source']:<10} {str(r.get('attribute') or '-'):<12} "
                    f"{str(r.get('family') or 'unknown'):<34} {hi_text:<9} {'-' if acc is None else f'{acc:.3f}'}")
     click.echo(f"(directions folder: {directions_dir()})", err=True)
@@ -444,10 +500,20 @@ def list_command(as_json):
 def show_command(spec, as_json):
     """What a boundary file (or a cached or registered direction) holds: attribute, family, w_dim,
     layers, intercept, accuracy, on/off distances, conditioning and provenance."""
-    b = resolve_boundary(spec)
+    from ..imageio import dumps_json
+    from ._fields import resolve_editor
+
+    b = resolve_editor(spec, "show")
     info = b.describe()
     if as_json:
-        click.echo(json.dumps(info, sort_keys=True, default=str))
+        click.echo(dumps_json(info, sort_keys=True))
+        return
+    if info.get("kind") == "field":
+        for k in ("attribute", "family", "w_dim", "layers", "architecture", "accuracy", "calibration",
+                  "on_distance", "off_distance", "step", "density", "method", "n_positive", "n_negative",
+                  "conditioned_on"):
+            if k in info:
+                click.echo(f"{k:<14} {info[k]}")
         return
     for k in ("attribute", "family", "w_dim", "rows", "layers", "has_intercept", "intercept", "accuracy",
               "on_distance", "off_distance", "method", "n_positive", "n_negative", "conditioned_on"):

@@ -37,7 +37,8 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--scores", type=click.Path(path_type=Path), default=None,
               help="Your own model's probabilities: CSV/JSONL with key, outlet, p_z1, p_z0 (no model is fitted).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: rho.csv, slant.csv, articles.csv, polarization.json, forest.png.")
+              help="Output folder: rho.csv, slant.csv, ovp.csv, articles.csv, polarization.json, forest.png "
+                   "(and group_slant.csv with --group).")
 @click.option("--embedder", default="resnet18", show_default=True, metavar="NAME",
               help="Image features for g: pixels (offline), arcface, resnet18, resnet50 or a plugin's.")
 @click.option("--outlet-model", "outlet_model", default="logistic", show_default=True, metavar="NAME",
@@ -48,6 +49,34 @@ def _columns(text: str | None) -> list[str]:
               help="A parameter of the embedder or outlet model, e.g. --set embedder.size=8 --set outlet_model.C=0.5.")
 @click.option("--covariates", default=None, metavar="A,B",
               help="Article columns X given to g (numeric or categorical).")
+@click.option("--date-column", default=None, metavar="COLUMN",
+              help="Article column with the publication date (ISO): year-month effects in g, levels fitted per "
+                   "training fold.")
+@click.option("--title-column", default=None, metavar="COLUMN",
+              help="Article column with the title: topic shares (scikit-learn LDA) in g, fitted inside each training "
+                   "fold only.")
+@click.option("--topics", type=click.IntRange(min=1), default=None,
+              help="Topics of the title LDA (--title-column; default 5).")
+@click.option("--crop", type=click.Choice(["photo", "face"]), default="photo", show_default=True,
+              help="What the embedder sees: the whole published image and its pair, or the edited face's aligned crop "
+                   "(from the pair's sidecar, else the largest face found by --aligner), for any embedder.")
+@click.option("--aligner", default=None, metavar="NAME",
+              help="Finds the faces (--crop face, identity check) that the pairs do not record, and the reference "
+                   "photos' faces (default: the aligner the batch recorded in the pairs' sidecars, e.g. dlib).")
+@click.option("--scorer", default=None, metavar="NAME",
+              help="Manipulation check: the scorer run on Z1 and Z0 (default: the one named like the pairs' attribute; "
+                   "none to skip).")
+@click.option("--references", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Identity check: reference photos DIR/<name>.jpg or DIR/<name>/*.jpg of each politician (the name "
+                   "from --reference-column); also run when ARTICLES has a reference column.")
+@click.option("--reference-column", default=None, metavar="COLUMN",
+              help="With --references: the article column naming the person (default: politician).")
+@click.option("--matcher", default=None, metavar="NAME",
+              help="Identity check: the identity component that compares faces (default: the batch's matcher, "
+                   "recorded in the pairs' sidecars; dlib in the reference presets).")
+@click.option("--match-threshold", type=finite(), default=None, metavar="T",
+              help="Identity check: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
+                   "articles below it are left out.")
 @click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
 @click.option("--splits", type=int, default=3, show_default=True, metavar="S",
               help="Repeated cross-fitting: rho is the median over S random K-fold splits (bootstrap and placebo too).")
@@ -76,12 +105,13 @@ def _columns(text: str | None) -> list[str]:
               help="Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); articles "
                    "whose pair is rejected are left out and counted.")
 def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
-                     splits, min_articles, reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha, level, seed, jobs,
-                     plot, exclude_file) -> None:
+                     splits, min_articles, reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha,
+                     level, seed, jobs, plot, exclude_file, date_column, title_column, topics, crop, aligner, scorer,
+                     references, reference_column, matcher, match_threshold) -> None:
     """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
 
     Fits the outlet model g with K-fold cross-fitting (or takes --scores), writes rho.csv, slant.csv,
-    articles.csv, polarization.json and forest.png into OUT, and prints g's held-out accuracy.
+    ovp.csv, articles.csv, polarization.json and forest.png into OUT, and prints g's held-out accuracy.
     """
     from .. import polarization
 
@@ -118,6 +148,9 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
         polarization.run(articles, out_dir, pairs=pairs, scores=scores, embedder=embedder, outlet_model=outlet_model,
                          embedder_params=params["embedder"], model_params=params["outlet_model"],
                          covariates=_columns(covariates), cluster=cluster, group=group, alpha=alpha,
+                         date_column=date_column, title_column=title_column, topics=topics, crop=crop,
+                         aligner=aligner, scorer=scorer, references=references, reference_column=reference_column,
+                         matcher=matcher, match_threshold=match_threshold,
                          settings=settings, plot=plot, echo=click.echo, exclude=exclude,
                          warn=lambda m: click.echo(f"warning: {m}", err=True), progress=progress)
     finally:

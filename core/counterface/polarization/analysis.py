@@ -81,6 +81,7 @@ class Result:
     dropped: dict[str, str] = field(default_factory=dict)  # politician -> why it gets no rho
     study: Study | None = None  # the articles estimated (after dropping)
     bootstrap_values: np.ndarray | None = None  # (B, statistics): the replicates' statistics
+    kept: np.ndarray | None = None  # rows of the given study that ``study`` holds
 
 
 def _layout(study: Study, reference: str | None) -> est.Layout:
@@ -238,8 +239,9 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, f
     folds = heldout = None
     if builtin:
         e1, e0 = (np.asarray(e, np.float64) for e in embeddings[1:])
-        base = OutletFeatures(embeddings[0], pol, study.covariates, e1 - e0)
-        f1, f0 = (OutletFeatures(e, pol, study.covariates) for e in embeddings[1:])
+        ctx = getattr(study, "covariate_context", None)  # covariates fitted inside each training fold
+        base = OutletFeatures(embeddings[0], pol, study.covariates, ctx, e1 - e0)
+        f1, f0 = (OutletFeatures(e, pol, study.covariates, ctx) for e in embeddings[1:])
 
         def fit_stats(idx, y, parts, score_obs=False):
             """(median values, last counts, per-split (p1, p0[, p_obs], folds)) over the S splits."""
@@ -332,4 +334,4 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, f
                               "bootstrap_requested": settings.bootstrap, "permutations": settings.permutations,
                               "permutations_drawn": drawn, "splits": S if builtin else None},
                   settings=asdict(settings) | {"placebo": placebo}, flags=flags, contrast=contrast,
-                  dropped=dropped, study=study, bootstrap_values=reps)
+                  dropped=dropped, study=study, bootstrap_values=reps, kept=kept)

@@ -110,10 +110,22 @@ def crossfit(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequ
             x_fit, x_test = fold_covariates(rows[fit_rows], rows[test])
             fit_feats = _with(fit_feats, x_fit)
             sets = [_with(feats, x_test) for feats in sets]
-        fitted = model.fit(fit_feats, outlets[fit_rows], list(classes), seed=int_seed(seed, int(f)))
+        predict = fit_fold(model, fit_feats, outlets[fit_rows], classes, seed=int_seed(seed, int(f)))
         for arr, feats in zip(out, sets):
-            arr[test] = np.asarray(fitted.predict_proba(feats), np.float64)
+            arr[test] = predict(feats)
     return [np.clip(arr, EPS, 1.0) for arr in out]  # a log-odds needs p > 0; NaN stays NaN
+
+
+def fit_fold(model, train: OutletFeatures, outlets: Sequence[str], classes: Sequence[str], seed: int = 0):
+    """Fit g (and the context covariates, :mod:`~counterface.polarization.covariates`) on the
+    training rows; returns ``predict(features) -> (n, len(classes))`` probabilities."""
+    ctx = train.context.fit() if train.context is not None else None
+    fitted = model.fit(train.with_context(ctx), np.asarray(outlets, dtype=object), list(classes), seed=seed)
+
+    def predict(feats: OutletFeatures) -> np.ndarray:
+        return np.asarray(fitted.predict_proba(feats.with_context(ctx)), np.float64)
+
+    return predict
 
 
 def heldout_metrics(proba: np.ndarray, outlets: Sequence[str], classes: Sequence[str]) -> dict:

@@ -8,8 +8,6 @@ CLI prints each as ``warning: ...``); problems that stop it raise :class:`Config
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,8 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..batch.manifest import jsonl_rows
 from ..errors import ConfigError
+from .tables import read_table
 
 #: an outlet with fewer articles than this gets a warning (its log-odds are poorly estimated)
 MIN_OUTLET_ARTICLES = 5
@@ -44,6 +42,11 @@ class Study:
     p_z0: np.ndarray | None = None
     score_fold: np.ndarray | None = None  # (N,) object: the fold the researcher scored each article in, or None
     score_replicates: np.ndarray | None = None  # (R, 2, N, K): per-replicate p_z1, p_z0 (their refits), or None
+    pairs: list | None = None  # the used articles' :class:`~counterface.polarization.pairs.Pair`
+    context: dict[str, np.ndarray] = field(default_factory=dict)  # raw --date-column/--title-column values
+    meta: list | None = None  # the articles' columns, as read
+    base: Path | None = None  # ARTICLES' folder (relative paths in its columns)
+    covariate_context: Any = None  # their :class:`~counterface.polarization.covariates.Context` (fitted per fold)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -65,23 +68,33 @@ class Study:
                      image=pick(self.image), z1=pick(self.z1), z0=pick(self.z0), p_z1=pick(self.p_z1),
                      p_z0=pick(self.p_z0), score_fold=pick(self.score_fold),
                      score_replicates=None if self.score_replicates is None else self.score_replicates[:, :, rows],
+                     pairs=pick(self.pairs),
+                     context={k: pick(v) for k, v in self.context.items()},
+                     meta=pick(self.meta), base=self.base,
+                     covariate_context=None if self.covariate_context is None else self.covariate_context.take(rows),
                      notes=self.notes, counts=self.counts)
 
 
-def read_table(source: str | Path, what: str) -> list[dict[str, Any]]:
-    """Rows of a CSV or JSONL table (values as written)."""
+def read_articles(source: str | Path):
+    """ARTICLES as manifest items (``id`` else the path as written is the key), in order. Unlike a
+    batch manifest, a key may repeat: several articles (outlets) can publish one photo and share its pair."""
+    from ..batch.manifest import PATH_COLUMNS, Item
+
     src = Path(source)
-    if not src.is_file():
-        raise ConfigError(f"{what} not found: {src}")
-    try:
-        text = src.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} {src}: {exc}") from None
-    if src.suffix.lower() == ".csv":
-        return [dict(r) for r in csv.DictReader(io.StringIO(text))]
-    if src.suffix.lower() in (".jsonl", ".ndjson"):
-        return [row for _, row in jsonl_rows(text, src)]
-    raise ConfigError(f"{src}: {what} must be a .csv or .jsonl file")
+    rows = read_table(src, "articles")
+    base = src.resolve().parent
+    items = []
+    for n, row in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
+        col = next((c for c in PATH_COLUMNS if row.get(c) not in (None, "")), None)
+        if col is None:
+            raise ConfigError(f"{src}:{n}: no path; ARTICLES needs a column named one of {', '.join(PATH_COLUMNS)}")
+        raw = str(row[col])
+        path = Path(raw).expanduser()
+        path = (path if path.is_absolute() else base / path).absolute()
+        key = str(row["id"]) if row.get("id") not in (None, "") else raw
+        items.append(Item(key=key, path=path, meta={k: v for k, v in row.items() if k != col and k is not None},
+                          base=base))
+    return items
 
 
 def _need(row: Mapping[str, Any], cols: Sequence[str], where: str) -> None:
@@ -92,43 +105,12 @@ def _need(row: Mapping[str, Any], cols: Sequence[str], where: str) -> None:
 
 def read_pairs(source: str | Path, alpha: float | None = None, exclude=None) -> dict[str, tuple[Path, Path]]:
     """key -> (z1, z0) from a batch output folder (its results rows, face 0 of each key) or a
-    CSV/JSONL table with ``key, z1, z0`` (paths relative to the table's folder). ``exclude`` (an
+    CSV/JSONL table with ``key, z1, z0`` (paths relative to the table's folder); malformed rows are
+    left out (:func:`counterface.polarization.pairs.read` reports them). ``exclude`` (an
     :class:`~counterface.batch.exclusions.Exclusions`): keys whose chosen pair it rejects are left out."""
-    src = Path(source)
-    if src.is_dir():
-        from ..batch import load_rows
+    from . import pairs as pairs_mod
 
-        rows = [r for r in load_rows(src) if r.get("z1") and r.get("z0")]
-        if not rows:
-            raise ConfigError(f"{src}: no pairs (no results*.jsonl rows with z1 and z0); is it a batch output folder?")
-        base = src
-    else:
-        rows = read_table(src, "pairs")
-        base = src.resolve().parent
-        for n, r in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
-            _need(r, ("key", "z1", "z0"), f"{src}:{n}")
-    if alpha is not None:
-        rows = [r for r in rows if r.get("alpha") in (None, "") or math.isclose(float(r["alpha"]), alpha)]
-    chosen: dict[str, dict] = {}
-    alphas: dict[str, set] = {}
-    for r in rows:
-        key = str(r["key"])
-        alphas.setdefault(key, set()).add(r.get("alpha"))
-        face = int(r.get("face") or 0)
-        if key not in chosen or face < int(chosen[key].get("face") or 0):
-            chosen[key] = r  # the largest face (face 0) of each photo
-    several = sorted(k for k, a in alphas.items() if len(a) > 1)
-    if several:
-        raise ConfigError(f"{src}: {len(several)} keys have pairs at several alphas (e.g. {several[0]!r}); "
-                          "choose one with --alpha")
-    if exclude is not None:
-        chosen = {k: r for k, r in chosen.items() if not exclude.rejects(r)}
-
-    def _p(v: Any) -> Path:
-        p = Path(str(v)).expanduser()
-        return p if p.is_absolute() else (base / p)
-
-    return {k: (_p(r["z1"]), _p(r["z0"])) for k, r in chosen.items()}
+    return {k: (p.z1, p.z0) for k, p in pairs_mod.read(source, alpha, exclude).pairs.items()}
 
 
 def read_scores(source: str | Path, extras: dict | None = None) -> dict[str, dict[str, tuple[float, float]]]:
@@ -219,17 +201,21 @@ def _keyed(item, table: Mapping[str, Any]):
 
 def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, scores: str | Path | None = None,
                 covariates: Sequence[str] = (), cluster: str | None = None, group: str | None = None,
-                alpha: float | None = None, exclude=None) -> Study:
+                alpha: float | None = None, exclude=None, context: Sequence[str] = ()) -> Study:
     """Read ARTICLES and join each article with its pair (built-in route) or its scores. Articles whose
-    pair (or key, with scores) the exclusion list ``exclude`` rejects are left out and counted."""
-    from ..batch import read_manifest
+    pair (or key, with scores) the exclusion list ``exclude`` rejects are left out and counted.
+    ``context``: columns kept as raw text in ``Study.context`` (``--date-column``, ``--title-column``)."""
+    from . import pairs as pairs_mod
 
     if (pairs is None) == (scores is None):
         raise ConfigError("give --pairs (the built-in outlet model) or --scores (your own model's probabilities)")
-    items = read_manifest(articles_src)
+    items = read_articles(articles_src)
     if not items:
         raise ConfigError(f"{articles_src}: no articles")
     needed = ["politician", "outlet", *covariates] + ([cluster] if cluster else []) + ([group] if group else [])
+    for c in context:  # values may be empty (an untitled article); the column must be there
+        if not any(c in it.meta for it in items):
+            raise ConfigError(f"{articles_src}: no column {c!r} (named by --date-column/--title-column)")
     for it in items:
         missing = [c for c in needed if it.meta.get(c) in (None, "")]
         if missing:
@@ -237,11 +223,24 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
                               f"(ARTICLES needs path, outlet, politician{''.join(', ' + c for c in needed[2:])})")
     notes: list[str] = []
     counts = {"articles": len(items)}
+    pair_set = None
     if pairs is not None:
-        table = read_pairs(pairs, alpha)
+        pair_set = pairs_mod.read(pairs, alpha)
+        table = pair_set.pairs
+        counts["pair_rows"] = pair_set.rows
+        counts["pair_rows_malformed"] = len(pair_set.malformed)
+        if pair_set.malformed:
+            notes.append(f"{len(pair_set.malformed)} of {pair_set.rows} pair rows are malformed and left out "
+                         f"({'; '.join(pair_set.malformed[:3])})")
+        if pair_set.sidecar_problems:
+            counts["pair_sidecars_unusable"] = pair_set.sidecar_problems
+            notes.append(f"{pair_set.sidecar_problems} pairs have an unreadable or malformed sidecar: their "
+                         "direction or face alignment is unknown")
+        if pair_set.alpha_filtered:
+            counts["pairs_other_alpha"] = pair_set.alpha_filtered
         items = [_keyed(it, table) for it in items]
         if exclude is not None:
-            items, table = _exclude(items, table, read_pairs(pairs, alpha, exclude), exclude, notes, counts)
+            items, table = _exclude(items, table, pairs_mod.read(pairs, alpha, exclude).pairs, exclude, notes, counts)
         kept = [it for it in items if it.key in table]
         unpaired = [it.key for it in items if it.key not in table]
         if unpaired:
@@ -291,10 +290,15 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
         group=np.array([str(it.meta[group]) for it in kept], dtype=object) if group else None,
         notes=notes, counts=counts)
     counts["used"] = len(kept)
+    study.context = {c: np.array([str(it.meta.get(c) or "") for it in kept], dtype=object) for c in context}
+    study.meta = [dict(it.meta) for it in kept]
+    study.base = kept[0].base
     if pairs is not None:
         study.image = [it.path for it in kept]
-        study.z1 = [table[it.key][0] for it in kept]
-        study.z0 = [table[it.key][1] for it in kept]
+        study.pairs = [table[it.key] for it in kept]
+        study.z1 = [p.z1 for p in study.pairs]
+        study.z0 = [p.z0 for p in study.pairs]
+        study.counts["pairs_used"] = len({p.key for p in study.pairs})
         return study
     scored = {o for k in study.keys for o in table[k]}
     unknown = sorted(scored - set(classes))

@@ -12,7 +12,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -22,7 +22,10 @@ class OutletFeatures:
     """N articles as the outlet model sees them (the input of :meth:`counterface.OutletModel.fit`).
 
     ``embedding`` (N, D) float32 image features; ``politician`` (N,) str; ``covariates`` (N, C)
-    float64 (categorical columns one-hot, numeric as given); ``delta`` (N, D) or None: each
+    float64 (categorical columns one-hot, numeric as given); ``context``: raw context
+    (:class:`~counterface.polarization.covariates.Context`, dates and titles) that becomes covariate
+    columns only inside a training fold (:func:`counterface.polarization.crossfit.fit_fold`), or None.
+    An outlet model receives features with ``context`` None. ``delta`` (N, D) or None: each
     article's pair difference e(Z1) - e(Z0) (no outlet label in it; the reference model estimates
     the attribute's direction from the training rows' deltas and leaves it unpenalised).
     """
@@ -30,6 +33,7 @@ class OutletFeatures:
     embedding: np.ndarray
     politician: np.ndarray
     covariates: np.ndarray
+    context: Any = None
     delta: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -37,7 +41,16 @@ class OutletFeatures:
 
     def take(self, rows: np.ndarray) -> "OutletFeatures":
         return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows],
+                              None if self.context is None else self.context.take(rows),
                               None if self.delta is None else self.delta[rows])
+
+    def with_context(self, fitted) -> "OutletFeatures":
+        """The context turned into covariate columns by ``fitted`` (a fold's fitted context)."""
+        if self.context is None or fitted is None:
+            return self
+        extra = fitted.transform(self.context)
+        return OutletFeatures(self.embedding, self.politician, np.concatenate([self.covariates, extra], axis=1),
+                              None, self.delta)
 
 
 def embedder_digest(embedder) -> str:
@@ -47,13 +60,35 @@ def embedder_digest(embedder) -> str:
     return hashlib.sha256(desc.encode()).hexdigest()[:16]
 
 
-def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None, out_dir: Path | None = None,
-                batch: int = 32, progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict]:
-    """(len(paths), D) float32 rows, one per path; each distinct file is read and embedded once.
+#: side of the aligned face crops embedded with ``--crop face`` (the metrics' and the matcher's crop)
+CROP_SIZE = 256
 
-    Returns the rows and ``{"images": distinct files, "embedded": newly embedded, "cached": reused,
-    "unreadable": {path: reason}}``; the rows of unreadable files are NaN (the caller leaves their
-    articles out).
+
+def crop_digest(matrix: np.ndarray | None) -> str:
+    """Identifies a crop: the 2x3 photo -> crop matrix (at :data:`CROP_SIZE`), or '' for the whole image."""
+    if matrix is None:
+        return ""
+    return hashlib.sha256(np.round(np.asarray(matrix, np.float64), 6).tobytes()).hexdigest()[:16]
+
+
+def cut(image: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """The aligned face crop of ``image`` (a :data:`CROP_SIZE` square) or the image itself."""
+    if matrix is None:
+        return image
+    from ..metrics import warp_to_crop
+
+    return warp_to_crop(image, matrix, CROP_SIZE)
+
+
+def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None, out_dir: Path | None = None,
+                batch: int = 32, progress: Callable[[int], None] | None = None,
+                crops: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, dict]:
+    """(len(paths), D) float32 rows, one per path; each distinct file (and crop) is read and embedded once.
+
+    ``crops``: per path, a 2x3 photo -> crop matrix at :data:`CROP_SIZE` (``--crop face``: the pair's
+    aligned face), or None for the whole image. Returns the rows and ``{"images": distinct files,
+    "embedded": newly embedded, "cached": reused, "unreadable": {path: reason}}``; the rows of
+    unreadable files are NaN (the caller leaves their articles out).
     """
     from ..errors import ImageError
     from ..imageio import file_sha256, read_image, write_bytes
@@ -67,25 +102,28 @@ def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None,
                     cache = {k: row for k, row in zip(z["keys"].tolist(), z["rows"])}
         except (OSError, ValueError, KeyError):
             cache = {}  # an unreadable cache is rebuilt
-    by_path: dict[Path, str] = {}
+    crops = list(crops) if crops is not None else [None] * len(paths)
+    files: dict[Path, str] = {}
     bad: dict[str, str] = {}
     for p in paths:
         rp = Path(p).resolve()
-        if rp not in by_path:
+        if rp not in files:
             try:
-                by_path[rp] = file_sha256(rp)
+                files[rp] = file_sha256(rp)
             except OSError as exc:
-                by_path[rp] = ""
+                files[rp] = ""
                 bad[str(rp)] = exc.strerror or type(exc).__name__
-    hits = {sha for sha in by_path.values() if sha in cache}
-    todo = [(rp, sha) for rp, sha in by_path.items() if sha and sha not in cache]
-    todo = list({sha: (rp, sha) for rp, sha in todo}.values())
+    # the cache key of a row: the file's content, and the crop's matrix when one is cut
+    keys = [(files[Path(p).resolve()] + (":" + crop_digest(m) if m is not None else ""))
+            if files[Path(p).resolve()] else "" for p, m in zip(paths, crops)]
+    hits = {k for k in keys if k and k in cache}
+    todo = list({k: (Path(p).resolve(), k, m) for p, k, m in zip(paths, keys, crops) if k and k not in cache}.values())
     embedded = 0
     for i in range(0, len(todo), batch):  # read a chunk at a time: a large study never sits in memory
         chunk = []
-        for rp, sha in todo[i:i + batch]:
+        for rp, sha, m in todo[i:i + batch]:
             try:
-                chunk.append((sha, read_image(rp)))
+                chunk.append((sha, cut(read_image(rp), m)))
             except ImageError as exc:
                 bad[str(rp)] = str(exc)
         if not chunk:
@@ -102,13 +140,13 @@ def embed_files(embedder, paths: Sequence[Path], cache_file: Path | None = None,
         if progress:
             progress(len(chunk))
     if embedded and cache_file is not None:
-        keys = sorted(cache)
+        stored = sorted(cache)
         buf = io.BytesIO()
-        np.savez(buf, embedder=np.array(digest), keys=np.array(keys), rows=np.stack([cache[k] for k in keys]))
+        np.savez(buf, embedder=np.array(digest), keys=np.array(stored), rows=np.stack([cache[k] for k in stored]))
         write_bytes(cache_file, buf.getvalue(), out_dir=out_dir)
     dim = next(iter(cache.values())).shape[0] if cache else 0
     nan = np.full(dim, np.nan, np.float32)
-    out = np.stack([cache.get(by_path[Path(p).resolve()], nan) for p in paths]).astype(np.float32) if len(paths) \
+    out = np.stack([cache.get(k, nan) for k in keys]).astype(np.float32) if len(paths) \
         else np.zeros((0, dim), np.float32)
-    distinct = len({sha for sha in by_path.values() if sha})
+    distinct = len({k for k in keys if k})
     return out, {"images": distinct, "embedded": embedded, "cached": len(hits), "unreadable": bad}

@@ -7,6 +7,9 @@
 * ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo, flag;
 * ``articles.csv``: one row per article and outlet pair: its log-odds difference d (the mean over
   the cross-fitting splits; fold is the article's fold in the first split);
+* ``ovp.csv``: politician, ovp, ci_low, ci_high, n (built-in route; :mod:`.ovp`);
+* ``group_slant.csv`` (with ``--group``): group, outlet, reference, slant, ci_low, ci_high, n,
+  p_placebo (:mod:`.group_slant`);
 * ``polarization.json``: settings, versions, seeds, counts, warnings, g's held-out accuracy/log-loss;
 * ``forest.png``: rho with its interval per politician and outlet pair (needs matplotlib).
 
@@ -30,6 +33,11 @@ from .data import Study
 RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo", "flag",
                "p_conditional_on_g", "contrast", "contrast_ci_low", "contrast_ci_high", "p_contrast")
 SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo", "flag")
+OVP_COLUMNS = ("politician", "ovp", "ci_low", "ci_high", "n")
+GROUP_SLANT_COLUMNS = ("group", "outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
+#: every file the command may write into OUT (checked against the inputs before anything is written)
+OUTPUT_FILES = ("rho.csv", "slant.csv", "articles.csv", "polarization.json", "forest.png", "ovp.csv",
+                "group_slant.csv", "cache/embeddings.npz")
 #: the forest plot shows at most this many rows
 MAX_FOREST_ROWS = 120
 
@@ -86,6 +94,21 @@ def slant_rows(res: Result) -> list[dict]:
     return rows
 
 
+def ovp_rows(ovp) -> list[dict]:
+    return [{"politician": p, "ovp": ovp.ovp[j], "ci_low": ovp.ci_low[j], "ci_high": ovp.ci_high[j],
+             "n": int(ovp.n[j])} for j, p in enumerate(ovp.politicians)]
+
+
+def group_slant_rows(gs, group_column: str) -> list[dict]:
+    rows = []
+    for g, name in enumerate(gs.groups):
+        for y, outlet in enumerate(gs.classes):
+            rows.append({"group": f"{group_column}={name}", "outlet": outlet, "reference": gs.classes[gs.reference],
+                         "slant": gs.values[g, y], "ci_low": gs.ci_low[g, y], "ci_high": gs.ci_high[g, y],
+                         "n": int(gs.counts[g, y]), "p_placebo": gs.p_placebo[g, y]})
+    return rows
+
+
 def article_rows(study: Study, res: Result) -> list[dict]:
     rows = []
     for i, key in enumerate(study.keys):
@@ -132,7 +155,7 @@ def forest_plot(path: Path, rows: Sequence[dict], out_dir: Path, level: float) -
 
 
 def write_all(out_dir: Path, study: Study, res: Result, record: dict, group_column: str | None = None,
-              plot: bool = True) -> dict[str, Path]:
+              plot: bool = True, ovp=None, group_slant=None) -> dict[str, Path]:
     out_dir = Path(out_dir)
     rows = rho_rows(res, group_column)
     paths = {
@@ -142,6 +165,11 @@ def write_all(out_dir: Path, study: Study, res: Result, record: dict, group_colu
                          ("key", "politician", "outlet", "cluster", "fold", "outlet_1", "outlet_2", "d"),
                          article_rows(study, res), out_dir),
     }
+    if ovp is not None:
+        paths["ovp"] = _csv(out_dir / "ovp.csv", OVP_COLUMNS, ovp_rows(ovp), out_dir)
+    if group_slant is not None:
+        paths["group_slant"] = _csv(out_dir / "group_slant.csv", GROUP_SLANT_COLUMNS,
+                                    group_slant_rows(group_slant, group_column), out_dir)
     if plot and rows:
         p = forest_plot(out_dir / "forest.png", rows, out_dir, res.settings.get("level", 0.95))
         if p is not None:

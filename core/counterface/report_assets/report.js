@@ -12,16 +12,16 @@
   var ROW_H = 152, OVERSCAN = 4;
   var RENDER_ALL = 200;  // up to this many rows every row is in the page; above, only the visible window
   var STORE = "counterface-report:" + META.report_id;
-  var PRIORITY = ["identity", "identity_independent", "identity_z1z0", "identity_independent_z1z0", "psnr_outside", "unchanged_outside_blend", "smile_delta",
-                  "smile_z1", "smile_z0", "lpips_outside", "identity_z0", "psnr_outside_z0",
+  var PRIORITY = ["identity", "identity_independent", "identity_z1z0", "identity_independent_z1z0", "psnr_outside", "unchanged_outside_blend", "score_delta",
+                  "score_z1", "score_z0", "lpips_outside", "identity_z0", "psnr_outside_z0",
                   "unchanged_outside_blend_z0"];
   var FLAG_TEXT = {
     low_identity: "an identity similarity below its threshold: identity, identity_z0, identity_z1z0 (ArcFace) below " +
         THR.identity + "; identity_independent, _z0, _z1z0 (dlib) below " + THR.identity_independent,
     changed_outside_blend: "unchanged_outside_blend (or _z0) below 1 with a lossless format: a pixel outside the blend region changed",
     low_psnr_outside: "psnr_outside (or _z0) below " + THR.psnr_outside + " dB",
-    smile_not_redetected: "no face re-detected on Z1 or Z0 (smile_z1 / smile_z0 empty)",
-    no_smile_gain: "alpha > 0 but smile_delta <= 0",
+    not_scored: "the attribute's scorer could not score Z1 or Z0 (score_z1 / score_z0 empty)",
+    no_score_gain: "alpha > 0 but score_delta <= 0",
     metrics_error: "evaluate could not measure the row"
   };
 
@@ -34,9 +34,14 @@
   VIRTUAL.forEach(function (c) { colKind[c.name] = c; });
   var manifestCols = columns.filter(function (c) { return c.kind === "manifest"; }).map(function (c) { return c.name; });
   var metricCols = columns.filter(function (c) { return c.kind === "metric"; }).map(function (c) { return c.name; });
+  function priority(name) {  // <attribute>_score_delta ranks like score_delta
+    var i = PRIORITY.indexOf(name), m = /_(score_(?:delta|z1|z0))$/.exec(name);
+    if (i < 0 && m) i = PRIORITY.indexOf(m[1]);
+    return i < 0 ? 99 : i;
+  }
   metricCols.sort(function (a, b) {
-    var ia = PRIORITY.indexOf(a), ib = PRIORITY.indexOf(b);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : a > b ? 1 : 0);
+    var ia = priority(a), ib = priority(b);
+    return ia - ib || (a < b ? -1 : a > b ? 1 : 0);
   });
 
   function uid(r) { return [r.key, r.face, r.alpha, r.job, r.sha256].join("\u001f"); }
@@ -65,8 +70,8 @@
     if (/^identity_independent(_z0|_z1z0)?$/.test(name)) return typeof v === "number" && v < THR.identity_independent;
     if (/^psnr_outside(_z0)?$/.test(name)) return typeof v === "number" && v < THR.psnr_outside;
     if (/^unchanged_outside_blend(_z0)?$/.test(name)) return r.flags.indexOf("changed_outside_blend") >= 0 && typeof v === "number" && v < 1;
-    if (name === "smile_z1" || name === "smile_z0") return r.flags.indexOf("smile_not_redetected") >= 0 && (v === null || v === undefined);
-    if (name === "smile_delta") return r.flags.indexOf("no_smile_gain") >= 0;
+    if (/(^|_)score_z[01]$/.test(name)) return r.flags.indexOf("not_scored") >= 0 && (v === null || v === undefined);
+    if (/(^|_)score_delta$/.test(name)) return r.flags.indexOf("no_score_gain") >= 0 && typeof v === "number" && v <= 0;
     return false;
   }
 

@@ -1,0 +1,199 @@
+"""The CUDA-graph machinery of the tuner, on the CPU: the K-step early-stopping rule, the static
+buffers' copy-in/copy-out, the eager fallback, and the whole replay bookkeeping (two faces through one
+cached step) with a stand-in "graph" whose replay runs the captured step. Real replay: test_cuda_graphs.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from counterface import ConfigError, testing
+from counterface_pti import graphs
+from counterface_pti.tuner import PTITuner
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("stop_at", [None, 0, 1, 4, 9, 17])
+def test_k_step_rule_stops_within_k_of_the_eager_step(k, stop_at):
+    total = 20
+    state = {"n": 0, "active": True, "done": 0}
+
+    def step():  # the device side: the flag flips at step stop_at (sticky), done counts active steps
+        if stop_at is not None and state["n"] >= stop_at:
+            state["active"] = False
+        state["done"] += state["active"]
+        state["n"] += 1
+
+    reads = []
+    ran = graphs.drive(step, total, k, lambda: reads.append(1) or not state["active"])
+    eager = total if stop_at is None else stop_at  # the eager loop breaks before step stop_at's update
+    assert state["done"] == eager  # the reported step count is the eager one, exactly
+    assert ran == (total if stop_at is None else min(total, (stop_at // k + 1) * k))
+    assert ran - eager <= k  # at most k steps after the eager stop
+    assert len(reads) == -(-ran // k)  # one host read per k steps
+    with pytest.raises(ValueError):
+        graphs.drive(step, 3, 0, lambda: False)
+
+
+def test_static_buffers_copy_in_keeps_the_address_and_copy_out_clones():
+    buf = graphs.StaticBuffers(x=torch.zeros(2, 3), n=torch.zeros((), dtype=torch.long))
+    ptr = buf.x.data_ptr()
+    buf.load(x=torch.ones(2, 3), n=7)
+    assert buf.x.data_ptr() == ptr and torch.equal(buf.x, torch.ones(2, 3)) and int(buf.n) == 7
+    out = buf.read("x")
+    buf.load(x=torch.full((2, 3), 2.0))
+    assert torch.equal(out, torch.ones(2, 3))  # a copy, not a view of the buffer
+    with pytest.raises(ValueError, match="shape"):
+        buf.load(x=torch.zeros(3, 2))
+    with pytest.raises(AttributeError):
+        buf.x = torch.zeros(2, 3)
+    assert sorted(buf.names()) == ["n", "x"]
+
+
+class FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph on the CPU: replay() runs the captured step."""
+
+    def __init__(self, step):
+        self.step, self.replays = step, 0
+
+    def replay(self):
+        self.replays += 1
+        self.step()
+
+
+def test_runner_graph_fallback_and_off():
+    calls = []
+    step = lambda: calls.append(1)  # noqa: E731
+    r = graphs.make_runner(step, torch.device("cpu"), True, capture=lambda s, d: FakeGraph(s))
+    assert r.mode == "graph" and r.warmed == graphs.WARMUP_STEPS and len(calls) == graphs.WARMUP_STEPS
+    r()
+    assert r.graph.replays == 1 and len(calls) == graphs.WARMUP_STEPS + 1
+
+    def broken(s, d):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    calls.clear()
+    r = graphs.make_runner(step, torch.device("cpu"), True, capture=broken)
+    assert r.mode.startswith("eager: capture failed (RuntimeError: operation not permitted")
+    assert r.graph is None and r.warmed == graphs.WARMUP_STEPS
+    r()
+    assert len(calls) == graphs.WARMUP_STEPS + 1  # the same step, eagerly
+    r = graphs.make_runner(step, torch.device("cpu"), False, "eager: not CUDA")
+    assert r.mode == "eager: not CUDA" and r.warmed == 0
+
+
+@pytest.mark.parametrize("device,exact,precision,mode,expected", [
+    ("cpu", False, "tf32", "auto", False), ("cpu", False, "fp32", "on", False),
+    ("cuda", True, "fp32", "auto", False), ("cuda", True, "fp32", "on", True),
+    ("cuda", False, "tf32", "auto", True), ("cuda", False, "bf16", "auto", False),
+    ("cuda", False, "tf32", "off", False)])
+def test_when_graphs_are_used(device, exact, precision, mode, expected):
+    assert graphs.wanted(mode, torch.device(device), precision, exact)[0] is expected
+
+
+def test_bad_graph_settings():
+    with pytest.raises(ConfigError, match="graphs"):
+        PTITuner(graphs="yes")
+    with pytest.raises(ConfigError, match="graph_check_every"):
+        PTITuner(graph_check_every=0)
+
+
+FAST = dict(latent_steps=8, tune_steps=9, lpips_pretrained=False, lpips_net="alex", resolution=None,
+            tune_min_resolution=16, latent_lr=0.03, tune_lr=3e-3, graph_check_every=4)
+
+
+def _faces(gen):
+    out = []
+    for seed in (5, 7):
+        w = gen.w_avg[None, None].repeat(1, gen.num_ws, 1) + 0.8 * torch.randn(
+            1, 1, gen.w_dim, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            out.append(gen.synthesize(w).clamp(-1, 1))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.0, "mid"])
+def test_replayed_steps_equal_the_eager_loop_for_two_faces(monkeypatch, threshold):
+    """The graph path (one cached step per stage, faces copied into its static buffers, the early
+    stop decided on the device) gives the eager loop's pivots: same steps and early stop, tensors
+    equal to float rounding. The stand-in graph replays the captured step function itself."""
+    gen = testing.FakeGenerator(resolution=32)
+    faces = _faces(gen)
+    w0 = gen.w_avg[None].repeat(gen.num_ws, 1).clone()
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 1
+    ident = testing.FakeIdentityEncoder()
+    eager_tuner = PTITuner(**FAST, lpips_threshold=0.0, graphs="off")
+    if threshold == "mid":  # a threshold the tuning reaches part-way (face 0): early stop on the device
+        probe = eager_tuner.tune(gen, w0, faces[0], region_mask=mask, identity=ident)
+        threshold = (probe.meta["losses_start"]["tune"]["lpips"] + probe.meta["losses"]["tune"]["lpips"]) / 2
+    eager_tuner = PTITuner(**FAST, lpips_threshold=threshold, graphs="off")
+    eager = [eager_tuner.tune(gen, w0, f, region_mask=mask, identity=ident) for f in faces]
+
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: FakeGraph(step))
+    tuner = PTITuner(**FAST, lpips_threshold=threshold, graphs="on")
+    replayed = [tuner.tune(gen, w0, f, region_mask=mask, identity=ident) for f in faces]
+    assert len(tuner._graph_cache) == 2  # one refine step and one tune step, reused for the second face
+    tune_graph = next(g for k, g in tuner._graph_cache.items() if k[0] == "tune")
+    params = dict(gen.module.named_parameters())
+    assert all(p.grad is None for p in params.values())  # the tuner drops the gradients after a face ...
+    assert all(g is not None for g in tune_graph.grads)  # ... the graph keeps the buffers it writes
+    ptrs = [g.data_ptr() for g in tune_graph.grads]
+    before = [g.clone() for g in tune_graph.grads]
+    tuner.tune(gen, w0, faces[0], region_mask=mask, identity=ident)
+    assert [g.data_ptr() for g in tune_graph.grads] == ptrs
+    # the replayed steps wrote this face's gradients into those very buffers (re-attached per face)
+    assert any(not torch.equal(a, b) for a, b in zip(before, tune_graph.grads)) or threshold
+    for e, r in zip(eager, replayed):
+        assert r.meta["graphs"] == {"refine": "graph", "tune": "graph"}
+        assert eager[0].meta["graphs"] == {"refine": "off", "tune": "off"}
+        assert r.meta["steps"] == e.meta["steps"] and r.meta["early_stop"] == e.meta["early_stop"]
+        torch.testing.assert_close(r.w, e.w, rtol=1e-4, atol=1e-5)
+        for n in e.tensors:
+            torch.testing.assert_close(r.tensors[n], e.tensors[n], rtol=1e-4, atol=1e-5)
+        for stage in ("refine", "tune"):
+            for k, v in e.meta["losses_start"][stage].items():
+                assert r.meta["losses_start"][stage][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (stage, k)
+    if threshold:
+        assert eager[0].meta["early_stop"] and 0 < eager[0].meta["steps"]["tune"] < FAST["tune_steps"]
+
+
+@pytest.mark.parametrize("where", ["build", "run"])
+def test_a_failing_graph_step_falls_back_to_the_eager_loop(monkeypatch, where):
+    """A graph step that fails while being built (warm-up) or replayed: the stage starts again eagerly
+    from the same start (the tuned tensors restored), and the pivot says so."""
+    gen = testing.FakeGenerator(resolution=32)
+    face = _faces(gen)[0]
+    w0 = gen.w_avg[None].repeat(gen.num_ws, 1).clone()
+    eager = PTITuner(**FAST, lpips_threshold=0.0, graphs="off").tune(gen, w0, face)
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: FakeGraph(step))
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        if where == "run":  # fail after stepping: the fallback must undo what the warm-up changed
+            real_run(*a, **k)
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    real_run = graphs.TuneGraph.run
+    if where == "build":
+        real_init = graphs.TuneGraph.__init__
+
+        def init(self, *a, **k):
+            real_init(self, *a, **k)  # the warm-up steps ran, then the failure
+            broken()
+
+        monkeypatch.setattr(graphs.TuneGraph, "__init__", init)
+    else:
+        monkeypatch.setattr(graphs.TuneGraph, "run", broken)
+    tuner = PTITuner(**FAST, lpips_threshold=0.0, graphs="on")
+    pivot = tuner.tune(gen, w0, face)
+    assert calls and pivot.meta["graphs"]["refine"] == "graph"
+    assert pivot.meta["graphs"]["tune"].startswith("eager: graph step failed (RuntimeError: CUDA error")
+    assert not any(k[0] == "tune" for k in tuner._graph_cache)
+    assert pivot.meta["steps"] == eager.meta["steps"]
+    torch.testing.assert_close(pivot.w, eager.w, rtol=1e-4, atol=1e-5)
+    for n in eager.tensors:
+        torch.testing.assert_close(pivot.tensors[n], eager.tensors[n], rtol=1e-4, atol=1e-5)
