@@ -51,8 +51,6 @@ def _sha256(path: Path) -> str:
 
 def read_npz(path: str | Path, label: str | None = None) -> Examples:
     """Examples from an ``.npz`` file (see the module docstring)."""
-    from .learn import parse_label
-
     p = Path(path)
     try:
         data = np.load(p, allow_pickle=False)
@@ -64,6 +62,11 @@ def read_npz(path: str | Path, label: str | None = None) -> Examples:
         return _read_npz(p, data, label)
     except (ValueError, OSError, EOFError) as exc:  # an object array (pickle refused), a truncated member
         raise ConfigError(f"{p}: unreadable array ({reason(exc)})") from None
+
+
+def _read_npz(p: Path, data, label: str | None) -> Examples:
+    from .learn import parse_label
+
     with data:
         names = list(data.files)
         if "latents" not in names:

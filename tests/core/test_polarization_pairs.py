@@ -81,7 +81,7 @@ def articles(batch, path: Path, per_photo: int = 12) -> Path:
     return _write_csv(path, rows)
 
 
-FAST = ["--embedder", "pixels", "--set", "embedder.size=4", "--bootstrap", "4", "--permutations", "4", "--no-plot"]
+FAST = ["--embedder", "pixels", "--set", "embedder.size=4", "--bootstrap", "4", "--permutations", "4", "--no-plot", "--min-articles", "2"]
 
 
 def test_batch_folder_as_pairs_records_the_operators_and_writes_ovp(batch, tmp_path):

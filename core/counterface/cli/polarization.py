@@ -78,13 +78,18 @@ def _columns(text: str | None) -> list[str]:
               help="Identity check: lowest cosine similarity to the reference (default: the matcher's, 0.92 for dlib); "
                    "articles below it are left out.")
 @click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
+@click.option("--splits", type=int, default=3, show_default=True, metavar="S",
+              help="Repeated cross-fitting: rho is the median over S random K-fold splits (bootstrap and placebo too).")
+@click.option("--min-articles", "min_articles", type=int, default=10, show_default=True, metavar="N",
+              help="A politician with fewer articles (or seen by one outlet only) gets no rho.")
 @click.option("--reference-outlet", default=None, metavar="OUTLET",
               help="Compare every outlet with this one (rho rows and slant); default: every outlet pair, and the "
                    "first outlet in sorted order as the slant's reference.")
 @click.option("--bootstrap", type=int, default=200, show_default=True, metavar="B",
               help="Bootstrap replicates (each refits g on the built-in route).")
 @click.option("--cluster", default=None, metavar="COLUMN", help="Resample (and fold) whole clusters of this column.")
-@click.option("--permutations", type=int, default=100, show_default=True, metavar="R", help="Placebo permutations.")
+@click.option("--permutations", type=int, default=999, show_default=True, metavar="R",
+              help="Most placebo permutations; drawing stops once every rho has 20 as extreme (Besag-Clifford).")
 @click.option("--placebo", type=click.Choice(["auto", "outlets", "pairs"]), default="auto", show_default=True,
               help="outlets: permute outlet labels within politician and refit g; pairs: swap Z1/Z0 within pairs. "
                    "auto: outlets on the built-in route, pairs with --scores.")
@@ -100,9 +105,9 @@ def _columns(text: str | None) -> list[str]:
               help="Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); articles "
                    "whose pair is rejected are left out and counted.")
 def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
-                     reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha, level, seed, jobs,
-                     plot, exclude_file, date_column, title_column, topics, crop, aligner, scorer, references,
-                     reference_column, matcher, match_threshold) -> None:
+                     splits, min_articles, reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha,
+                     level, seed, jobs, plot, exclude_file, date_column, title_column, topics, crop, aligner, scorer,
+                     references, reference_column, matcher, match_threshold) -> None:
     """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
 
     Fits the outlet model g with K-fold cross-fitting (or takes --scores), writes rho.csv, slant.csv,
@@ -125,7 +130,7 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
     if by_politician:
         params["outlet_model"]["by_politician"] = True
     check_output_dir(out_dir)
-    settings = polarization.Settings(folds=folds, bootstrap=bootstrap, permutations=permutations, placebo=placebo,
+    settings = polarization.Settings(folds=folds, splits=splits, min_articles=min_articles, bootstrap=bootstrap, permutations=permutations, placebo=placebo,
                                      reference_outlet=reference_outlet, level=level, seed=seed, jobs=jobs)
     bars: dict = {}
 

@@ -40,6 +40,8 @@ class Study:
     z0: list[Path] | None = None
     p_z1: np.ndarray | None = None  # (N, K) the researcher's scores (--scores route)
     p_z0: np.ndarray | None = None
+    score_fold: np.ndarray | None = None  # (N,) object: the fold the researcher scored each article in, or None
+    score_replicates: np.ndarray | None = None  # (R, 2, N, K): per-replicate p_z1, p_z0 (their refits), or None
     pairs: list | None = None  # the used articles' :class:`~counterface.polarization.pairs.Pair`
     context: dict[str, np.ndarray] = field(default_factory=dict)  # raw --date-column/--title-column values
     meta: list | None = None  # the articles' columns, as read
@@ -64,7 +66,9 @@ class Study:
                      cluster=pick(self.cluster), covariates=pick(self.covariates),
                      covariate_names=self.covariate_names, classes=self.classes, group=pick(self.group),
                      image=pick(self.image), z1=pick(self.z1), z0=pick(self.z0), p_z1=pick(self.p_z1),
-                     p_z0=pick(self.p_z0), pairs=pick(self.pairs),
+                     p_z0=pick(self.p_z0), score_fold=pick(self.score_fold),
+                     score_replicates=None if self.score_replicates is None else self.score_replicates[:, :, rows],
+                     pairs=pick(self.pairs),
                      context={k: pick(v) for k, v in self.context.items()},
                      meta=pick(self.meta), base=self.base,
                      covariate_context=None if self.covariate_context is None else self.covariate_context.take(rows),
@@ -109,12 +113,32 @@ def read_pairs(source: str | Path, alpha: float | None = None, exclude=None) -> 
     return {k: (p.z1, p.z0) for k, p in pairs_mod.read(source, alpha, exclude).pairs.items()}
 
 
-def read_scores(source: str | Path) -> dict[str, dict[str, tuple[float, float]]]:
-    """key -> {outlet: (p_z1, p_z0)} from a CSV/JSONL with columns ``key, outlet, p_z1, p_z0``."""
+def read_scores(source: str | Path, extras: dict | None = None) -> dict[str, dict[str, tuple[float, float]]]:
+    """key -> {outlet: (p_z1, p_z0)} from a CSV/JSONL with columns ``key, outlet, p_z1, p_z0``.
+
+    Optional columns: ``fold`` (the fold of the researcher's cross-fitting that scored the article)
+    and ``replicate`` (rows with a replicate r >= 1 hold the scores of their model refitted for
+    replicate r; rows without one are the main scores). When ``extras`` is a dict it receives
+    ``{"fold": {key: fold}, "replicates": {r: {key: {outlet: (p_z1, p_z0)}}}}``."""
     src = Path(source)
     rows = read_table(src, "scores")
     out: dict[str, dict[str, tuple[float, float]]] = {}
+    folds: dict[str, str] = {}
+    reps: dict[int, dict[str, dict[str, tuple[float, float]]]] = {}
     for n, r in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
+        rep_text = r.get("replicate")
+        if rep_text not in (None, ""):
+            try:
+                rep = int(str(rep_text))
+                if rep < 1:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{src}:{n}: replicate must be an integer >= 1 (main scores: leave it empty)") from None
+            target = reps.setdefault(rep, {})
+        else:
+            target = out
+            if r.get("fold") not in (None, ""):
+                folds[str(r.get("key"))] = str(r["fold"])
         _need(r, ("key", "outlet", "p_z1", "p_z0"), f"{src}:{n}")
         try:
             p1, p0 = float(r["p_z1"]), float(r["p_z0"])
@@ -123,9 +147,12 @@ def read_scores(source: str | Path) -> dict[str, dict[str, tuple[float, float]]]
         if not (0 < p1 <= 1 and 0 < p0 <= 1):
             raise ConfigError(f"{src}:{n}: p_z1 and p_z0 must be probabilities in (0, 1] (a log-odds needs p > 0)")
         key, outlet = str(r["key"]), str(r["outlet"])
-        if outlet in out.setdefault(key, {}):
-            raise ConfigError(f"{src}:{n}: key {key!r} and outlet {outlet!r} appear twice")
-        out[key][outlet] = (p1, p0)
+        if outlet in target.setdefault(key, {}):
+            raise ConfigError(f"{src}:{n}: key {key!r} and outlet {outlet!r} appear twice"
+                              + (f" in replicate {rep_text}" if rep_text not in (None, "") else ""))
+        target[key][outlet] = (p1, p0)
+    if extras is not None:
+        extras.update(fold=folds, replicates=reps)
     return out
 
 
@@ -224,7 +251,8 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
         if extra:
             notes.append(f"{extra} pairs match no article and are ignored")
     else:
-        table = read_scores(scores)
+        extras: dict = {}
+        table = read_scores(scores, extras)
         items = [_keyed(it, table) for it in items]
         if exclude is not None:
             items, table = _exclude(items, table, {k: v for k, v in table.items() if not exclude.rejects({"key": k})},
@@ -283,6 +311,10 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
             if o in table[k]:
                 p1[i, j], p0[i, j] = table[k][o]
     lacking = [o for j, o in enumerate(classes) if np.isnan(p1[:, j]).all()]
+    scored_outlets = [o for o in classes if o not in lacking]
+    if len(scored_outlets) < 2:  # the documented stop, as on the built-in route
+        raise ConfigError(f"the scores cover {len(scored_outlets)} outlet(s) of the articles "
+                          f"({', '.join(map(repr, scored_outlets)) or 'none'}); rho compares at least two")
     if lacking:
         notes.append(f"no scores for outlets {', '.join(map(repr, lacking))}: their rho is left empty")
     ok_cols = [j for j, o in enumerate(classes) if o not in lacking]
@@ -290,4 +322,20 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
     if partial > 0:
         notes.append(f"{partial} articles lack scores for some outlets; those outlet pairs skip them")
     study.p_z1, study.p_z0 = p1, p0
+    if extras["fold"]:
+        study.score_fold = np.array([extras["fold"].get(k, "") for k in study.keys], dtype=object)
+    if extras["replicates"]:
+        reps = extras["replicates"]
+        arr = np.full((len(reps), 2, len(kept), len(classes)), np.nan)
+        for r_i, r in enumerate(sorted(reps)):
+            for i, k in enumerate(study.keys):
+                for j, o in enumerate(classes):
+                    if o in reps[r].get(k, {}):
+                        arr[r_i, :, i, j] = reps[r][k][o]
+        study.score_replicates = arr
+        counts["score_replicates"] = len(reps)
+    if not extras["replicates"]:
+        notes.append("--scores without a replicate column: the interval carries the articles' sampling noise only "
+                     "and p_placebo is conditional on g" + ("" if extras["fold"] else
+                     " (and without a fold column nothing says that g did not see these articles)"))
     return study

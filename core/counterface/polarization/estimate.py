@@ -13,6 +13,7 @@ out of that mean; ``n`` counts the articles used. Statistics are kept as one fla
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -110,11 +111,28 @@ def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[np.ndarr
     """Percentile interval per column of a (B, S) replicate matrix (NaN replicates ignored)."""
     lo = (1 - level) / 2 * 100
     with np.errstate(invalid="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN interval
             return np.nanpercentile(replicates, lo, axis=0), np.nanpercentile(replicates, 100 - lo, axis=0)
+
+
+def normal_ci(values: np.ndarray, replicates: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the estimate +- z * the bootstrap standard error (the replicates' standard
+    deviation; NaN replicates ignored).
+
+    Centred at the estimate, not at the replicates: a replicate refits g on a resample in which about
+    a third of the articles are repeats, so g's small-sample bias is larger there than in the
+    estimate and the replicates' location is shifted away from 0 (a percentile interval inherits
+    that shift); their spread is what the interval needs. The plain standard deviation, not a robust
+    one: the estimator has heavy tails at small sizes, and the interval must carry them (measured:
+    an interquartile-range standard error covered 0.90-0.91 at 150 articles per politician)."""
+    from scipy.stats import norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fewer than two replicates: NaN interval
+        se = np.nanstd(replicates, axis=0, ddof=1)
+    z = norm.ppf(0.5 + level / 2)
+    return values - z * se, values + z * se
 
 
 def permutation_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
@@ -135,6 +153,78 @@ def permute_within(labels: np.ndarray, strata: np.ndarray, rng: np.random.Genera
         rows = np.flatnonzero(strata.astype(str) == s)
         out[rows] = labels[rows[rng.permutation(len(rows))]]
     return out
+
+
+def permute_clusters_within(labels: np.ndarray, strata: np.ndarray, cluster: np.ndarray,
+                            rng: np.random.Generator) -> np.ndarray:
+    """``labels`` permuted by whole clusters within each stratum (politician): the clusters' label
+    vectors change places among the stratum's clusters of the same size (shuffled inside too). With
+    one article per cluster this is a uniformly random permutation inside each stratum."""
+    out = labels.copy()
+    s_str, c_str = strata.astype(str), cluster.astype(str)
+    for s in np.unique(s_str):
+        rows = np.flatnonzero(s_str == s)
+        levels, codes, sizes = np.unique(c_str[rows], return_inverse=True, return_counts=True)
+        single = rows[sizes[codes] == 1]  # one-article clusters: a plain shuffle
+        out[single] = labels[single[rng.permutation(len(single))]]
+        for size in np.unique(sizes[sizes > 1]):
+            ids = np.flatnonzero(sizes == size)
+            blocks = [rows[codes == i] for i in ids]
+            for dst, src in zip(blocks, [blocks[i] for i in rng.permutation(len(blocks))]):
+                out[dst] = labels[src][rng.permutation(size)]
+    return out
+
+
+def sequential_p(observed: np.ndarray, draw: Callable[[int], np.ndarray], permutations: int, hits: int,
+                 jobs: int = 1, batch: int = 50) -> tuple[np.ndarray, int]:
+    """Two-sided permutation p-values with Besag & Clifford's (1991) sequential stopping.
+
+    Draws ``draw(0), draw(1), ...`` (each a null statistic vector) in batches of ``batch`` until every
+    defined statistic has ``hits`` draws at least as extreme as observed, or ``permutations`` draws.
+    Statistic j gets h / r_j when its h-th extreme draw was its r_j-th (defined) draw, else
+    (1 + #extreme) / (1 + #draws). Both are valid p-values; the batches are fixed, so the result does
+    not depend on ``jobs``. Returns (p, draws made)."""
+    p = np.full(len(observed), np.nan)
+    if permutations <= 0:
+        return p, 0
+    live = ~np.isnan(observed)
+    rows: list[np.ndarray] = []
+    while len(rows) < permutations:
+        start = len(rows)
+        chunk = run_replicates(lambda r: draw(start + r), min(batch, permutations - start), jobs)
+        rows.extend(chunk)
+        null = np.stack(rows)
+        extreme = (np.abs(null) >= np.abs(observed)[None, :] - 1e-12) & ~np.isnan(null)
+        if np.all(extreme[:, live].sum(axis=0) >= hits):
+            break
+    null = np.stack(rows)
+    ok = ~np.isnan(null)
+    extreme = (np.abs(null) >= np.abs(observed)[None, :] - 1e-12) & ok
+    for j in np.flatnonzero(live):
+        ext_j = extreme[ok[:, j], j]
+        if ext_j.sum() >= hits:
+            p[j] = hits / (np.flatnonzero(ext_j)[hits - 1] + 1)
+        else:
+            p[j] = (1 + ext_j.sum()) / (1 + len(ext_j))
+    return p, len(rows)
+
+
+def interval_flags(values: np.ndarray, low: np.ndarray, high: np.ndarray, replicates: np.ndarray,
+                   requested: int) -> list[str]:
+    """Per statistic, why its interval is degenerate ("" when it is not): fewer replicates than
+    asked, none at all, or zero width."""
+    flags = []
+    for v, lo, hi, k in zip(values, low, high, replicates):
+        why = []
+        if requested > 0 and not np.isnan(v):
+            if k == 0:
+                why.append(f"no bootstrap replicate of {requested}")
+            elif k < requested:
+                why.append(f"interval from {int(k)} of {requested} replicates")
+            if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 1e-12 * max(1.0, abs(float(v))):
+                why.append("zero-width interval")
+        flags.append("; ".join(why))
+    return flags
 
 
 def cluster_signs(cluster: np.ndarray, rng: np.random.Generator) -> np.ndarray:

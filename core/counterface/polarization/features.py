@@ -25,27 +25,32 @@ class OutletFeatures:
     float64 (categorical columns one-hot, numeric as given); ``context``: raw context
     (:class:`~counterface.polarization.covariates.Context`, dates and titles) that becomes covariate
     columns only inside a training fold (:func:`counterface.polarization.crossfit.fit_fold`), or None.
-    An outlet model receives features with ``context`` None.
+    An outlet model receives features with ``context`` None. ``delta`` (N, D) or None: each
+    article's pair difference e(Z1) - e(Z0) (no outlet label in it; the reference model estimates
+    the attribute's direction from the training rows' deltas and leaves it unpenalised).
     """
 
     embedding: np.ndarray
     politician: np.ndarray
     covariates: np.ndarray
     context: Any = None
+    delta: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.politician)
 
     def take(self, rows: np.ndarray) -> "OutletFeatures":
         return OutletFeatures(self.embedding[rows], self.politician[rows], self.covariates[rows],
-                              None if self.context is None else self.context.take(rows))
+                              None if self.context is None else self.context.take(rows),
+                              None if self.delta is None else self.delta[rows])
 
     def with_context(self, fitted) -> "OutletFeatures":
         """The context turned into covariate columns by ``fitted`` (a fold's fitted context)."""
         if self.context is None or fitted is None:
             return self
         extra = fitted.transform(self.context)
-        return OutletFeatures(self.embedding, self.politician, np.concatenate([self.covariates, extra], axis=1))
+        return OutletFeatures(self.embedding, self.politician, np.concatenate([self.covariates, extra], axis=1),
+                              None, self.delta)
 
 
 def embedder_digest(embedder) -> str:

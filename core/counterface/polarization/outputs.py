@@ -1,9 +1,12 @@
 """The files of ``counterface polarization`` (written atomically into OUT):
 
-* ``rho.csv``: politician, outlet_1, outlet_2, rho, ci_low, ci_high, n, p_placebo (with ``--group``,
-  also one row per group, politician = ``COLUMN=value``);
-* ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo;
-* ``articles.csv``: one row per article and outlet pair: its log-odds difference d;
+* ``rho.csv``: politician, outlet_1, outlet_2, rho, ci_low, ci_high, n, p_placebo, flag (why the
+  interval is degenerate or the rho empty), p_conditional_on_g; with ``--group``, also one row per
+  group (politician = ``COLUMN=value``): its pooled rho with its own interval and placebo p, and the
+  group-versus-other-politicians contrast in contrast, contrast_ci_low, contrast_ci_high, p_contrast;
+* ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo, flag;
+* ``articles.csv``: one row per article and outlet pair: its log-odds difference d (the mean over
+  the cross-fitting splits; fold is the article's fold in the first split);
 * ``ovp.csv``: politician, ovp, ci_low, ci_high, n (built-in route; :mod:`.ovp`);
 * ``group_slant.csv`` (with ``--group``): group, outlet, reference, slant, ci_low, ci_high, n,
   p_placebo (:mod:`.group_slant`);
@@ -27,8 +30,9 @@ from ..imageio import write_bytes, write_json
 from .analysis import Result
 from .data import Study
 
-RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo")
-SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
+RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo", "flag",
+               "p_conditional_on_g", "contrast", "contrast_ci_low", "contrast_ci_high", "p_contrast")
+SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo", "flag")
 OVP_COLUMNS = ("politician", "ovp", "ci_low", "ci_high", "n")
 GROUP_SLANT_COLUMNS = ("group", "outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
 #: every file the command may write into OUT (checked against the inputs before anything is written)
@@ -61,13 +65,19 @@ def rho_rows(res: Result, group_column: str | None = None) -> list[dict]:
     lay, cls = res.layout, res.classes
     rows = []
     units = [(p, False) for p in lay.politicians] + [(g, True) for g in lay.groups]
+    conditional = res.placebo == "pairs"  # the p-value takes g as given
     for u, (label, is_group) in enumerate(units):
         for j, (a, b) in enumerate(lay.pairs):
             i = u * len(lay.pairs) + j
-            p = res.group_p[(u - len(lay.politicians)) * len(lay.pairs) + j] if is_group else res.p_placebo[i]
-            rows.append({"politician": f"{group_column}={label}" if is_group else label,
-                         "outlet_1": cls[a], "outlet_2": cls[b], "rho": res.values[i], "ci_low": res.ci_low[i],
-                         "ci_high": res.ci_high[i], "n": int(res.counts[i]), "p_placebo": p})
+            row = {"politician": f"{group_column}={label}" if is_group else label,
+                   "outlet_1": cls[a], "outlet_2": cls[b], "rho": res.values[i], "ci_low": res.ci_low[i],
+                   "ci_high": res.ci_high[i], "n": int(res.counts[i]), "p_placebo": res.p_placebo[i],
+                   "flag": res.flags[i] if res.flags else "", "p_conditional_on_g": str(conditional).lower()}
+            if is_group and res.contrast is not None:
+                k = (u - len(lay.politicians)) * len(lay.pairs) + j
+                row.update(contrast=res.contrast["value"][k], contrast_ci_low=res.contrast["ci_low"][k],
+                           contrast_ci_high=res.contrast["ci_high"][k], p_contrast=res.group_p[k])
+            rows.append(row)
     return rows
 
 
@@ -80,7 +90,7 @@ def slant_rows(res: Result) -> list[dict]:
         ref = k == lay.reference
         rows.append({"outlet": cls[k], "reference": cls[lay.reference], "slant": res.values[i],
                      "ci_low": res.ci_low[i], "ci_high": res.ci_high[i], "n": int(res.counts[i]),
-                     "p_placebo": "" if ref else res.p_placebo[i]})
+                     "p_placebo": "" if ref else res.p_placebo[i], "flag": "" if ref else res.flags[i]})
     return rows
 
 
@@ -104,7 +114,7 @@ def article_rows(study: Study, res: Result) -> list[dict]:
     for i, key in enumerate(study.keys):
         for j, (a, b) in enumerate(res.layout.pairs):
             rows.append({"key": key, "politician": study.politician[i], "outlet": study.outlet[i],
-                         "cluster": study.cluster[i], "fold": "" if res.folds is None else int(res.folds[i]),
+                         "cluster": study.cluster[i], "fold": "" if res.folds is None else res.folds[i],
                          "outlet_1": res.classes[a], "outlet_2": res.classes[b], "d": res.contributions[i, j]})
     return rows
 

@@ -74,6 +74,7 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     from ..provenance import component_record
 
     settings = settings or analysis.Settings()
+    analysis.check_settings(settings)
     out = Path(out_dir).resolve()
     t0 = time.perf_counter()
     check_outputs([out / name for name in outputs.OUTPUT_FILES],
@@ -88,6 +89,9 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                              group=group, alpha=alpha, exclude=exclude,
                              context=[c for c in (date_column, title_column) if c])
     study.covariate_context = covariates_mod.build(study, date_column, title_column, topics, settings.seed)
+    n_clusters = len(set(study.cluster.tolist()))
+    if study.image is not None and n_clusters < settings.folds:  # before embedding anything
+        raise ConfigError(analysis.folds_message(settings.folds, len(study), n_clusters))
     inputs = {"articles": str(Path(articles).resolve())}
     operators = identity = checked = seen = None
     if crop not in CROPS:
@@ -193,13 +197,31 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                                "faces to compare)")
         for note in study.notes:
             warn(note)
+    if study.image is not None:  # copies of one image file share a cluster (folds, bootstrap, placebo)
+        from ..imageio import file_sha256
+        from .crossfit import join_copies
+
+        study.cluster, dup = join_copies(study.cluster, [file_sha256(p) for p in study.image])
+        study.counts["duplicate_images"] = dup
+        echo(f"duplicates: {dup} articles reuse the image file of another article (same content); "
+             f"copies share a cluster ({len(set(study.cluster.tolist()))} clusters)")
     echo(f"articles: {study.counts['articles']} read, {len(study)} used; politicians: "
          f"{len(set(study.politician.tolist()))}; outlets: {', '.join(study.classes)}")
     res = analysis.analyse(study, settings, model=model, embeddings=embeddings, progress=progress)
+    if res.dropped:
+        study.counts["politicians_without_rho"] = len(res.dropped)
+        msg = (f"{len(res.dropped)} politicians get no rho: "
+               + "; ".join(f"{p!r} ({why})" for p, why in res.dropped.items()))
+        warn(msg)
+        study.notes.append(msg)
+    if res.study is not None:  # without the politicians that get no rho
+        if embeddings is not None and len(res.study) != len(study):
+            embeddings = tuple(e[res.kept] for e in embeddings)
+        study = res.study
     if res.heldout is not None:
         h = res.heldout
-        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting): accuracy {_f(h['accuracy'])} "
-             f"(chance {_f(h['chance_accuracy'])}, balanced {_f(h['balanced_accuracy'])}), "
+        echo(f"outlet model g, held out ({settings.folds}-fold cross-fitting, {settings.splits} splits): accuracy "
+             f"{_f(h['accuracy'])} (chance {_f(h['chance_accuracy'])}, balanced {_f(h['balanced_accuracy'])}), "
              f"log-loss {_f(h['log_loss'])} (uniform {_f(h['uniform_log_loss'])})")
         if h["accuracy"] is not None and h["accuracy"] <= h["chance_accuracy"] \
                 and h["log_loss"] >= h["uniform_log_loss"]:
@@ -207,7 +229,12 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
             warn(msg)
             study.notes.append(msg)
     else:
-        echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only)")
+        if study.score_replicates is not None:
+            echo(f"outlet model: your --scores with {len(study.score_replicates)} refitted replicates (the interval "
+                 "carries g's noise through them; the p-value is conditional on g)")
+        else:
+            echo("outlet model: your --scores (no refit: the interval carries the articles' sampling noise only, "
+                 "and the p-value is conditional on g)")
     ovp = None
     if model is not None:
         ovp = ovp_mod.estimate(study, model, embeddings, bootstrap=settings.bootstrap, level=settings.level,
@@ -235,8 +262,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                                     "topics": topics if title_column else None,
                                     "alpha": alpha, "embedder": embedder if model else None,
                                     "outlet_model": outlet_model if model else None},
-        "seeds": {"seed": settings.seed, "folds": "SeedSequence([seed, 0])", "bootstrap": "SeedSequence([seed, 1, b])",
-                  "placebo": "SeedSequence([seed, 2, r])", "group_placebo": "SeedSequence([seed, 3, r])",
+        "seeds": {"seed": settings.seed, "folds": "SeedSequence([seed, 0, split])",
+                  "bootstrap": "SeedSequence([seed, 1, b]), its folds SeedSequence([seed, 1, b, split])",
+                  "placebo": "SeedSequence([seed, 2, r]), its folds SeedSequence([seed, 2, r, split])",
+                  "group_placebo": "SeedSequence([seed, 3, r])",
                   "ovp_parts": "SeedSequence([seed, 4])", "ovp_bootstrap": "SeedSequence([seed, 4, b])",
                   "group_slant_bootstrap": "SeedSequence([seed, 5, b])",
                   "group_slant_placebo": "SeedSequence([seed, 6, r])",
@@ -244,13 +273,19 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                   "title_topics": "seed"},
         "components": components,
         "outlet_model_heldout": res.heldout,
-        "ci": {"method": "percentile bootstrap over " + (f"clusters ({cluster})" if cluster else "articles"),
-               "level": settings.level, "refits_outlet_model": res.heldout is not None,
-               "replicates": res.replicates},
-        "placebo": {"method": {"outlets": "outlet labels permuted within politician, g refitted",
+        "ci": {"method": "estimate +- z x the standard deviation of a bootstrap over "
+                         + (f"clusters ({cluster}, joined with copies of one image)" if cluster else
+                            "clusters (copies of one image; else articles)"),
+               "level": settings.level, "refits_outlet_model": res.heldout is not None or study.score_replicates is not None,
+               "replicates": res.replicates,
+               "estimate": "median over the cross-fitting splits" if res.heldout is not None else "your scores"},
+        "no_rho": res.dropped,
+        "placebo": {"method": {"outlets": "outlet labels permuted by whole clusters within politician, g refitted",
                                "pairs": "Z1 and Z0 swapped within pairs (per cluster)"}[res.placebo],
-                    "permutations": settings.permutations,
-                    "group": "group labels permuted across politicians" if group else None},
+                    "permutations": settings.permutations, "drawn": res.replicates.get("permutations_drawn"),
+                    "stopping": f"Besag-Clifford: stop at {settings.stop_hits} draws as extreme, for every statistic",
+                    "conditional_on_g": res.placebo == "pairs",
+                    "group": "contrast: group labels permuted across politicians" if group else None},
         "pairs": {"source": "batch" if Path(pairs).is_dir() else "table", **operators} if operators else None,
         "pi1": operators.get("pi1") if operators else None,
         "pi0": operators.get("pi0") if operators else None,
@@ -279,7 +314,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
     paths = outputs.write_all(out, study, res, record, group_column=group, plot=plot, ovp=ovp, group_slant=gslant)
     for r in outputs.rho_rows(res, group):
         echo(f"rho[{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}] = {_f(r['rho'])} "
-             f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+             f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 4)}"
+             + (f" contrast={_f(r['contrast'])} [{_f(r['contrast_ci_low'])}, {_f(r['contrast_ci_high'])}] "
+                f"p_contrast={_f(r['p_contrast'], 4)}" if r.get("contrast") is not None else "")
+             + (f" FLAG: {r['flag']}" if r.get("flag") else ""))
     ref = res.classes[res.layout.reference]
     echo(f"slant against the reference outlet {ref}" + ("" if settings.reference_outlet is not None else
          " (none named: the first outlet in sorted order; name one with --reference-outlet)"))
