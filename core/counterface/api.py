@@ -14,7 +14,7 @@
 presets``; default ``smilegan-pti``). ``**settings``, one name per concept as on the command line:
 
 * an edit setting (``alpha``, ``layers``, ``face``, ``seed``, ``directions``, ``keep``, ``watch``, ...:
-  :data:`counterface.pipeline.EDIT_DEFAULTS`);
+  :data:`counterface.settings.EDIT_DEFAULTS`);
 * a component section (``direction="g.safetensors"``, ``pi1="on"``, ``aligner="dlib"``), a name or a
   dict ``{"name": ..., param: value}``;
 * ``sets=["tuner.tune_steps=20"]`` (``--set``) and ``config_file="run.toml"`` (``--config``).

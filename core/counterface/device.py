@@ -1,6 +1,5 @@
 """Where and in which numeric precision the networks run: device choice, precision and determinism
-(``edit.precision``, ``edit.deterministic``), autocast and the CUDA backend flags (re-exported by
-:mod:`counterface.pipeline`).
+(``edit.precision``, ``edit.deterministic``), autocast and the CUDA backend flags.
 
 Defaults (``auto``): on the CPU, exact float32 (today's path; the CPU has no faster setting that
 stays within the conformance tolerances). On CUDA, the fastest setting whose drift from the exact

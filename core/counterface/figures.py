@@ -50,14 +50,14 @@ def _face_crops(out_dir: Path, row: Mapping[str, Any], size: int, roles: Sequenc
 def figure_rows(out_dir: Path) -> tuple[list[dict[str, Any]], str]:
     """The rows a figure draws from a batch folder, and a note for the title ('' when nothing was left out).
 
-    Only the current version of each photo's rows (:func:`counterface.metrics.current_rows`), and of
+    Only the current version of each photo's rows (:func:`counterface.tables.current_rows`), and of
     one configuration: when the folder holds rows of several jobs (reruns with other settings),
     the job of the last run (``batch.json``) is drawn, or else the one with the most rows.
     """
     from collections import Counter
 
     from .batch import merged_rows
-    from .metrics import current_rows
+    from .tables import current_rows
 
     rows = current_rows(merged_rows(Path(out_dir)))
     jobs = Counter(r.get("job") for r in rows)

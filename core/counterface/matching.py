@@ -282,7 +282,7 @@ def pick(pipe, photo: np.ndarray, faces: Sequence[AlignedFace], ref: Reference) 
 
 
 def selector(pipe, photo: np.ndarray, ref: Callable[[], Reference] | Reference | None = None):
-    """The ``match`` argument of :func:`counterface.pipeline.select_faces` for one photo: None unless
+    """The ``match`` argument of :func:`counterface.matching.select_faces` for one photo: None unless
     ``edit.face`` is ``match``; else a function that picks the face and records its :class:`Match`
     in ``pipe.last_match`` (reset here). ``ref``: the reference (or a function making it; default
     ``edit.reference``)."""

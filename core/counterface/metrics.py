@@ -13,8 +13,8 @@ What each number means (higher is better unless said otherwise):
     network the tuner optimised).
 ``identity_independent`` (``_z0``, ``_z1z0``)
     The same comparisons by a second recogniser that the tuner never saw (``dlib``'s ResNet face
-    descriptor by default): evidence that does not flatter the edit. :func:`flag_rows` lists the
-    pairs below :data:`IDENTITY_THRESHOLDS`.
+    descriptor by default): evidence that does not flatter the edit. :func:`counterface.tables.flag_rows` lists the
+    pairs below :data:`counterface.tables.IDENTITY_THRESHOLDS`.
 ``psnr_outside`` / ``lpips_outside``
     Preservation of the face outside the edited attribute's region (``Evaluator.region``: the
     direction's :class:`~counterface.types.Region`, e.g. the mouth, the eyes): the
@@ -43,10 +43,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import ConfigError, WeightsError
-from .tables import (  # noqa: F401  (re-exported: metrics.summarize etc.)
-    ATTRIBUTE_COLUMN_PREFIXES, IDENTITY_SUFFIXES, IDENTITY_THRESHOLDS, SUMMARY_COLUMNS, current_rows, flag_rows,
-    summarize,
-)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

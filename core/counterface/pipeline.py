@@ -21,15 +21,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from .attributes import Attributes
-from .convert import to_image, to_tensor  # noqa: F401  (pipeline.to_tensor)
-from .device import (check_precision, configure_backends, resolve_deterministic,  # noqa: F401  (pipeline.configure_backends)
-                     resolve_device)
+from .device import check_precision, configure_backends, resolve_deterministic, resolve_device
 from .errors import ConfigError
-from .matching import select_faces  # noqa: F401  (pipeline.select_faces)
-from .provenance import config_digest  # noqa: F401  (pipeline.config_digest)
+from .matching import select_faces
 from .registry import create
-from .rendering import ROLES, Rendering, full_steps  # noqa: F401  (pipeline.ROLES, pipeline.full_steps)
-from .settings import EDIT_DEFAULTS, EditSettings  # noqa: F401  (pipeline.EDIT_DEFAULTS)
+from .rendering import Rendering
+from .settings import EditSettings
 from .sidecars import Sidecars
 from .tuning import Tuning
 from .types import AlignedFace

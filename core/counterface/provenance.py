@@ -29,7 +29,7 @@ def environment() -> dict[str, Any]:
 
         out["torch_threads"] = torch.get_num_threads()
         out["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
-        if out["cuda"]:  # the numerics that decide CUDA results (see pipeline.configure_backends)
+        if out["cuda"]:  # the numerics that decide CUDA results (see device.configure_backends)
             out["cuda_device"] = torch.cuda.get_device_name()
             out["cuda_tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
             out["cudnn_deterministic"] = torch.backends.cudnn.deterministic

@@ -18,7 +18,7 @@ changed and removes the ones no row uses any more.
 Outliers (documented in docs/report.md; :data:`THRESHOLDS`):
 
 * ``low_identity``: an identity similarity below its family's threshold (the evaluate summary's,
-  :data:`counterface.metrics.IDENTITY_THRESHOLDS`): ``identity``, ``identity_z0``, ``identity_z1z0``
+  :data:`counterface.tables.IDENTITY_THRESHOLDS`): ``identity``, ``identity_z0``, ``identity_z1z0``
   (ArcFace) below ``identity``; ``identity_independent`` (``_z0``, ``_z1z0``; dlib) below
   ``identity_independent``
 * ``changed_outside_blend``: ``unchanged_outside_blend`` (or ``_z0``) below 1 with a lossless format
@@ -48,7 +48,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .errors import ConfigError
-from .metrics import IDENTITY_SUFFIXES, IDENTITY_THRESHOLDS
+from .tables import IDENTITY_SUFFIXES, IDENTITY_THRESHOLDS
 from .scoring import parse_score_column, score_prefixes
 
 #: default outlier thresholds (``--min-identity``, ``--min-identity-independent``, ``--min-psnr-outside``)

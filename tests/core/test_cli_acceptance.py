@@ -211,7 +211,7 @@ def test_every_documented_set_parameter_exists():
     `--set KIND.PARAM=` must name a parameter some registered component of that kind accepts."""
     import inspect
 
-    from counterface import pipeline, registry
+    from counterface import registry, settings
 
     sets = _documented_sets()
     assert ("tuner", "tune_steps") in sets  # the scan works
@@ -219,7 +219,7 @@ def test_every_documented_set_parameter_exists():
         if kind == "kind" or (kind, param) == ("glasses_detector", "threshold"):
             continue  # the placeholder `--set kind.param=value`; docs/plugins.md's example of a plugin's kind
         if kind == "edit":
-            assert param in pipeline.EDIT_DEFAULTS, param
+            assert param in settings.EDIT_DEFAULTS, param
             continue
         accepted = set()
         for e in registry.entries(registry.kind_of(kind)).values():  # pi1/pi0 name operators

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from counterface import metrics
+from counterface import metrics, tables
 from counterface.testing import FakeAligner, FakeIdentityEncoder, canonical_landmarks
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -278,7 +278,7 @@ def test_evaluator_sees_a_change_outside_the_mouth_but_not_inside(encoder, lp):
 def test_summarize_groups_and_skips_missing_values():
     rows = [{"alpha": 1.0, "identity": 0.9, "score_delta": 0.2}, {"alpha": 1.0, "identity": 0.7, "score_delta": None},
             {"alpha": 0.0, "identity": 1.0}]
-    s = metrics.summarize(rows)
+    s = tables.summarize(rows)
     assert [g["alpha"] for g in s] == [0.0, 1.0]
     one = s[1]
     assert one["rows"] == 2 and one["identity"]["mean"] == pytest.approx(0.8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from counterface import metrics
+from counterface import metrics, tables
 
 
 def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
@@ -54,7 +54,7 @@ def test_lost_faces_are_counted_missing_in_every_score_column():
     out = ev.evaluate(photo, _Face(lm), photo.copy(), photo.copy())
     assert out["score_z"] == 1.0 and out["scorer"] == "only-z"
     assert out["score_z1"] is None and out["score_z0"] is None and "score_delta" in out and out["score_delta"] is None
-    s = metrics.summarize([out, {**out, "score_delta": 0.5}])
+    s = tables.summarize([out, {**out, "score_delta": 0.5}])
     assert s[0]["score_delta"]["n"] == 1 and s[0]["score_delta"]["missing"] == 1
     assert "scorer" not in s[0]  # a name, not a number
 
@@ -66,9 +66,9 @@ def test_summary_keeps_configurations_apart_and_counts_a_replaced_photo_once():
         {"key": "b", "sha256": "x", "job": "j1", "face": 0, "alpha": 1.0, "identity": 0.7},
         {"key": "b", "sha256": "x", "job": "j2", "face": 0, "alpha": 1.0, "identity": 0.2},
     ]
-    s = metrics.summarize(rows)
+    s = tables.summarize(rows)
     assert [(g["job"], g["alpha"]) for g in s] == [("j1", 1.0), ("j2", 1.0)]
     assert s[0]["rows"] == 2 and s[0]["identity"]["mean"] == pytest.approx(0.8)
     assert s[1]["identity"]["n"] == 1
-    one = metrics.summarize(rows[2:3])  # a single configuration: grouped by alpha only, as documented
+    one = tables.summarize(rows[2:3])  # a single configuration: grouped by alpha only, as documented
     assert list(one[0]) [:2] == ["alpha", "rows"]

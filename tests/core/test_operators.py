@@ -245,7 +245,7 @@ def test_alpha_auto_reaches_the_target_score(fakes, tmp_path):
 
 
 def test_summaries_include_attribute_columns():
-    from counterface.metrics import summarize
+    from counterface.tables import summarize
 
     rows = [{"key": k, "job": "j", "face": 0, "alpha": 1.0, "leakage_age": v, "distance_after_smile": d}
             for k, v, d in (("a", 0.1, 2.0), ("b", 0.3, None), ("c", 0.5, 4.0))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from counterface import pipeline
+from counterface import device, pipeline
 
 FLAGS = (
     (torch.backends.cuda.matmul, "allow_tf32"),
@@ -28,14 +28,14 @@ def test_cuda_device_gets_float32_and_deterministic_cudnn(restore_flags):
     torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
     torch.backends.cudnn.deterministic = False
     torch.backends.cudnn.benchmark = True
-    flags = pipeline.configure_backends("cuda:0")
+    flags = device.configure_backends("cuda:0")
     assert flags and [getattr(o, a) for o, a in FLAGS] == [False, False, True, False]
 
 
 def test_cpu_device_leaves_the_flags_alone(restore_flags):
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = True
-    assert pipeline.configure_backends("cpu") == {}
+    assert device.configure_backends("cpu") == {}
     pipe = pipeline.Pipeline.from_preset("tiny", device="cpu")
     assert pipe.device == "cpu"
     assert torch.backends.cudnn.benchmark is True and torch.backends.cudnn.allow_tf32 is True
@@ -78,13 +78,11 @@ def test_bad_deterministic_is_one_line_config_error():
 
 
 def test_configure_backends_autotunes_when_not_deterministic(restore_flags):
-    flags = pipeline.configure_backends("cuda", "tf32", False)
+    flags = device.configure_backends("cuda", "tf32", False)
     assert flags == {"matmul_allow_tf32": True, "cudnn_allow_tf32": True, "cudnn_deterministic": False,
                      "cudnn_benchmark": True}
-    from counterface import device
-
     assert device.numerics()["exact"] is False
-    pipeline.configure_backends("cuda", "fp32", True)
+    device.configure_backends("cuda", "fp32", True)
     assert device.numerics()["exact"] is True
 
 

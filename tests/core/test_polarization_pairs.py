@@ -347,3 +347,20 @@ def test_an_untitled_article_is_kept_and_a_bad_date_is_named(batch, tmp_path):
                           "date", *FAST), match="'yesterday' is not an ISO date")
     one_line_error(invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o3", "--date-column",
                           "published", *FAST), match="no column 'published'")
+
+
+def test_articles_with_only_an_id_take_the_batch_photo(batch, tmp_path):
+    """ARTICLES with an `id` (the batch manifest's) and no path column: each article's photo is the one
+    its pair was made from; an id the batch does not know is one error line."""
+    src = _csv(articles(batch, tmp_path / "full.csv", per_photo=4))
+    rows = [{k: v for k, v in row.items() if k != "path"} for row in src]
+    arts = _write_csv(tmp_path / "ids.csv", rows)
+    r = invoke("polarization", arts, "--pairs", batch["out"], "-o", tmp_path / "o", "--scorer", "none", *FAST)
+    assert r.exit_code == 0, r.output
+    table = _csv(tmp_path / "o" / "articles.csv")
+    assert {r["key"] for r in table} == {r["id"] for r in rows}
+    rec = json.loads((tmp_path / "o" / "polarization.json").read_text())
+    assert rec["pi1"] == "on" and rec["pi0"] == "off"
+    bad = _write_csv(tmp_path / "bad.csv", [{**rows[0], "id": "nobody"}, *rows[1:]])
+    one_line_error(invoke("polarization", bad, "--pairs", batch["out"], "-o", tmp_path / "o2", *FAST),
+                   match="(or an id of a batch folder given as --pairs)")

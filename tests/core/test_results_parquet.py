@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from counterface.batch.store import Appender, write_table
-from counterface.metrics import IDENTITY_THRESHOLDS, flag_rows
+from counterface.tables import IDENTITY_THRESHOLDS, flag_rows
 
 
 

@@ -247,7 +247,7 @@ def evaluate_cmd(out_dir, lpips_net, force, group_by, as_json, exclude_file, ide
     (``flags``) and counted here.
     """
     from .. import batch as b
-    from .. import metrics as m
+    from .. import tables as m
     from ..imageio import write_json
 
     check_output_dir(out_dir)

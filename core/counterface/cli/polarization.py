@@ -80,7 +80,7 @@ def _columns(text: str | None) -> list[str]:
 @click.option("--folds", type=int, default=2, show_default=True, help="K of the K-fold cross-fitting.")
 @click.option("--splits", type=int, default=3, show_default=True, metavar="S",
               help="Repeated cross-fitting: rho is the median over S random K-fold splits (bootstrap and placebo too).")
-@click.option("--min-articles", "min_articles", type=int, default=10, show_default=True, metavar="N",
+@click.option("--min-articles", "min_articles", type=int, default=4, show_default=True, metavar="N",
               help="A politician with fewer articles (or seen by one outlet only) gets no rho.")
 @click.option("--reference-outlet", default=None, metavar="OUTLET",
               help="Compare every outlet with this one (rho rows and slant); default: every outlet pair, and the "

@@ -56,7 +56,7 @@ class Settings:
     level: float = 0.95
     seed: int = 0
     jobs: int = 1
-    min_articles: int = 10
+    min_articles: int = 4
     stop_hits: int = 20
 
 

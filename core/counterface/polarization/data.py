@@ -75,9 +75,11 @@ class Study:
                      notes=self.notes, counts=self.counts)
 
 
-def read_articles(source: str | Path):
+def read_articles(source: str | Path, photos: Mapping[str, Path] | None = None):
     """ARTICLES as manifest items (``id`` else the path as written is the key), in order. Unlike a
-    batch manifest, a key may repeat: several articles (outlets) can publish one photo and share its pair."""
+    batch manifest, a key may repeat: several articles (outlets) can publish one photo and share its pair.
+    ``photos`` (key -> photo, from a batch folder given as PAIRS): an article with an ``id`` and no path
+    column takes the photo its pair was made from."""
     from ..batch.manifest import PATH_COLUMNS, Item
 
     src = Path(source)
@@ -87,7 +89,13 @@ def read_articles(source: str | Path):
     for n, row in enumerate(rows, start=2 if src.suffix.lower() == ".csv" else 1):
         col = next((c for c in PATH_COLUMNS if row.get(c) not in (None, "")), None)
         if col is None:
-            raise ConfigError(f"{src}:{n}: no path; ARTICLES needs a column named one of {', '.join(PATH_COLUMNS)}")
+            key = str(row.get("id") or "")
+            if key and photos and photos.get(key) is not None:  # the batch's own photo for this id
+                items.append(Item(key=key, path=Path(photos[key]).absolute(),
+                                  meta={k: v for k, v in row.items() if k is not None}, base=base))
+                continue
+            raise ConfigError(f"{src}:{n}: no path; ARTICLES needs a column named one of {', '.join(PATH_COLUMNS)}"
+                              " (or an id of a batch folder given as --pairs)")
         raw = str(row[col])
         path = Path(raw).expanduser()
         path = (path if path.is_absolute() else base / path).absolute()
@@ -209,7 +217,9 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
 
     if (pairs is None) == (scores is None):
         raise ConfigError("give --pairs (the built-in outlet model) or --scores (your own model's probabilities)")
-    items = read_articles(articles_src)
+    pair_set = pairs_mod.read(pairs, alpha) if pairs is not None else None
+    photos = {k: p.photo for k, p in pair_set.pairs.items()} if pair_set is not None else None
+    items = read_articles(articles_src, photos)
     if not items:
         raise ConfigError(f"{articles_src}: no articles")
     needed = ["politician", "outlet", *covariates] + ([cluster] if cluster else []) + ([group] if group else [])
@@ -223,9 +233,7 @@ def build_study(articles_src: str | Path, *, pairs: str | Path | None = None, sc
                               f"(ARTICLES needs path, outlet, politician{''.join(', ' + c for c in needed[2:])})")
     notes: list[str] = []
     counts = {"articles": len(items)}
-    pair_set = None
-    if pairs is not None:
-        pair_set = pairs_mod.read(pairs, alpha)
+    if pair_set is not None:
         table = pair_set.pairs
         counts["pair_rows"] = pair_set.rows
         counts["pair_rows_malformed"] = len(pair_set.malformed)

@@ -49,6 +49,7 @@ class Pair:
     auto_alpha: bool = False
     aligner: dict | None = None  # the batch's aligner section ({"name": ..., params}), from the sidecar
     matcher: Any = None  # the batch's edit.matcher (a name or a table), from the sidecar
+    photo: Path | None = None  # the photo the pair was made from (a batch row's ``path``), if recorded
 
 
 @dataclass
@@ -117,6 +118,8 @@ def _row_pair(row: Mapping[str, Any], base: Path) -> Pair:
         except ValueError:
             raise ValueError(f"{name} is not text") from None
     pair.auto_alpha = row.get("alpha_auto_reached") is not None
+    photo = _text(row.get("path"))
+    pair.photo = path(photo) if photo is not None else None
     return pair
 
 
