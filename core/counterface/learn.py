@@ -245,6 +245,11 @@ FIELD_PATIENCE = 25
 FIELD_VALIDATION = 0.2
 #: networks averaged into one field (each early-stopped on its own validation split)
 FIELD_MEMBERS = 3
+#: learned quadratic directions of a field: c_k (silu(u_k.z) + silu(-u_k.z)) ~ c_k (u_k.z)^2 / 2,
+#: stored as tied pairs of units in its (single) hidden layer; u_k start at principal Hessian directions
+FIELD_QUADRATIC = 4
+#: the quadratic term's L2 weight, relative to the field's weight decay
+FIELD_QUADRATIC_DECAY = 1.0
 
 
 @dataclass
@@ -288,7 +293,8 @@ def _curvature_subspace(z: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.n
 
 
 def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, weight_decay: float,
-               epochs: int, patience: int, validation: float, q: np.ndarray, subspace: int = 0):
+               epochs: int, patience: int, validation: float, q: np.ndarray, subspace: int = 0,
+               quadratic: int = 0):
     """One early-stopped network on (x, y); returns (AttributeField without on/off, val acc, epochs run)."""
     import torch
     from sklearn.model_selection import train_test_split
@@ -315,10 +321,21 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
     body = torch.nn.Sequential(*layers)
     out = torch.nn.Linear(prev, 1, bias=False) if hidden else None
     params = list(linear.parameters()) + list(body.parameters()) + ([] if out is None else list(out.parameters()))
+    # the quadratic term (one hidden layer only): tied unit pairs, directions from the labels' curvature
+    quadratic = int(quadratic) if len(hidden) == 1 else 0
+    if quadratic:
+        qu = _curvature_subspace(z[tr].double().numpy(), y[tr.numpy()], quadratic, seed)[:, 1:]
+        qd = torch.nn.Parameter(torch.from_numpy(qu.T.copy()).float())
+        qc = torch.nn.Parameter(torch.zeros(1, qd.shape[0]))
+        params += [qd, qc]
+    qdecay = [qd, qc] if quadratic else []
 
     def net(v):
         vu = v @ uu
         r = linear(vu)[:, 0]
+        if quadratic:
+            s = v @ qd.T
+            r = r + ((torch.nn.functional.silu(s) + torch.nn.functional.silu(-s)) * qc).sum(1)
         return r if out is None else r + out(body(vu))[:, 0]
 
     lossf = torch.nn.BCEWithLogitsLoss()
@@ -328,7 +345,7 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
     for stage in (params,):
         opt = torch.optim.AdamW(stage, lr=1e-3, weight_decay=0.0)
         bs = 128
-        decay = [p for p in stage if p.dim() == 2]
+        decay = [p for p in stage if p.dim() == 2 and not any(p is a for a in qdecay)]
         best, best_state, waited = float("inf"), [p.detach().clone() for p in params], 0
         for epoch in range(int(epochs)):
             perm = tr[torch.randperm(len(tr), generator=gen)]
@@ -336,6 +353,8 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
                 b = perm[i:i + bs]
                 opt.zero_grad()
                 loss = lossf(net(z[b]), t[b]) + weight_decay * sum((p ** 2).sum() for p in decay)
+                if quadratic:
+                    loss = loss + weight_decay * FIELD_QUADRATIC_DECAY * sum((p ** 2).sum() for p in qdecay)
                 loss.backward()
                 opt.step()
             ran += 1
@@ -356,23 +375,29 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
     lw = u @ linear.weight.detach().double().numpy()[0]
     hid = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
            for m in body if isinstance(m, torch.nn.Linear)]
+    ow = None if out is None else out.weight.detach().double().numpy()[0]
     if hid:  # the subspace folded into the first layer
         hid[0] = (hid[0][0] @ u.T, hid[0][1])
+    if quadratic:  # the quadratic term as pairs of units (+u_k, -u_k) sharing the output weight c_k
+        a, c = qd.detach().double().numpy(), qc.detach().double().numpy()[0]
+        hid[0] = (np.concatenate([hid[0][0], a, -a]), np.concatenate([hid[0][1], np.zeros(2 * len(a))]))
+        ow = np.concatenate([ow, c, c])
     if q.shape[1]:  # the projection folded into the first layers: the gradient stays in the complement
         lw = lw - q @ (q.T @ lw)
         if hid:
             hid[0] = (hid[0][0] - (hid[0][0] @ q) @ q.T, hid[0][1])
     f = AttributeField(mean=mu, scale=scale, linear_weight=lw, linear_bias=float(linear.bias.detach()[0]),
-                       hidden=hid, output_weight=None if out is None else out.weight.detach().double().numpy()[0])
+                       hidden=hid, output_weight=ow)
     return f, val_acc, ran
 
 
-def _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members):
+def _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members, quadratic=0):
     """The mean of ``members`` networks (seeds ``seed``, ``seed + 1``...), each early-stopped on its own
     validation split, as one field: their hidden units side by side, output weights / members."""
     from .field import AttributeField
 
-    fits = [_train_net(x, y, hidden, seed + m, weight_decay, epochs, patience, validation, q) for m in range(members)]
+    fits = [_train_net(x, y, hidden, seed + m, weight_decay, epochs, patience, validation, q, quadratic=quadratic)
+            for m in range(members)]
     if len(fits) == 1 or not hidden:
         return fits[0] if len(fits) == 1 else (fits[0][0], float(np.mean([f[1] for f in fits])), fits[0][2])
     fs = [f for f, _, _ in fits]
@@ -411,12 +436,14 @@ def _calibration(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]
 def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HIDDEN, folds: int = 5, seed: int = 0,
               others: Sequence[np.ndarray] = (), weight_decay: float = FIELD_WEIGHT_DECAY,
               epochs: int = FIELD_EPOCHS, patience: int = FIELD_PATIENCE,
-              validation: float = FIELD_VALIDATION, density: bool = True, members: int = FIELD_MEMBERS) -> FieldFit:
+              validation: float = FIELD_VALIDATION, density: bool = True, members: int = FIELD_MEMBERS,
+              quadratic: int = FIELD_QUADRATIC) -> FieldFit:
     """A field (a small classifier network, :mod:`counterface.field`) separating ``y == 1`` from 0.
 
     ``x`` (N, w_dim); ``others``: unit normals the field's gradient must be orthogonal to. Each network
     is trained with AdamW and an L2 penalty on its weights, early-stopped on a stratified
-    ``validation`` share; ``folds`` >= 2 repeats the whole procedure per fold for the out-of-fold
+    ``validation`` share; ``quadratic`` (one hidden layer only) adds that many tied unit pairs, a
+    low-rank quadratic term (:data:`FIELD_QUADRATIC`); ``folds`` >= 2 repeats the whole procedure per fold for the out-of-fold
     accuracy and calibration. The returned field carries on/off (the median logits of the positive
     and negative examples), a path ``step`` (1/32 of the median W distance between those levels), a
     ``tolerance`` and, with ``density``, a Ledoit-Wolf Gaussian of ``x`` and its 1st-percentile log
@@ -434,7 +461,8 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic and kind to a shared machine
     try:
-        f, val_acc, ran = _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members)
+        f, val_acc, ran = _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members,
+                                    quadratic)
         acc = sd = cal = None
         k = int(folds)
         if k >= 2:
@@ -443,7 +471,7 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
             scores, probs = [], np.zeros(len(y))
             for i, (tr, te) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y)):
                 ff, _, _ = _ensemble(x[tr], y[tr], hidden, seed + 1000 * (i + 1), weight_decay, epochs, patience,
-                                     validation, q, members)
+                                     validation, q, members, quadratic)
                 lt = ff.logit(torch.from_numpy(x[te])).numpy()
                 probs[te] = 1 / (1 + np.exp(-np.clip(lt, -50, 50)))
                 scores.append(float(((lt > 0).astype(np.int64) == y[te]).mean()))

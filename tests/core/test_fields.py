@@ -82,6 +82,28 @@ def test_a_planted_curved_boundary_is_recovered_and_the_kept_attribute_stays(tmp
         assert side["operator"] == op and side["reached"] > 0.99
 
 
+def test_the_quadratic_term_is_tied_unit_pairs_that_learn_a_band(tmp_path):
+    """f = a.z + b + sum_k c_k (silu(u_k.z) + silu(-u_k.z)): a band |z_2| > 1 no linear part separates."""
+    from counterface.learn import fit_field
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 4))
+    y = (np.abs(x[:, 1]) > 0.8).astype(int)
+    fits = {q: fit_field(x, y, hidden=(2,), quadratic=q, members=1, folds=0, density=False, epochs=60, patience=60)
+            for q in (0, 2)}
+    f = fits[2].field
+    assert f.widths == [2 + 2 * 2] and fits[0].field.widths == [2]
+    (w, b), v = f.hidden[0], f.output_weight
+    assert torch.equal(w[2:4], -w[4:6]) and torch.equal(b[2:], torch.zeros(4)) and torch.equal(v[2:4], v[4:6])
+    assert fits[2].validation_accuracy > 0.8 > 0.7 > fits[0].validation_accuracy
+    save_field(f, tmp_path / "q.safetensors")
+    g = load_field(tmp_path / "q.safetensors")
+    z = torch.from_numpy(x[:50])
+    assert torch.allclose(g.logit(z), f.logit(z), atol=1e-6)
+    again = fit_field(x, y, hidden=(2,), quadratic=2, members=1, folds=0, density=False, epochs=60, patience=60)
+    assert torch.equal(again.field.hidden[0][0], w)  # deterministic
+
+
 def _boundary(d=16, seed=0, rows=1):
     g = torch.Generator().manual_seed(seed)
     n = torch.randn(rows, d, generator=g)
