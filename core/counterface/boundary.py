@@ -265,26 +265,33 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def save_boundary(b: Boundary, path: str | os.PathLike) -> Path:
-    """Write ``b`` as a safetensors boundary file, atomically (see the module docstring)."""
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], fmt: str, items: dict[str, Any],
+                      what: str) -> Path:
+    """Write ``tensors`` with ``{"format": fmt, **items}`` as JSON-encoded safetensors metadata, atomically
+    (boundary and field files alike); a value that is not JSON is one ConfigError naming ``what``."""
     from safetensors.torch import save as st_save
 
     from .imageio import write_bytes
 
-    tensors = {"normal": b.normal[0].contiguous() if b.shared else b.normal.contiguous()}
-    if b.intercept is not None:
-        tensors["intercept"] = b.intercept[0].reshape(()).contiguous() if b.shared else b.intercept.contiguous()
-    meta: dict[str, str] = {"format": json.dumps(FORMAT)}
-    fields = {"attribute": b.attribute, "family": b.family, "w_dim": b.w_dim, "layers": b.layers,
-              "on_distance": b.on_distance, "off_distance": b.off_distance}
-    for k, v in {**b.meta, **fields}.items():
+    meta: dict[str, str] = {"format": json.dumps(fmt)}
+    for k, v in items.items():
         try:
             meta[str(k)] = json.dumps(_jsonable(v), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"boundary metadata {k!r} is not JSON ({exc})") from None
+            raise ConfigError(f"{what} metadata {k!r} is not JSON ({exc})") from None
     p = Path(path)
     write_bytes(p, st_save(tensors, metadata=meta))
     return p
+
+
+def save_boundary(b: Boundary, path: str | os.PathLike) -> Path:
+    """Write ``b`` as a safetensors boundary file, atomically (see the module docstring)."""
+    tensors = {"normal": b.normal[0].contiguous() if b.shared else b.normal.contiguous()}
+    if b.intercept is not None:
+        tensors["intercept"] = b.intercept[0].reshape(()).contiguous() if b.shared else b.intercept.contiguous()
+    fields = {"attribute": b.attribute, "family": b.family, "w_dim": b.w_dim, "layers": b.layers,
+              "on_distance": b.on_distance, "off_distance": b.off_distance}
+    return write_safetensors(path, tensors, FORMAT, {**b.meta, **fields}, "boundary")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -32,7 +32,6 @@ texts): ``format`` (``counterface-field/1``), ``architecture`` ({"kind": "mlp", 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,10 +228,8 @@ class AttributeField:
 def save_field(f: AttributeField, path: str | os.PathLike) -> Path:
     """Write ``f`` as a safetensors field file, atomically."""
     import torch
-    from safetensors.torch import save as st_save
 
-    from .boundary import _jsonable
-    from .imageio import write_bytes
+    from .boundary import write_safetensors
 
     def t(x):
         return x.detach().to(torch.float32).contiguous()
@@ -248,15 +245,7 @@ def save_field(f: AttributeField, path: str | os.PathLike) -> Path:
     fields = {"attribute": f.attribute, "family": f.family, "w_dim": f.w_dim, "layers": f.layers,
               "on_distance": f.on_distance, "off_distance": f.off_distance, "step": f.step,
               "tolerance": f.tolerance, "density_threshold": f.density_threshold, "architecture": f.architecture()}
-    meta = {"format": json.dumps(FORMAT)}
-    for k, v in {**f.meta, **fields}.items():
-        try:
-            meta[str(k)] = json.dumps(_jsonable(v), sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"field metadata {k!r} is not JSON ({exc})") from None
-    p = Path(path)
-    write_bytes(p, st_save(tensors, metadata=meta))
-    return p
+    return write_safetensors(path, tensors, FORMAT, {**f.meta, **fields}, "field")
 
 
 def is_field_file(path: str | os.PathLike) -> bool:

@@ -149,6 +149,17 @@ def _estimator(method: str, C: float, seed: int):
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
+
+def _examples(x, y):
+    """(latents as float64 (N, d), labels as int64 (N,)), checked: one shape, finite numbers."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y).astype(np.int64)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ConfigError(f"latents of shape {x.shape} do not match {len(y)} labels")
+    if not np.isfinite(x).all():
+        raise ConfigError("latents hold NaN or infinite values")
+    return x, y
+
 def fit_hyperplane(x: np.ndarray, y: np.ndarray, *, method: str = "svm", folds: int = 5, seed: int = 0,
                    others: Sequence[np.ndarray] = (), C: float = 1.0, trim: bool = True) -> Fit:
     """Fit ``n . x + b`` separating ``y == 1`` (positive side) from ``y == 0``.
@@ -165,12 +176,7 @@ def fit_hyperplane(x: np.ndarray, y: np.ndarray, *, method: str = "svm", folds: 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold
 
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y).astype(np.int64)
-    if x.ndim != 2 or len(x) != len(y):
-        raise ConfigError(f"latents of shape {x.shape} do not match {len(y)} labels")
-    if not np.isfinite(x).all():
-        raise ConfigError("latents hold NaN or infinite values")
+    x, y = _examples(x, y)
     q = _orthonormal(others, x.shape[1])
 
     def fit_one(xtr, ytr):
@@ -451,12 +457,7 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
     import torch
     from sklearn.model_selection import StratifiedKFold
 
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y).astype(np.int64)
-    if x.ndim != 2 or len(x) != len(y):
-        raise ConfigError(f"latents of shape {x.shape} do not match {len(y)} labels")
-    if not np.isfinite(x).all():
-        raise ConfigError("latents hold NaN or infinite values")
+    x, y = _examples(x, y)
     q = _orthonormal(others, x.shape[1])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic and kind to a shared machine

@@ -114,7 +114,7 @@ class FanAligner(Aligner):
         self.fade = bool(fade)
 
     def _device(self) -> str:
-        from counterface.pipeline import resolve_device
+        from counterface.device import resolve_device
 
         return resolve_device(self.device)
 

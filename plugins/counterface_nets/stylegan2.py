@@ -190,7 +190,7 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight[0]
         if (weight.requires_grad and torch.is_grad_enabled()) or self.weight.is_inference() \
                 or not isinstance(self.weight, nn.Parameter) \
-                or (weight.is_cuda and torch.cuda.is_current_stream_capturing()):
+                or (weight.is_cuda and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()):
             # (inference tensors, from a module built under inference_mode, track no versions; a
             # tensor swapped in by functional_call is new each call and may reuse an address; a CUDA
             # graph must not read a cache entry that a later version bump frees)

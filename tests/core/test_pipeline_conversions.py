@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from counterface import metrics
-from counterface.pipeline import to_image, to_tensor
+from counterface.convert import to_image, to_tensor
 
 
 @settings(max_examples=30, deadline=None)

@@ -7,7 +7,7 @@ import pytest
 
 import counterface
 from counterface import geometry as g
-from counterface.pipeline import select_faces
+from counterface.matching import select_faces
 from tests.ffhq_reference import reference_quad
 
 import dlib  # noqa: E402,F401  (in the test extra: missing must fail, not skip)

@@ -39,7 +39,7 @@ def test_registered_through_its_entry_point():
 def test_unit_embeddings_deterministic_and_not_differentiable(dlib_identity, photos):
     import torch
 
-    from counterface.pipeline import to_tensor
+    from counterface.convert import to_tensor
 
     photo = read_image(photos / "astronaut.jpg")
     face = create("aligner", "dlib").align(photo, size=64)[0]

@@ -111,7 +111,7 @@ def align_cmd(images, out_dir, preset, config_file, sets, components, face, min_
     reported one line each and the others go on (the exit status is that of the first failure).
     """
     from .. import imageio
-    from ..pipeline import select_faces
+    from ..matching import select_faces
     from ..provenance import component_record, environment
     from ..registry import create
 

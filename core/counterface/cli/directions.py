@@ -332,7 +332,7 @@ def calibrate_command(spec, samples, scorer, output, threshold, keep_extremes, r
     from .. import learn, registry
     from ..boundary import Boundary, directions_dir, find_boundary_file
     from ..labelled import generator_shape
-    from ..pipeline import to_image
+    from ..convert import to_image
 
     pipe = _pipeline(preset, config_file, components, sets)
     configured = (pipe.config.get("direction") or {}).get("name")
