@@ -31,12 +31,6 @@ def mouth_landmarks(width: float = 1.0, lift: float = 0.0, opening: float = 0.0,
     return lm
 
 
-def transform(points: np.ndarray, scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    R = np.array([[c, -s], [s, c]]) * scale
-    return points @ R.T + [tx, ty]
-
-
 def textured(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
