@@ -87,3 +87,11 @@ def planted(d=512, n=6000, b=0.3, noise=0.05, seed=0, normal=None):
     flip = rng.random(n) < noise
     y[flip] = 1 - y[flip]
     return x, y, normal
+
+
+def pair_digests(out: Path) -> dict[str, str]:
+    """sha256 of every pair image of a batch folder, by name (sidecars left out: their timings differ)."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((Path(out) / "pairs").iterdir())
+            if p.suffix != ".json"}

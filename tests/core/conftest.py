@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from counterface import plugins
+from counterface import config, plugins
+from tests.helpers import fake_components
 
 
 def make_distribution(root: Path, name: str, version: str, entry_points: dict[str, str],
@@ -46,3 +47,10 @@ def plugin_env(tmp_path, monkeypatch):
     for mod in [m for m in sys.modules if m.startswith("cfplug_")]:
         del sys.modules[mod]
     plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def fake_cfg():
+    """The `fake` preset's resolved configuration, with the fake components registered for the module."""
+    with fake_components():
+        yield config.resolve(preset="fake")

@@ -14,17 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from counterface import batch, config, metrics
+from counterface import batch, metrics
 from counterface.errors import ConfigError, CounterfaceError
 from counterface.pipeline import Pipeline
 from counterface.settings import EditSettings
-from tests.helpers import fake_components, synthetic_photos, write_broken_images
+from tests.helpers import synthetic_photos, write_broken_images
 
 
-@pytest.fixture(scope="module")
-def fake_cfg():
-    with fake_components():  # registered for this module only
-        yield config.resolve(preset="fake")
 
 
 def make_photos(folder, n=3, size=(60, 80)):

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from counterface import batch, config, metrics
+from counterface import batch, metrics
 from counterface.pipeline import Pipeline
-from tests.helpers import fake_components, synthetic_photos
+from tests.helpers import synthetic_photos
 
 
-@pytest.fixture(scope="module")
-def fake_cfg():
-    with fake_components():
-        yield config.resolve(preset="fake")
 
 
 def _runner(cfg, out, with_metrics=True, alphas=None, **kw):

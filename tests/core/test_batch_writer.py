@@ -3,26 +3,16 @@ row recorded only once its files are on disk (a photo whose files fail gets a fa
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import pytest
 
 from counterface import batch, config, imageio
 from counterface.pipeline import Pipeline
-from tests.helpers import fake_components, synthetic_photos
+from tests.helpers import pair_digests, synthetic_photos
 
 
-@pytest.fixture(scope="module")
-def fake_cfg():
-    with fake_components():
-        yield config.resolve(preset="fake")
 
-
-def digests(out):
-    """sha256 of every pair file and table, by name (the sidecars' timings differ from run to run)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "pairs").iterdir())
-            if p.suffix != ".json"}
 
 
 def runner(cfg, out, use_writer):
@@ -42,7 +32,7 @@ def test_the_writer_writes_the_same_pairs_as_a_direct_write(fake_cfg, tmp_path):
     s1 = runner(fake_cfg, with_w, True).run(items)
     s2 = runner(fake_cfg, without, False).run(items)
     assert (s1.done, s1.faces) == (s2.done, s2.faces) == (3, 3)
-    assert digests(with_w) == digests(without) and len(digests(with_w)) == 6
+    assert pair_digests(with_w) == pair_digests(without) and len(pair_digests(with_w)) == 6
     rows_w = sorted(batch.load_rows(with_w), key=lambda r: r["key"])
     rows_d = sorted(batch.load_rows(without), key=lambda r: r["key"])
     assert [(r["key"], r["z1"], r["z0"]) for r in rows_w] == [(r["key"], r["z1"], r["z0"]) for r in rows_d]
@@ -99,5 +89,5 @@ def test_tiny_pairs_are_byte_identical_with_and_without_the_writer(photos, tmp_p
         r = batch.Runner(pipe, tmp_path / str(use), pivots=False)
         r.use_writer = use
         assert r.run(items).faces >= 1
-        runs[use] = digests(tmp_path / str(use))
+        runs[use] = pair_digests(tmp_path / str(use))
     assert runs[True] == runs[False] and runs[True]

@@ -4,25 +4,16 @@ its tolerance."""
 
 from __future__ import annotations
 
-import hashlib
 
 import pytest
 
-from counterface import batch, config
+from counterface import batch
 from counterface.pipeline import Pipeline
 from counterface.settings import EditSettings
-from tests.helpers import fake_components, synthetic_photos
+from tests.helpers import pair_digests, synthetic_photos
 
 
-@pytest.fixture(scope="module")
-def fake_cfg():
-    with fake_components():
-        yield config.resolve(preset="fake")
 
-
-def digests(out):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "pairs").iterdir())
-            if p.suffix != ".json"}
 
 
 def test_reused_pivots_render_together_and_match_one_at_a_time(fake_cfg, tmp_path, monkeypatch):
@@ -43,7 +34,7 @@ def test_reused_pivots_render_together_and_match_one_at_a_time(fake_cfg, tmp_pat
         assert summary.faces == 6
         rows = batch.load_rows(tmp_path / str(together))
         assert {row["pivot"] for row in rows} == {"reused"}
-        outs[together] = (digests(tmp_path / str(together)), sorted((row["key"], row["alpha"], row["z1"]) for row in rows))
+        outs[together] = (pair_digests(tmp_path / str(together)), sorted((row["key"], row["alpha"], row["z1"]) for row in rows))
     assert calls == [[-1.0, 0.5, 2.0]] * 2  # once per face, every alpha
     assert outs[True] == outs[False] and len(outs[True][0]) == 12
     side = (tmp_path / "True" / rows[0]["z1_sidecar"]).read_text()
