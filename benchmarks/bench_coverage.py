@@ -147,16 +147,19 @@ FEW = 40
 
 
 def one_study(n_per: int, seed: int, bootstrap: int, permutations: int, splits: int, effect: float,
-              generator: str = "planted", small: int = 0, model_params: dict | None = None) -> dict:
+              generator: str = "planted", small: int = 0, model_params: dict | None = None,
+              embed_size: int | None = None) -> dict:
     import counterface
     from counterface.polarization import analysis
 
     t0 = time.perf_counter()
-    study, embeddings, truths = GENERATORS[generator](n_per, seed, effect, small=small)
+    extra = {} if embed_size is None else {"embed_size": embed_size}
+    study, embeddings, truths = GENERATORS[generator](n_per, seed, effect, small=small, **extra)
     settings = analysis.Settings(bootstrap=bootstrap, permutations=permutations, splits=splits, seed=seed)
     res = analysis.analyse(study, settings, model=counterface.create("outlet_model", "logistic", **(model_params or {})),
                            embeddings=embeddings)
     row = {"n": n_per, "seed": seed, "generator": generator, "small": small, "bootstrap": bootstrap,
+           "embed_size": embed_size,
            "splits": splits, "model": model_params or {}, "seconds": round(time.perf_counter() - t0, 2)}
     reps = res.bootstrap_values
     for i, p in enumerate(res.layout.politicians):
@@ -272,6 +275,8 @@ def main(argv=None) -> int:
     ap.add_argument("--effect", type=float, default=None,
                     help="the planted |rho| (default 3 for planted, 2 ln 3 = 2.197 for independent)")
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--embed-size", type=int, default=None,
+                    help="side of the pixels embedding (default 4 for planted, 16 for independent)")
     ap.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                     help="a parameter of the logistic outlet model (as --set outlet_model.KEY=VALUE), e.g. C=0.1")
     ap.add_argument("--out", type=Path, default=None, help="JSON lines, one per study (appended; reruns resume)")
@@ -294,7 +299,8 @@ def main(argv=None) -> int:
         for n in sizes:
             if (n, seed) in done:
                 continue
-            row = one_study(n, seed, a.bootstrap, a.permutations, a.splits, effect, a.generator, a.small, model_params)
+            row = one_study(n, seed, a.bootstrap, a.permutations, a.splits, effect, a.generator, a.small, model_params,
+                            a.embed_size)
             rows.append(row)
             if a.out is not None:
                 with open(a.out, "a") as f:
