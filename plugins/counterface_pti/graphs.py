@@ -113,14 +113,15 @@ def make_runner(step: Callable[[], None], device, use_graph: bool, reason: str =
     """Capture ``step`` as a CUDA graph after ``warmup`` eager steps, or fall back to the eager step
     (``Runner.mode`` = ``eager: <reason>``). The warm-up steps are real steps (``Runner.warmed`` of
     them ran, in the graph and the fallback case alike); a failed capture runs nothing, so the state
-    stays consistent. ``capture(step, device) -> graph`` (with ``replay()``): tests replace it;
-    default :func:`_capture`."""
+    stays consistent; a warm-up step that fails raises. ``capture(step, device) -> graph`` (with
+    ``replay()``): tests replace it; default :func:`_capture`."""
     if not use_graph:
         return Runner(step, None, reason or "eager")
     capture = capture or _capture
-    warmed = 0
+    # a warm-up step that fails raises: the step itself is broken (the caller restarts the stage
+    # eagerly from its start, since the failed steps may have changed the tuned tensors part-way)
+    warmed = _warm(step, device, warmup)
     try:
-        warmed = _warm(step, device, warmup)
         return Runner(step, capture(step, device), "graph", warmed)
     except Exception as exc:  # noqa: BLE001 - any capture failure: run the same step eagerly
         why = " ".join(str(exc).split())[:160]
@@ -154,13 +155,16 @@ def _capture(step, device):
 
 
 def adamw(params, lr: float, weight_decay: float, device):
-    """AdamW for a captured step: fused and ``capturable`` on CUDA (its step counter lives on the
-    device, so no host sync); elsewhere (the CPU tests) the foreach implementation, same update."""
+    """AdamW for a captured step: the fused implementation (one kernel per parameter group and no
+    ``.item()`` of its step counter; the same update as the eager loop's AdamW), ``capturable`` on
+    CUDA (the step counter and the bias corrections stay on the device). ``lr`` stays a Python float:
+    it is constant, so the captured value is the right one for every replay. On the CPU (the tests)
+    fused without ``capturable``, which CUDA alone supports."""
     import torch
 
-    if getattr(device, "type", str(device)) == "cuda":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, capturable=True, fused=True)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    cuda = getattr(device, "type", str(device).split(":")[0]) == "cuda"
+    return torch.optim.AdamW(params, lr=float(lr), weight_decay=float(weight_decay), fused=True,
+                             **({"capturable": True} if cuda else {}))
 
 
 def reset_optimizer(opt) -> None:
@@ -176,16 +180,17 @@ def reset_optimizer(opt) -> None:
 
 # --------------------------------------------------------------------------- the two tuner steps
 class RefineGraph:
-    """Step 3 (the latent; generator frozen) for any face with this key: statics ``var``, ``target``,
-    records ``rec`` (steps, 3: total, l2, lpips) and the step counter."""
+    """Step 3 (the latent; generator frozen) for any face with this key (any number of steps):
+    statics ``var``, ``target``, records ``rec`` (2, 3: total, l2, lpips of the first step, then a
+    scratch row every later step writes) and the step counter."""
 
-    def __init__(self, tuner, generator, var0, target, lp, work, steps: int, use_graph: bool = True,
+    def __init__(self, tuner, generator, var0, target, lp, work, steps: int = 0, use_graph: bool = True,
                  reason: str = "", capture=None):
         import torch
 
         dev = target.device
         self.statics = StaticBuffers(var=var0.detach().clone().requires_grad_(True), target=target.detach().clone(),
-                                     rec=torch.zeros(max(steps, 1) + WARMUP_STEPS + 1, 3, device=dev),
+                                     rec=torch.zeros(2, 3, device=dev),
                                      count=torch.zeros((), dtype=torch.long, device=dev))
         s = self.statics
         self.opt = adamw([s.var], tuner.latent_lr, tuner.weight_decay, dev)
@@ -193,7 +198,7 @@ class RefineGraph:
         def step():
             total, terms = tuner._refine_terms(generator, s.var, s.target, lp, work)
             row = torch.stack([total.detach().float(), terms["l2"].detach().float(), terms["lpips"].detach().float()])
-            s.rec.index_copy_(0, s.count.view(1), row.view(1, 3))
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row.view(1, 3))  # row 0: the first step's
             s.count.add_(1)
             self.opt.zero_grad(set_to_none=False)
             total.backward()
@@ -219,14 +224,14 @@ class RefineGraph:
 
 
 class TuneGraph:
-    """Step 4 (the selected generator tensors, in place) for any face with this key: statics ``wp``,
-    ``target``, ``mask``, ``target_emb``, the device-side ``active`` flag and step count, the
-    per-step records and the pre-step copies that undo a stopped face's update."""
+    """Step 4 (the selected generator tensors, in place) for any face with this key (any number of
+    steps): statics ``wp``, ``target``, ``mask``, ``target_emb``, the device-side ``active`` flag and
+    step count, the first step's record and the pre-step copies that undo a stopped face's update."""
 
     KEYS = ("loss", "pixel", "lpips", "region", "id")
 
     def __init__(self, tuner, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
-                 steps: int, use_graph: bool = True, reason: str = "", capture=None):
+                 steps: int = 0, use_graph: bool = True, reason: str = "", capture=None):
         import torch
 
         dev = target.device
@@ -236,7 +241,7 @@ class TuneGraph:
             wp=wp.detach().clone(), target=target.detach().clone(),
             mask=None if mask is None else mask.detach().clone(),
             target_emb=None if target_emb is None else target_emb.detach().clone(),
-            rec=torch.zeros(max(steps, 1) + WARMUP_STEPS + 1, len(self.KEYS), device=dev),
+            rec=torch.zeros(2, len(self.KEYS), device=dev),
             count=torch.zeros((), dtype=torch.long, device=dev),
             done=torch.zeros((), dtype=torch.long, device=dev),
             active=torch.ones((), dtype=torch.bool, device=dev))
@@ -246,11 +251,13 @@ class TuneGraph:
         self.opt = adamw(tensors, tuner.tune_lr, tuner.weight_decay, dev)
         threshold = float(tuner.lpips_threshold)
         zero = torch.zeros((), device=dev)
+        self.present = ("loss",)  # the terms the step computes (the first record has those)
 
         def step():
             total, terms = tuner._tune_terms(generator, s.wp, s.target, s.mask, identity, s.target_emb, lp, work, use_id)
+            self.present = ("loss", *terms)
             row = torch.stack([total.detach().float()] + [terms.get(k, zero).detach().float() for k in self.KEYS[1:]])
-            s.rec.index_copy_(0, s.count.view(1), row.view(1, -1))
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row.view(1, -1))  # row 0: the first step's
             s.count.add_(1)
             s.active.logical_and_(terms["lpips"].detach() > threshold)  # sticky: the eager loop's break
             s.done.add_(s.active.long())
@@ -289,6 +296,5 @@ class TuneGraph:
         early = not bool(s.active)
         first = dict(zip(self.KEYS, s.rec[0].tolist())) if steps else None
         if first is not None:
-            first = {k_: v for k_, v in first.items() if k_ in ("loss", "pixel", "lpips")
-                     or (k_ == "region" and s.mask is not None) or (k_ == "id" and s.target_emb is not None)}
+            first = {k_: v for k_, v in first.items() if k_ in self.present}
         return first, n_steps, early

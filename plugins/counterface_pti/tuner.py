@@ -258,9 +258,9 @@ class PTITuner(BatchedTuning, Tuner):
             total, t = self._refine_terms(generator, v, target, lp, work)
             return total, {"loss": total.item(), "l2": t["l2"].item(), "lpips": t["lpips"].item()}
 
-        key = ("refine", id(generator.module), id(lp), work, tuple(var.shape), tuple(target.shape), self.latent_steps)
+        key = ("refine", id(generator.module), id(lp), work, tuple(var.shape), tuple(target.shape))
         graph = self._graph("refine", dev, key, self.latent_steps, lambda: graphs.RefineGraph(
-            self, generator, var, target, lp, work, self.latent_steps))
+            self, generator, var, target, lp, work))
         if graph is not None:  # CUDA: the captured step, replayed (see graphs.py)
             try:
                 var_g, first = graph.run(var, target, self.latent_steps)
@@ -385,11 +385,10 @@ class PTITuner(BatchedTuning, Tuner):
             return total, {"loss": total.item(), **{k: v.item() for k, v in rec.items()}}
 
         key = ("tune", id(generator.module), id(lp), id(identity), work, tuple(names), tuple(target.shape),
-               mask is None, use_id, self.tune_steps)
+               mask is None, use_id)
         start = {n: params[n].detach().clone() for n in names} if self._graphs_wanted(dev) else None
         graph = self._graph("tune", dev, key, self.tune_steps, lambda: graphs.TuneGraph(
-            self, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
-            self.tune_steps))
+            self, generator, params, names, wp, target, mask, identity, target_emb, lp, work))
         if graph is not None:  # CUDA: the captured step, replayed; early stop read every K steps
             try:
                 first, steps, early = graph.run(wp, target, mask, target_emb, self.tune_steps,
