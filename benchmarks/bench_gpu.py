@@ -507,7 +507,11 @@ def run_sections(args, bench: Bench, work: Path) -> None:
             if bench.cuda() else bench.results.update({name: {"error": "counts CUDA kernel launches (CUDA only)"}}))
     for name in SECTIONS:
         if name in wanted:
-            plan[name]()
+            try:
+                plan[name]()
+            except Interrupted:  # outside a section's own try: this one and the next are skipped
+                if name not in bench.results and name not in bench.skipped:
+                    bench.skipped.append(name)
 
 
 def main(argv=None) -> int:

@@ -67,7 +67,8 @@ def test_an_interrupted_run_prints_its_table(tmp_path):
     assert proc.returncode == 0, stderr[-2000:]
     report = json.loads(out.read_text())
     assert "| measurement | value | goal |" in stdout
-    assert report["meta"]["skipped"] or any("Interrupted" in str(v.get("error", "")) for v in report["results"].values())
+    assert report["meta"]["skipped"] or "Interrupted" in report["meta"].get("error", "") \
+        or any("Interrupted" in str(v.get("error", "")) for v in report["results"].values())
     # --table-only prints the table of a JSON (gpu_check.sh's fallback after a hard kill)
     res = subprocess.run([sys.executable, BENCH, "--out", str(out), "--table-only"], capture_output=True, text=True,
                          timeout=120, env=ENV)
