@@ -71,6 +71,9 @@ class StaticBuffers:
             for name, value in values.items():
                 dst = self._t[name]
                 value = torch.as_tensor(value)
+                if value.dim() == 0 and dst.dim() > 0:  # a scalar fills the buffer (per-face flags)
+                    dst.fill_(value.item())
+                    continue
                 if tuple(value.shape) != tuple(dst.shape):
                     raise ValueError(f"static buffer {name}: shape {tuple(dst.shape)}, got {tuple(value.shape)}")
                 dst.copy_(value.to(dst.dtype))
@@ -298,3 +301,141 @@ class TuneGraph:
         if first is not None:
             first = {k_: v for k_, v in first.items() if k_ in self.present}
         return first, n_steps, early
+
+
+# ----------------------------------------------------------------- the two steps of batched tuning
+class RefineManyGraph:
+    """Step 3 for B faces at once (:meth:`~counterface_pti.tuner.PTITuner.tune_many`), for any batch
+    with this key: static ``var`` (B, rows, w_dim) (one leaf; AdamW is elementwise, so each face's
+    rows take the steps its own leaf would), ``target`` (B, 3, R, R), the first step's records
+    (B, 3: total, l2, lpips)."""
+
+    def __init__(self, tuner, generator, var0, target, lp, work, use_graph: bool = True, reason: str = "",
+                 capture=None):
+        import torch
+
+        dev = target.device
+        n = var0.shape[0]
+        self.statics = StaticBuffers(var=var0.detach().clone().requires_grad_(True), target=target.detach().clone(),
+                                     rec=torch.zeros(2, n, 3, device=dev),
+                                     count=torch.zeros((), dtype=torch.long, device=dev))
+        s = self.statics
+        self.opt = adamw([s.var], tuner.latent_lr, tuner.weight_decay, dev)
+        num_ws = generator.num_ws
+
+        def step():
+            ws = s.var.expand(-1, num_ws, -1) if s.var.shape[1] == 1 else s.var
+            total, rec = tuner._losses_many(generator, ws, None, lp, work, [s.target[i:i + 1] for i in range(n)],
+                                            latent=True)
+            row = torch.stack([total.detach().float(), rec["l2"].detach().float(), rec["lpips"].detach().float()], 1)
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row[None])
+            s.count.add_(1)
+            self.opt.zero_grad(set_to_none=False)
+            total.sum().backward()  # summed: each face gets its own loss's gradient
+            self.opt.step()
+
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        self.grad = s.var.grad
+
+    def run(self, var0, target, steps: int):
+        """Refine B faces from ``var0`` (B, rows, w_dim); returns (var, first records per face)."""
+        s = self.statics
+        if self.runner.warmed:
+            done, self.runner.warmed = self.runner.warmed, 0
+        else:
+            done = 0
+            s.load(var=var0, target=target, count=0)
+            reset_optimizer(self.opt)
+            s.var.grad = self.grad
+        drive(self.runner, steps - done, max(steps, 1), lambda: False)
+        first = [dict(zip(("loss", "l2", "lpips"), r)) for r in s.rec[0].tolist()]
+        return s.var.detach().clone(), first
+
+
+class TuneManyGraph:
+    """Step 4 for B faces at once, for any batch with this key: one leaf per tuned tensor with the B
+    faces' copies stacked (B, *shape) (the generator itself is not changed), statics ``wp``
+    (B, num_ws, w_dim), ``target``, ``mask``, ``target_emb``, the per-face ``active`` flags and step
+    counts, the first step's records (B, terms). Per-face early stopping as the eager batched loop:
+    a stopped face's loss leaves the summed total (no gradient) and its optimiser step is undone."""
+
+    KEYS = TuneGraph.KEYS
+
+    def __init__(self, tuner, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
+                 use_graph: bool = True, reason: str = "", capture=None):
+        import torch
+
+        dev = target.device
+        n = wp.shape[0]
+        use_id = target_emb is not None
+        self.names = list(names)
+        self.leaves = [params[k].detach()[None].repeat(n, *([1] * params[k].dim())).clone().requires_grad_(True)
+                       for k in self.names]
+        self.statics = StaticBuffers(
+            wp=wp.detach().clone(), target=target.detach().clone(),
+            mask=None if mask is None else mask.detach().clone(),
+            target_emb=None if target_emb is None else target_emb.detach().clone(),
+            rec=torch.zeros(2, n, len(self.KEYS), device=dev),
+            count=torch.zeros((), dtype=torch.long, device=dev),
+            done=torch.zeros(n, dtype=torch.long, device=dev),
+            active=torch.ones(n, dtype=torch.bool, device=dev))
+        s = self.statics
+        self.backup = [t.detach().clone() for t in self.leaves]
+        self.opt = adamw(self.leaves, tuner.tune_lr, tuner.weight_decay, dev)
+        threshold = float(tuner.lpips_threshold)
+        zeros = torch.zeros(n, device=dev)
+        self.present = ("loss",)
+
+        def faces(x):
+            return None if x is None else [x[i:i + 1] for i in range(n)]
+
+        def step():
+            tensors = dict(zip(self.names, self.leaves))
+            total, rec = tuner._losses_many(generator, s.wp, tensors, lp, work, faces(s.target), faces(s.mask), use_id,
+                                            identity, faces(s.target_emb))
+            self.present = ("loss", *rec)
+            row = torch.stack([total.detach().float()] + [rec.get(k, zeros).detach().float() for k in self.KEYS[1:]], 1)
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row[None])
+            s.count.add_(1)
+            s.active.logical_and_(rec["lpips"].detach() > threshold)  # sticky, per face: the eager loop's stop
+            s.done.add_(s.active.long())
+            torch._foreach_copy_(self.backup, [t.detach() for t in self.leaves])
+            self.opt.zero_grad(set_to_none=False)
+            (total * s.active).sum().backward()  # a stopped face: no gradient, as in the eager loop
+            self.opt.step()
+            with torch.no_grad():  # ... and its tensors stay (AdamW's momentum would still move them)
+                for t, b in zip(self.leaves, self.backup):
+                    t.copy_(torch.where(s.active.view(-1, *([1] * (t.dim() - 1))), t, b))
+
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        self.grads = [t.grad for t in self.leaves]
+
+    def run(self, params, wp, target, mask, target_emb, steps: int, k: int):
+        """Tune B faces from the generator's own tensors; returns (tuned {name: (B, *shape)} on the
+        device, first records, steps, early stops), one per face."""
+        s = self.statics
+        if self.runner.warmed:
+            done, self.runner.warmed = self.runner.warmed, 0
+        else:
+            import torch
+
+            done = 0
+            values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
+            if s.mask is not None:
+                values["mask"] = mask
+            if s.target_emb is not None:
+                values["target_emb"] = target_emb
+            s.load(**values)
+            with torch.no_grad():
+                for name, t in zip(self.names, self.leaves):
+                    t.copy_(params[name].detach()[None].expand_as(t))
+            reset_optimizer(self.opt)
+            for t, g in zip(self.leaves, self.grads):
+                t.grad = g
+        if done == 0 or bool(s.active.any()):
+            drive(self.runner, steps - done, k, lambda: not bool(s.active.any()))
+        n_steps = s.done.tolist()
+        early = (~s.active).tolist()
+        first = [{k_: v for k_, v in zip(self.KEYS, r) if k_ in self.present} for r in s.rec[0].tolist()]
+        tuned = {name: t.detach().clone() for name, t in zip(self.names, self.leaves)}
+        return tuned, first, n_steps, early

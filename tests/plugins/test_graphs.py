@@ -332,3 +332,56 @@ def test_real_networks_capture_without_host_sync_and_replay_equals_eager(monkeyp
             torch.testing.assert_close(r.tensors[n], e.tensors[n], rtol=1e-4, atol=1e-5)
     if threshold:
         assert eager[0].meta["early_stop"]
+
+
+@pytest.mark.parametrize("layout", ["cpu", "cuda"])
+@pytest.mark.parametrize("threshold", [0.0, "split"])
+def test_batched_tuning_graphs_equal_the_eager_batched_loop(monkeypatch, layout, threshold):
+    """``tune_many`` through the captured B-face steps (:class:`StrictGraph`: no host sync, no weight
+    cache inside) against its eager loop: same steps and per-face early stops, tensors equal to float
+    rounding, for two batches through one cached step per stage. ``cuda``: the CUDA layout (every
+    face through each network at once, per-sample grouped convolutions) forced on the CPU."""
+    import counterface_pti.batched as batched_mod
+    from counterface_arcface.identity import ArcFaceIdentity
+    from counterface_stylegan2.generator import StyleGAN2Generator
+
+    if layout == "cuda":
+        monkeypatch.setattr(batched_mod, "BATCHED_DEVICES", ("cuda", "cpu"))
+        monkeypatch.setattr(StyleGAN2Generator, "batched_devices", ("cuda", "cpu"))
+    gen = StyleGAN2Generator(weights=None, size=32, style_dim=32, n_mlp=2, channel_multiplier=1, max_channels=16)
+    ident = ArcFaceIdentity(weights=None, seed=0)
+    faces = _faces(gen) + [torch.flip(_faces(gen)[0], [3])]
+    w0 = [gen.w_avg[None].repeat(gen.num_ws, 1) + 0.1 * i for i in range(3)]
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 1
+    masks = [mask, None, mask]
+    fast = {**FAST, "tune_min_resolution": 16}
+    if threshold == "split":  # some faces stop at once, the others tune on
+        starts = [p.meta["losses_start"]["tune"]["lpips"] for p in PTITuner(**fast, graphs="off").tune_many(
+            gen, w0, faces, masks, ident)]
+        threshold = (min(starts) + max(starts)) / 2
+    eager = PTITuner(**fast, lpips_threshold=threshold, graphs="off").tune_many(gen, w0, faces, masks, ident)
+    before = {k: v.clone() for k, v in gen.module.state_dict().items()}
+    made = []
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: made.append(StrictGraph(step, monkeypatch))
+                        or made[-1])
+    tuner = PTITuner(**fast, lpips_threshold=threshold, graphs="on")
+    runs = [tuner.tune_many(gen, w0, faces, masks, ident) for _ in range(2)]  # the 2nd: copied into the statics
+    assert len(made) == 2 and sorted(k[0] for k in tuner._graph_cache) == ["refine_many", "tune_many"]
+    assert all(g.replays > 0 for g in made)
+    assert all(torch.equal(v, before[k]) for k, v in gen.module.state_dict().items())  # the generator untouched
+    if threshold:
+        steps = [p.meta["steps"]["tune"] for p in eager]
+        assert min(steps) == 0 and max(steps) > 0  # per-face stops really happened
+    for run in runs:
+        for e, r in zip(eager, run):
+            assert r.meta["graphs"] == {"refine": "graph", "tune": "graph"}, r.meta["graphs"]
+            assert r.meta["steps"] == e.meta["steps"] and r.meta["early_stop"] == e.meta["early_stop"]
+            assert set(r.meta["losses_start"]["tune"]) == set(e.meta["losses_start"]["tune"])
+            for stage in ("refine", "tune"):
+                for k, v in e.meta["losses_start"][stage].items():
+                    assert r.meta["losses_start"][stage][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (stage, k)
+            torch.testing.assert_close(r.w, e.w, rtol=1e-4, atol=1e-5)
+            for n in e.tensors:
+                torch.testing.assert_close(r.tensors[n], e.tensors[n], rtol=1e-4, atol=1e-5)
