@@ -3,7 +3,9 @@
 Each face keeps its own leaf tensors (latent rows, copies of the selected generator tensors), so the
 optimiser updates tensors of the shapes the one-face path updates; the losses are summed, not
 averaged, so every face gets its own loss's gradient. On CUDA the B faces go through each network at
-once; elsewhere face by face (then bit-identical to tuning each face alone). :class:`BatchedTuning`
+once, and (``tuner.graphs``) each stage's B-face step is a captured CUDA graph
+(:class:`~counterface_pti.graphs.RefineManyGraph`, :class:`~counterface_pti.graphs.TuneManyGraph`);
+elsewhere face by face (then bit-identical to tuning each face alone). :class:`BatchedTuning`
 is mixed into :class:`~counterface_pti.tuner.PTITuner` and reads its settings (``latent_lr``,
 ``lambda_*``, ...).
 """

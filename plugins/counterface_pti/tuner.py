@@ -64,8 +64,9 @@ float32). bf16 and tf32 need CUDA.
 
 ``graphs`` (``auto`` | ``on`` | ``off``): on CUDA, outside the exact path (fp32 + deterministic) and
 not in bf16, ``auto`` captures one refinement and one tuning step as CUDA graphs and replays them for
-every step and face (:mod:`.graphs`); early stopping is read every ``graph_check_every`` steps and
-gives the eager loop's step count. The pivot's ``meta["graphs"]`` says what ran per stage.
+every step and face (:mod:`.graphs`), and :meth:`PTITuner.tune_many` one B-face step of each stage;
+early stopping is read every ``graph_check_every`` steps and gives the eager loop's step count. The
+pivot's ``meta["graphs"]`` says what ran per stage.
 """
 
 from __future__ import annotations
