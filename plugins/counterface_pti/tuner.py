@@ -365,6 +365,7 @@ class PTITuner(BatchedTuning, Tuner):
     def release_graphs(self) -> None:
         """Drop the captured step graphs (and the GPU memory they hold)."""
         self._graph_cache.clear()
+        self.__dict__.pop("_graph_pool", None)
 
     def tune_generator(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
         """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""

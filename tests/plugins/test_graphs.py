@@ -87,6 +87,11 @@ def test_runner_graph_fallback_and_off():
         if len(calls) == 2:
             raise RuntimeError("out of memory")
 
+    got = []  # the tuner's shared memory pool reaches the capture (CUDA only; None elsewhere)
+    graphs.make_runner(step, torch.device("cpu"), True, capture=lambda s, d, p=None: got.append(p) or FakeGraph(s),
+                       pool="pool")
+    assert got == ["pool"] and graphs.shared_pool(PTITuner(), torch.device("cpu")) is None
+
     calls.clear()
     with pytest.raises(RuntimeError, match="out of memory"):
         graphs.make_runner(failing, torch.device("cpu"), True, capture=lambda s, d: FakeGraph(s))
