@@ -137,11 +137,15 @@ def _warm(step, device, n: int) -> int:
         for _ in range(n):
             step()
         return n
+    import warnings
+
     import torch
 
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
+    with torch.cuda.stream(side), warnings.catch_warnings():
+        # a capturable optimiser stepping outside a capture warns once; here that is the point
+        warnings.filterwarnings("ignore", message=".*capturable=True.*")
         for _ in range(n):
             step()
     torch.cuda.current_stream(device).wait_stream(side)
