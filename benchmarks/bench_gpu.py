@@ -149,9 +149,10 @@ class Bench:
 
             torch.cuda.synchronize()
 
-    def section(self, name: str, fn, *args, **kwargs):
-        """Run one section: its result, or ``{"error": ...}`` when it raised (the others still run);
-        skipped once the budget is spent or the run was interrupted."""
+    def section(self, name: str, fn, *args, partial: dict | None = None, **kwargs):
+        """Run one section: its result, or ``{"error": ...}`` when it raised (the others still run; with
+        ``partial``, a dict the section fills as it goes, what it had measured is kept); skipped once
+        the budget is spent or the run was interrupted."""
         left = self.budget - (time.perf_counter() - self.t0)
         if left <= 0 or self.stopped:
             self.skipped.append(name)
@@ -178,7 +179,7 @@ class Bench:
             import traceback
 
             traceback.print_exc()
-            res = {**res, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+            res = {**(partial or {}), **res, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
             if type(exc).__name__ == "BatchInterrupted":  # the signal reached counterface.batch's handler
                 self.stopped = self.stopped or f"interrupted ({exc})"
         res["wall_s"] = round(time.perf_counter() - t, 3)
@@ -359,26 +360,34 @@ DRIFT = {"default": DEFAULT, "tf32": {"precision": "tf32", "deterministic": True
          "bf16": {"precision": "bf16", "deterministic": "auto"}}
 
 
-def drift(preset: str, device: str, files, steps: dict, photo: Path) -> dict:
+def drift(preset: str, device: str, files, steps: dict, photo: Path, out: dict | None = None) -> dict:
     """pi_1 crop of one face at the default settings, tf32 (deterministic) and bf16 against the exact
-    path (fp32, deterministic): grey-level differences and seconds."""
+    path (fp32, deterministic): grey-level differences and seconds. ``out`` is filled as each setting
+    finishes (the exact path and the default first), so a run cut short keeps what was measured."""
+    import gc
+
     import numpy as np
 
     from counterface.imageio import read_image
     from counterface.pipeline import Pipeline
 
     image = read_image(photo)
-    crops, secs = {}, {}
+    out = {} if out is None else out
+    out.update(steps=dict(steps), seconds={})
+    exact = None
     for name, numerics in (("exact", EXACT), *DRIFT.items()):
         pipe = Pipeline.from_config(config(preset, device, files, steps, **numerics))
         t = time.perf_counter()
         face = pipe.faces(image)[0]
         pivot, _ = pipe.pivot(face)
-        crops[name] = pipe.pi1(image, face, pivot).crop.astype(int)
-        secs[name] = round(time.perf_counter() - t, 3)
-    out = {"steps": dict(steps), "seconds": secs}
-    for name in DRIFT:
-        d = np.abs(crops[name] - crops["exact"])
+        crop = pipe.pi1(image, face, pivot).crop.astype(int)
+        out["seconds"][name] = round(time.perf_counter() - t, 3)
+        del pipe, pivot
+        gc.collect()
+        if exact is None:
+            exact = crop
+            continue
+        d = np.abs(crop - exact)
         out[name] = {"max_abs_grey": int(d.max()), "mean_abs_grey": round(float(d.mean()), 4),
                      "p99_abs_grey": float(np.percentile(d, 99))}
     return out
@@ -499,13 +508,15 @@ def run_sections(args, bench: Bench, work: Path) -> None:
     pivots = work / "batch_B1" / "pivots"
     few = {k: max(3, v // 10) for k, v in steps.items()}
     alphas = [-2.0, -1.0, 0.5, 2.0]
+    drift_out: dict = {}
     plan = {
         "pi1": lambda: bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench),
         "reedit": lambda: bench.section("reedit", reedit, cfg, work / "photos", work / "reedit", pivots, args.photos,
                                         alphas, True) if pivots.is_dir() else None,
         "reedit_before": lambda: bench.section("reedit_before", reedit, cfg, work / "photos", work / "reedit",
                                                pivots, args.photos, alphas, False) if pivots.is_dir() else None,
-        "drift": lambda: bench.section("drift", drift, args.preset, args.device, files, steps, pics[1])
+        "drift": lambda: bench.section("drift", drift, args.preset, args.device, files, steps, pics[1], drift_out,
+                                       partial=drift_out)
         if bench.cuda() else bench.results.update(drift={"error": "tf32/bf16 need CUDA (refused on the CPU)"}),
         # with --quick at the batch steps, extrapolated to full steps
         "pi1_exact": lambda: bench.section("pi1_exact", pi1_once, config(args.preset, args.device, files, steps,

@@ -73,3 +73,27 @@ def test_an_interrupted_run_prints_its_table(tmp_path):
     res = subprocess.run([sys.executable, BENCH, "--out", str(out), "--table-only"], capture_output=True, text=True,
                          timeout=120, env=ENV)
     assert res.returncode == 0 and "| measurement | value | goal |" in res.stdout
+
+
+def test_a_section_cut_short_keeps_what_it_measured(tmp_path, monkeypatch):
+    """drift fills its result as each setting finishes: a later setting that fails (here tf32, refused
+    on the CPU) leaves the exact-vs-default numbers in the section's record, next to the error."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_gpu
+
+    from counterface import registry, testing
+
+    testing.install()
+    try:
+        monkeypatch.setattr(bench_gpu, "DRIFT", {"default": bench_gpu.DEFAULT, "tf32": {"precision": "tf32"}})
+        photo = bench_gpu.photos(tmp_path / "photos", 1)[0]
+        bench = bench_gpu.Bench("cpu", 600.0, tmp_path / "b.json")
+        out: dict = {}
+        res = bench.section("drift", bench_gpu.drift, "tiny", "cpu", None, {"latent_steps": 1, "tune_steps": 1},
+                            photo, out, partial=out)
+    finally:
+        testing.uninstall()
+        registry.reset()
+    assert "needs CUDA" in res["error"] and res["default"]["max_abs_grey"] == 0  # the CPU default is the exact path
+    assert set(res["seconds"]) == {"exact", "default", "tf32"} - {"tf32"}
+    assert json.loads((tmp_path / "b.json").read_text())["results"]["drift"]["default"]["mean_abs_grey"] == 0
