@@ -113,9 +113,11 @@ def photos(folder: Path, n: int) -> list[Path]:
     return out
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
     """SIGTERM (``timeout`` in gpu_check.sh) or SIGINT: the running section is recorded as failed,
-    no other section starts, and the table of what was measured is still printed."""
+    no other section starts, and the table of what was measured is still printed. A BaseException,
+    like KeyboardInterrupt, so that library code catching ``Exception`` (a plugin loader, say) does
+    not swallow it half-way."""
 
 
 class Bench:
@@ -175,7 +177,7 @@ class Bench:
                 raise RuntimeError("injected failure (--fail)")
             res = dict(fn(*args, **kwargs) or {})
             self.sync()
-        except Exception as exc:  # noqa: BLE001 - a failed section is reported, the others still run
+        except (Exception, Interrupted) as exc:  # noqa: BLE001 - a failed section is reported, the others run
             import traceback
 
             traceback.print_exc()
@@ -593,7 +595,7 @@ def main(argv=None) -> int:
 
         testing.install()  # the fake aligner (alignment skipped)
         run_sections(args, bench, work)
-    except Exception as exc:  # noqa: BLE001 - whatever happens, the table of what was measured prints
+    except (Exception, Interrupted) as exc:  # noqa: BLE001 - whatever happens, the table of what was measured prints
         import traceback
 
         traceback.print_exc()
