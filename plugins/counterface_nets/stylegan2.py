@@ -55,9 +55,15 @@ def channel_count(res: int, channel_multiplier: int = 2, max_channels: int = 512
 # ----------------------------------------------------------------------------------------- layers
 
 def capturing(t: torch.Tensor) -> bool:
-    """Whether ``t`` is a CUDA tensor and the current CUDA stream is capturing a graph (then nothing
-    may be cached across calls: every host-side decision is frozen into the graph)."""
-    return bool(t.is_cuda and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+    """Whether ``t`` is a CUDA tensor and the current CUDA stream is capturing a graph, or is a side
+    stream (where a graph's warm-up runs): then the static weights are computed, not cached. Under
+    capture a cache is a host-side decision the graph would freeze; in the warm-up, computing them
+    runs every kernel the capture will run (cuDNN autotunes those shapes before the capture, where
+    autotuning is illegal) and keeps cache entries off the side stream's memory."""
+    if not (t.is_cuda and torch.cuda.is_available()):
+        return False
+    return bool(torch.cuda.is_current_stream_capturing()
+                or torch.cuda.current_stream(t.device) != torch.cuda.default_stream(t.device))
 
 
 def _per_sample(bias: torch.Tensor) -> torch.Tensor:
