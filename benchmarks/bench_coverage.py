@@ -247,6 +247,13 @@ def summarise(rows: list[dict], effect: float, level: float = 0.05, variant: str
     return table
 
 
+def _reject(t: dict) -> str:
+    """The placebo's rejection rate, with its number of studies when not every study ran a placebo."""
+    if not t.get("placebo_studies"):
+        return "-"
+    return f"{t['reject']:.3f}" + ("" if t["placebo_studies"] == t["studies"] else f" ({t['placebo_studies']} studies)")
+
+
 def markdown(table: list[dict]) -> str:
     lines = ["| articles per politician | politician (its articles) | true rho | studies | mean rho "
              "| bias +- MC se (% of effect) | coverage of 95% CI (MC se; 95% binomial interval) | mean CI width "
@@ -256,7 +263,7 @@ def markdown(table: list[dict]) -> str:
         lines.append(f"| {t['n']} | {t['politician']} ({t['articles']}) | {t['truth']:.3g} | {t['studies']} "
                      f"| {t['mean']:.3f} | {t['bias']:+.3f} +- {t['bias_se']:.3f} ({100 * t['relative_bias']:+.1f}%) "
                      f"| {t['coverage']:.3f} ({t['coverage_se']:.3f}; {t['coverage_low']:.3f}-{t['coverage_high']:.3f}) "
-                     f"| {t['width']:.3f} | {t['sd']:.3f} / {t['se_mean']:.3f} | {t['reject']:.3f} |")
+                     f"| {t['width']:.3f} | {t['sd']:.3f} / {t['se_mean']:.3f} | {_reject(t)} |")
     return "\n".join(lines)
 
 

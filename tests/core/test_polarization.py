@@ -460,14 +460,14 @@ def test_bias_correction_off_keeps_the_estimate_and_the_interval_width():
     assert np.isnan(off.bias).all() and np.isfinite(on.bias[:2]).all() and not np.allclose(on.values, off.values)
 
 
-@given(st.integers(0, 50), st.integers(1, 50), st.floats(-3, 3), st.floats(0, 2))
+@given(st.integers(0, 50), st.integers(1, 50), st.floats(-3, 3), st.floats(0, 2) | st.floats(0, 1e-4))
 def test_interval_flags(k, requested, value, width):
     k = min(k, requested)
     lo, hi = (value - width, value + width) if k else (np.nan, np.nan)  # no replicate: no interval
     flags = estimate.interval_flags(np.array([value]), np.array([lo]), np.array([hi]), np.array([k]), requested)
     assert ("replicates" in flags[0]) == (0 < k < requested)
     assert ("no bootstrap replicate" in flags[0]) == (k == 0)
-    assert ("zero-width" in flags[0]) == (k > 0 and hi - lo <= 1e-12 * max(1.0, abs(value)))
+    assert ("zero-width" in flags[0]) == (k > 0 and hi - lo <= estimate.ZERO_WIDTH * max(1.0, abs(value)))
 
 
 def _planted_arrays(n_per, seed, effect=3.0):

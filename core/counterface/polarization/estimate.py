@@ -226,10 +226,16 @@ def sequential_p(observed: np.ndarray, draw: Callable[[int], np.ndarray], permut
     return p, len(rows)
 
 
+#: an interval narrower than this (times max(1, |value|)) has zero width: every replicate gave the same
+#: value up to the outlet model's solver tolerance (measured: widths of 1e-7 to 1e-6 when the
+#: statistic is 0 by construction, e.g. an outlet pair g cannot tell apart)
+ZERO_WIDTH = 1e-5
+
+
 def interval_flags(values: np.ndarray, low: np.ndarray, high: np.ndarray, replicates: np.ndarray,
                    requested: int) -> list[str]:
     """Per statistic, why its interval is degenerate ("" when it is not): fewer replicates than
-    asked, none at all, or zero width."""
+    asked, none at all, or zero width (:data:`ZERO_WIDTH`)."""
     flags = []
     for v, lo, hi, k in zip(values, low, high, replicates):
         why = []
@@ -238,7 +244,7 @@ def interval_flags(values: np.ndarray, low: np.ndarray, high: np.ndarray, replic
                 why.append(f"no bootstrap replicate of {requested}")
             elif k < requested:
                 why.append(f"interval from {int(k)} of {requested} replicates")
-            if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 1e-12 * max(1.0, abs(float(v))):
+            if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= ZERO_WIDTH * max(1.0, abs(float(v))):
                 why.append("zero-width interval")
         flags.append("; ".join(why))
     return flags
