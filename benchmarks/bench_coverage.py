@@ -10,6 +10,10 @@ The estimator is the command's own (:func:`counterface.polarization.analyse` wit
 bootstrap replicates and permutations). To keep each study cheap the images are 16 x 16 and the
 embedding 4 x 4 pixels (48 features).
 
+``--generator independent`` (blob images, a translucent bar, exact shares of marked images) and
+``--generator checker`` (the CLI tests' planted generator, in memory) check the estimator on designs
+that share nothing with synthetic.py; ``--small N`` adds a 50-article-like politician to every study.
+
 Reported per size and politician: the mean estimate, its bias (absolute and relative to the
 planted effect), the coverage of the nominal interval, its mean width, and how often the placebo
 rejects at 0.05 (under the null: its size; for the planted politician: its power).
@@ -140,7 +144,46 @@ def simulate_independent(n_per: int, seed: int, effect: float = 2 * np.log(3), i
     return _study(pol, out, keys), tuple(emb.embed(x) for x in (shown, z1s, z0s)), q_round
 
 
-GENERATORS = {"planted": simulate, "independent": simulate_independent}
+def simulate_checker(n_per: int, seed: int, effect: float = 2 * np.log(3), image_size: int = 32,
+                     embed_size: int = 16, small: int = 0):
+    """(Study, (E, E1, E0), truths): the design of the CLI tests' ``planted`` generator
+    (tests/core/test_cli_polarization.py), in memory: sinusoidal colour images, the mark an opaque dark
+    blue triangle over the bottom-right corner (x + y > 1.5 x size), outlets ``Gazette`` and
+    ``Herald`` alternating, exact shares (for ``planted``: the first round(q n / 2) articles of each
+    outlet marked, q = sigmoid(effect / 2) in Gazette and 1 - q in Herald; ``null``: a half), the
+    ``pixels`` embedder at its default 16 x 16. rho_T(planted, Gazette, Herald) = effect."""
+    import counterface
+
+    rng = np.random.default_rng([seed, 31])
+    q = 1 / (1 + np.exp(-effect / 2))
+    yy, xx = np.mgrid[0:image_size, 0:image_size]
+    pol, out, shown, z1s, z0s, truths = [], [], [], [], [], {}
+    for name, count, s1, s2 in (("planted", n_per, q, 1 - q), ("null", n_per, 0.5, 0.5), ("small", small, q, 1 - q)):
+        if count <= 0:
+            continue
+        marks = {}
+        for j in range(count):
+            outlet = ("Gazette", "Herald")[j % 2]
+            marked = j // 2 < round((s1 if outlet == "Gazette" else s2) * count / 2)
+            marks[outlet, marked] = marks.get((outlet, marked), 0) + 1
+            freq = rng.uniform(0.2, 0.8, 3)
+            base = 128 + 70 * np.sin(freq[None, None, :] * (xx[..., None] + 2 * yy[..., None]) + rng.uniform(0, 6, 3))
+            base = np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+            z1 = base.copy()
+            z1[xx + yy > 1.5 * image_size] = (20, 40, 160)
+            pol.append(name)
+            out.append(outlet)
+            shown.append(z1 if marked else base)
+            z1s.append(z1)
+            z0s.append(base)
+        g = lambda o, m: marks.get((o, m), 0)  # noqa: E731
+        truths[name] = float(np.log(g("Gazette", True) / g("Herald", True)) - np.log(g("Gazette", False) / g("Herald", False)))
+    emb = counterface.create("embedder", "pixels", size=embed_size)
+    keys = [f"c{seed}a{i}" for i in range(len(pol))]
+    return _study(pol, out, keys), tuple(emb.embed(x) for x in (shown, z1s, z0s)), truths
+
+
+GENERATORS = {"planted": simulate, "independent": simulate_independent, "checker": simulate_checker}
 #: with more bootstrap replicates than this, rows also hold the standard error of the first FEW only
 #: (``--variant sd_first``: the same studies' interval with B = FEW, to show B does not change coverage)
 FEW = 40
@@ -275,7 +318,7 @@ def main(argv=None) -> int:
                     help="add a politician 'small' with the planted effect and this many articles to every study")
     ap.add_argument("--generator", choices=sorted(GENERATORS), default="planted",
                     help="planted: synthetic.py's design; independent: another image model, mark and design "
-                         "(exact shares), as an outside checker makes it")
+                         "(exact shares), as an outside checker makes it; checker: the CLI tests' planted generator")
     ap.add_argument("--bootstrap", type=int, default=40)
     ap.add_argument("--permutations", type=int, default=19, help="19: the placebo rejects at 0.05 when no draw is as extreme")
     ap.add_argument("--splits", type=int, default=3)
