@@ -24,6 +24,20 @@ from typing import Any, Iterable
 from .errors import ConfigError, EditRangeError
 
 
+def finite_float(value: Any, name: str) -> float:
+    """``value`` as a finite float; ConfigError (one line naming ``name``) for a bool, a non-number,
+    NaN or an infinity."""
+    if isinstance(value, bool):  # TOML/JSON true is not the number 1
+        raise ConfigError(f"{name} expects a number, got {str(value).lower()}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} expects a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} expects a finite number, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Range:
     """The closed interval ``[low, high]`` a numeric setting must lie in, and what it measures."""
@@ -36,14 +50,7 @@ class Range:
     def check(self, value: Any, option: str | None = None) -> float:
         """``value`` as a float inside the range; ConfigError (one line, exit 2) otherwise."""
         name = option or self.option
-        if isinstance(value, bool):  # TOML/JSON true is not the number 1
-            raise ConfigError(f"{name} expects a number, got {str(value).lower()}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} expects a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{name} expects a finite number, got {value!r}")
+        number = finite_float(value, name)
         if not self.low <= number <= self.high:
             raise ConfigError(f"{name} {number:g} is outside its range [{self.low:g}, {self.high:g}] "
                               f"({self.meaning}; see 'Numeric ranges' in docs/cli.md)")

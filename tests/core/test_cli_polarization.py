@@ -60,9 +60,12 @@ def test_planted_study_recovers_the_sign_and_the_null(study, tmp_path):
     arts = _csv(out / "articles.csv")
     assert len(arts) == 240 and {a["fold"] for a in arts} == {"0", "1"}
     assert (out / "forest.png").stat().st_size > 1000
-    # every article's d averages to the politician's rho (one split: the median of one mean)
+    # every article's d averages to the politician's rho before the bias correction (one split: the
+    # median of one mean); rho is that minus the bootstrap's bias estimate, which the record describes
     d = [float(a["d"]) for a in arts if a["politician"] == "planted"]
-    assert np.mean(d) == pytest.approx(float(planted["rho"]), abs=1e-9)
+    assert np.mean(d) == pytest.approx(float(planted["rho_uncorrected"]), abs=1e-9)
+    assert float(planted["rho"]) != float(planted["rho_uncorrected"]) and "bias estimate" in rec["ci"]["estimate"]
+    assert float(slant[0]["slant_uncorrected"]) == 0
 
 
 def test_same_seed_same_numbers_and_embeddings_cached(study, tmp_path):
@@ -164,6 +167,9 @@ def test_batch_folder_as_pairs_with_clusters_groups_and_covariates(study, tmp_pa
     # one politician per party: party X's contrast is planted minus null
     assert float(groups[0]["contrast"]) == pytest.approx(float(rows[1]["rho"]) - float(rows[0]["rho"]), abs=1e-9)
     assert float(groups[0]["rho"]) == pytest.approx(float(rows[1]["rho"]), abs=1e-9)
+    # group slant rows and OVP rows have the flag column of rho.csv, printed the same way
+    assert "flag" in _csv(tmp_path / "out" / "group_slant.csv")[0] and "flag" in _csv(tmp_path / "out" / "ovp.csv")[0]
+    _assert_printed_flags(r.output, tmp_path / "out", expect=set())
 
 
 def test_bad_input_one_line_each(tmp_path, study):
@@ -260,6 +266,32 @@ def test_independent_generator_intervals_contain_the_truth(tmp_path):
     assert float(rows["bea"]["ci_low"]) > 0 and float(rows["bea"]["p_placebo"]) == pytest.approx(1 / 20)
 
 
+def _assert_printed_flags(output: str, out: Path, expect: set) -> None:
+    """Every printed rho, slant, OVP and group-slant line ends with ``FLAG: <why>`` exactly when its CSV
+    row's ``flag`` is not empty (the same words); ``expect``: the kinds of line at least one of which
+    must be flagged."""
+    printed = {line.split(" = ")[0]: line for line in output.splitlines() if " = " in line}
+    flagged = set()
+    for kind, fname, label in (("rho", "rho.csv", lambda r: f"rho[{r['politician']}: {r['outlet_1']} vs {r['outlet_2']}]"),
+                               ("slant", "slant.csv", lambda r: f"slant[{r['outlet']} vs {r['reference']}]"),
+                               ("OVP", "ovp.csv", lambda r: f"OVP[{r['politician']}]"),
+                               ("group slant", "group_slant.csv",
+                                lambda r: f"group slant[{r['group']} at {r['outlet']} vs {r['reference']}]")):
+        if not (out / fname).is_file():
+            continue
+        for row in _csv(out / fname):
+            if label(row) not in printed:  # the reference outlet's own rows are not printed
+                assert row.get("outlet") == row.get("reference"), (fname, row)
+                continue
+            line = printed[label(row)]
+            if row["flag"]:
+                assert line.endswith(f" FLAG: {row['flag']}"), (line, row)
+                flagged.add(kind)
+            else:
+                assert "FLAG" not in line, (line, row)
+    assert expect <= flagged, (expect, flagged, output)
+
+
 def test_degenerate_cases_flagged_or_refused(tmp_path):
     info = planted(tmp_path, {"ann": (40, 0.8, 0.2), "bea": (40, 0.5, 0.5)}, size=12)
     arts = _csv(info["articles"])
@@ -297,6 +329,8 @@ def test_degenerate_cases_flagged_or_refused(tmp_path):
     rows = _csv(tmp_path / "o2" / "rho.csv")
     assert all("replicates" in row["flag"] or "zero-width" in row["flag"] for row in rows)
     assert "FLAG:" in r.output
+    _assert_printed_flags(r.output, tmp_path / "o2", expect={"slant", "OVP"})
+    assert "no OVP" in _csv(tmp_path / "o2" / "ovp.csv")[0]["flag"]  # two clusters cannot make three parts
     # --folds larger than the data: one line, exit 2
     r = _run(info["articles"], "--pairs", info["pairs"], "--embedder", "pixels", "--set", "embedder.size=4",
              "--folds", 500, "-o", tmp_path / "o3")

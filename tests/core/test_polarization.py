@@ -430,14 +430,44 @@ def test_sequential_p_stops_early_and_reaches_small_p():
     assert drawn == 0 and np.isnan(p).all()
 
 
-@given(st.integers(0, 50), st.integers(1, 50), st.floats(-3, 3), st.floats(0, 2))
+@given(st.lists(st.floats(-5, 5), min_size=2, max_size=30), st.floats(-5, 5), st.floats(-2, 2))
+def test_bias_correction_subtracts_the_replicates_shift(reps, value, shift):
+    """2 x estimate - mean of the replicates: replicates shifted by c move the corrected value by -c;
+    replicates centred on the estimate leave it alone; a column without replicates keeps its value."""
+    reps = np.array(reps)[:, None]
+    col = np.column_stack([reps, np.full(len(reps), np.nan)])  # the second statistic: no replicate
+    fixed, bias = estimate.bias_corrected(np.array([value, value]), col)
+    assert fixed[0] == pytest.approx(2 * value - reps.mean(), abs=1e-9) and bias[0] == pytest.approx(reps.mean() - value)
+    assert fixed[1] == value and np.isnan(bias[1])
+    moved, _ = estimate.bias_corrected(np.array([value]), reps + shift)
+    assert moved[0] == pytest.approx(fixed[0] - shift, abs=1e-9)
+    centred, _ = estimate.bias_corrected(np.array([value]), reps - reps.mean() + value)
+    assert centred[0] == pytest.approx(value, abs=1e-9)
+
+
+def test_bias_correction_off_keeps_the_estimate_and_the_interval_width():
+    """Settings.bias_correction=False: rho is the uncorrected estimate; on, rho moves by the bootstrap's
+    bias estimate and the interval keeps its width (the same replicates)."""
+    bench = _planted_arrays(0, 0)
+    st_, emb, _ = bench.simulate(40, 7)
+    model = counterface.create("outlet_model", "logistic")
+    on = analysis.analyse(st_, analysis.Settings(bootstrap=8, permutations=0, splits=1), model=model, embeddings=emb)
+    off = analysis.analyse(st_, analysis.Settings(bootstrap=8, permutations=0, splits=1, bias_correction=False),
+                           model=model, embeddings=emb)
+    np.testing.assert_allclose(off.values, on.raw_values)
+    np.testing.assert_allclose(on.values, on.raw_values - on.bias)
+    np.testing.assert_allclose(on.ci_high - on.ci_low, off.ci_high - off.ci_low)
+    assert np.isnan(off.bias).all() and np.isfinite(on.bias[:2]).all() and not np.allclose(on.values, off.values)
+
+
+@given(st.integers(0, 50), st.integers(1, 50), st.floats(-3, 3), st.floats(0, 2) | st.floats(0, 1e-4))
 def test_interval_flags(k, requested, value, width):
     k = min(k, requested)
     lo, hi = (value - width, value + width) if k else (np.nan, np.nan)  # no replicate: no interval
     flags = estimate.interval_flags(np.array([value]), np.array([lo]), np.array([hi]), np.array([k]), requested)
     assert ("replicates" in flags[0]) == (0 < k < requested)
     assert ("no bootstrap replicate" in flags[0]) == (k == 0)
-    assert ("zero-width" in flags[0]) == (k > 0 and hi - lo <= 1e-12 * max(1.0, abs(value)))
+    assert ("zero-width" in flags[0]) == (k > 0 and hi - lo <= estimate.ZERO_WIDTH * max(1.0, abs(value)))
 
 
 def _planted_arrays(n_per, seed, effect=3.0):
@@ -459,7 +489,7 @@ def test_estimate_does_not_shrink_with_the_penalty_or_the_coverage():
         for C in (0.1, 1.0):
             vals = []
             for seed in range(3):
-                st_, emb = bench.simulate(n, 100 + seed)
+                st_, emb, _ = bench.simulate(n, 100 + seed)
                 res = analysis.analyse(st_, analysis.Settings(bootstrap=0, permutations=0, seed=seed),
                                        model=counterface.create("outlet_model", "logistic", C=C), embeddings=emb)
                 vals.append(res.values[res.layout.politicians.index("planted")])
@@ -467,7 +497,7 @@ def test_estimate_does_not_shrink_with_the_penalty_or_the_coverage():
     for key, m in means.items():
         assert -4.0 < m < -2.4, (key, m)
     assert abs(means[150, 0.1] - means[150, 1.0]) < 0.4 and abs(means[600, 0.1] - means[600, 1.0]) < 0.3
-    st_, emb = bench.simulate(150, 100)
+    st_, emb, _ = bench.simulate(150, 100)
     old = analysis.analyse(st_, analysis.Settings(bootstrap=0, permutations=0),
                            model=counterface.create("outlet_model", "logistic", C=0.1, direction="none"),
                            embeddings=emb)

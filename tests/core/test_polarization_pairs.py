@@ -97,7 +97,8 @@ def test_batch_folder_as_pairs_records_the_operators_and_writes_ovp(batch, tmp_p
     assert rec["pairs"]["alpha"] == 1.0 and rec["pairs"]["source"] == "batch"
     assert "not T on against T off" not in r.output
     ovp = _csv(pol / "ovp.csv")
-    assert list(ovp[0]) == ["politician", "ovp", "ci_low", "ci_high", "n"]
+    # the pinned columns first, then the flag column every interval table has (empty: a readable interval)
+    assert list(ovp[0]) == ["politician", "ovp", "ci_low", "ci_high", "n", "flag"]
     assert [row["politician"] for row in ovp] == ["Ann", "Bob"]
     assert all(int(row["n"]) == 18 for row in ovp)
 

@@ -6,7 +6,8 @@ Two routes share everything after the probabilities:
   Z0 out of fold. **Repeated cross-fitting**: the estimate is the median, statistic by statistic,
   over ``splits`` random K-fold splits (as in double machine learning). The bootstrap **refits g**
   (cross-fitting, every split, included) on every replicate, so the interval carries g's estimation
-  noise and the split noise as well as the sampling of articles. The default placebo (``outlets``)
+  noise and the split noise as well as the sampling of articles; the replicates' mean minus the
+  estimate, g's small-sample bias, is subtracted from the estimate (``bias_correction``). The default placebo (``outlets``)
   permutes the outlet labels of whole clusters within each politician and refits by the same rule.
 * ``--scores`` (``Study.p_z1/p_z0``): the researcher's probabilities are taken as given; the bootstrap
   resamples the articles' contributions (it cannot refit a model it does not have) and the placebo
@@ -58,6 +59,9 @@ class Settings:
     jobs: int = 1
     min_articles: int = 4
     stop_hits: int = 20
+    #: built-in route: subtract the bootstrap's estimate of the bias (mean of the replicates minus the
+    #: estimate) from every rho and slant; the uncorrected values stay in ``Result.raw_values``
+    bias_correction: bool = True
 
 
 @dataclass
@@ -82,6 +86,8 @@ class Result:
     study: Study | None = None  # the articles estimated (after dropping)
     bootstrap_values: np.ndarray | None = None  # (B, statistics): the replicates' statistics
     kept: np.ndarray | None = None  # rows of the given study that ``study`` holds
+    raw_values: np.ndarray | None = None  # the estimates before the bias correction (= values without one)
+    bias: np.ndarray | None = None  # the bootstrap's bias estimate per statistic (NaN: not corrected)
 
 
 def _layout(study: Study, reference: str | None) -> est.Layout:
@@ -299,11 +305,15 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, f
     both = est.run_replicates(boot, settings.bootstrap, settings.jobs)
     reps = both[:, :layout.size] if len(both) else np.zeros((0, layout.size))
     rep_counts = both[:, layout.size:] if len(both) else np.zeros((0, layout.size))
+    raw, bias = values, np.full(layout.size, np.nan)
+    if builtin and settings.bias_correction and len(reps):  # g refitted per replicate: its bias is in them
+        values, bias = est.bias_corrected(raw, reps)
     if len(reps):
         lo, hi = est.normal_ci(values, reps, settings.level)
     else:
         lo = hi = np.full(layout.size, np.nan)
-    p_placebo, drawn = est.sequential_p(values, perm, settings.permutations, settings.stop_hits, settings.jobs)
+    # the placebo compares the statistic as computed with its permutation draws, computed the same way
+    p_placebo, drawn = est.sequential_p(raw, perm, settings.permutations, settings.stop_hits, settings.jobs)
     ok_reps = (~np.isnan(reps)).sum(axis=0) if len(reps) else np.zeros(layout.size, int)
     flags = est.interval_flags(values, lo, hi, ok_reps, settings.bootstrap)
     for i, why in bad.items():
@@ -334,4 +344,4 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, f
                               "bootstrap_requested": settings.bootstrap, "permutations": settings.permutations,
                               "permutations_drawn": drawn, "splits": S if builtin else None},
                   settings=asdict(settings) | {"placebo": placebo}, flags=flags, contrast=contrast,
-                  dropped=dropped, study=study, bootstrap_values=reps, kept=kept)
+                  dropped=dropped, study=study, bootstrap_values=reps, kept=kept, raw_values=raw, bias=bias)

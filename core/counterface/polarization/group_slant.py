@@ -38,6 +38,7 @@ class GroupSlant:
     ci_high: np.ndarray
     p_placebo: np.ndarray
     replicates: int
+    flags: np.ndarray | None = None  # (G, K) object: "" or why the interval is degenerate (never the reference)
 
 
 def reference_contributions(p1: np.ndarray, p0: np.ndarray, reference: int) -> np.ndarray:
@@ -129,5 +130,9 @@ def estimate(study, res, *, settings, model=None, embeddings=None) -> GroupSlant
     p = est.permutation_p(vals.ravel(), np.stack(draws)).reshape(len(groups), k) if draws \
         else np.full((len(groups), k), np.nan)
     p[:, ref] = np.nan
+    ok = (~np.isnan(reps)).sum(axis=0) if len(reps) else np.zeros(len(groups) * k, int)
+    flags = np.array(est.interval_flags(vals.ravel(), lo.ravel(), hi.ravel(), ok, settings.bootstrap),
+                     dtype=object).reshape(len(groups), k)
+    flags[:, ref] = ""  # the reference's slant is 0 by definition
     return GroupSlant(groups=groups, classes=list(study.classes), reference=ref, values=vals, counts=counts,
-                      ci_low=lo, ci_high=hi, p_placebo=p, replicates=done)
+                      ci_low=lo, ci_high=hi, p_placebo=p, replicates=done, flags=flags)

@@ -4,12 +4,17 @@
   interval is degenerate or the rho empty), p_conditional_on_g; with ``--group``, also one row per
   group (politician = ``COLUMN=value``): its pooled rho with its own interval and placebo p, and the
   group-versus-other-politicians contrast in contrast, contrast_ci_low, contrast_ci_high, p_contrast;
-* ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo, flag;
+  rho_uncorrected: rho before the bootstrap bias correction (built-in route);
+* ``slant.csv``: outlet, reference, slant, ci_low, ci_high, n, p_placebo, flag, slant_uncorrected;
 * ``articles.csv``: one row per article and outlet pair: its log-odds difference d (the mean over
   the cross-fitting splits; fold is the article's fold in the first split);
-* ``ovp.csv``: politician, ovp, ci_low, ci_high, n (built-in route; :mod:`.ovp`);
+* ``ovp.csv``: politician, ovp, ci_low, ci_high, n, flag (built-in route; :mod:`.ovp`);
 * ``group_slant.csv`` (with ``--group``): group, outlet, reference, slant, ci_low, ci_high, n,
-  p_placebo (:mod:`.group_slant`);
+  p_placebo, flag (:mod:`.group_slant`);
+
+Every ``flag`` column means the same: why that row's interval cannot be read at face value (fewer
+bootstrap replicates than asked, none, zero width; empty when it can); the printed lines end with
+`` FLAG: <why>`` exactly when it is not empty.
 * ``polarization.json``: settings, versions, seeds, counts, warnings, g's held-out accuracy/log-loss;
 * ``forest.png``: rho with its interval per politician and outlet pair (needs matplotlib).
 
@@ -31,10 +36,11 @@ from .analysis import Result
 from .data import Study
 
 RHO_COLUMNS = ("politician", "outlet_1", "outlet_2", "rho", "ci_low", "ci_high", "n", "p_placebo", "flag",
-               "p_conditional_on_g", "contrast", "contrast_ci_low", "contrast_ci_high", "p_contrast")
-SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo", "flag")
-OVP_COLUMNS = ("politician", "ovp", "ci_low", "ci_high", "n")
-GROUP_SLANT_COLUMNS = ("group", "outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo")
+               "p_conditional_on_g", "contrast", "contrast_ci_low", "contrast_ci_high", "p_contrast",
+               "rho_uncorrected")
+SLANT_COLUMNS = ("outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo", "flag", "slant_uncorrected")
+OVP_COLUMNS = ("politician", "ovp", "ci_low", "ci_high", "n", "flag")
+GROUP_SLANT_COLUMNS = ("group", "outlet", "reference", "slant", "ci_low", "ci_high", "n", "p_placebo", "flag")
 #: every file the command may write into OUT (checked against the inputs before anything is written)
 OUTPUT_FILES = ("rho.csv", "slant.csv", "articles.csv", "polarization.json", "forest.png", "ovp.csv",
                 "group_slant.csv", "cache/embeddings.npz")
@@ -61,6 +67,11 @@ def _csv(path: Path, columns: Sequence[str], rows: Sequence[dict], out_dir: Path
     return write_bytes(path, buf.getvalue().encode("utf-8"), out_dir=out_dir)
 
 
+def _raw(res: Result, i: int):
+    """Statistic i before the bootstrap bias correction (the estimate itself when none was made)."""
+    return res.raw_values[i] if res.raw_values is not None else res.values[i]
+
+
 def rho_rows(res: Result, group_column: str | None = None) -> list[dict]:
     lay, cls = res.layout, res.classes
     rows = []
@@ -72,7 +83,8 @@ def rho_rows(res: Result, group_column: str | None = None) -> list[dict]:
             row = {"politician": f"{group_column}={label}" if is_group else label,
                    "outlet_1": cls[a], "outlet_2": cls[b], "rho": res.values[i], "ci_low": res.ci_low[i],
                    "ci_high": res.ci_high[i], "n": int(res.counts[i]), "p_placebo": res.p_placebo[i],
-                   "flag": res.flags[i] if res.flags else "", "p_conditional_on_g": str(conditional).lower()}
+                   "flag": res.flags[i] if res.flags else "", "p_conditional_on_g": str(conditional).lower(),
+                   "rho_uncorrected": _raw(res, i)}
             if is_group and res.contrast is not None:
                 k = (u - len(lay.politicians)) * len(lay.pairs) + j
                 row.update(contrast=res.contrast["value"][k], contrast_ci_low=res.contrast["ci_low"][k],
@@ -90,13 +102,14 @@ def slant_rows(res: Result) -> list[dict]:
         ref = k == lay.reference
         rows.append({"outlet": cls[k], "reference": cls[lay.reference], "slant": res.values[i],
                      "ci_low": res.ci_low[i], "ci_high": res.ci_high[i], "n": int(res.counts[i]),
-                     "p_placebo": "" if ref else res.p_placebo[i], "flag": "" if ref else res.flags[i]})
+                     "p_placebo": "" if ref else res.p_placebo[i], "flag": "" if ref else res.flags[i],
+                     "slant_uncorrected": _raw(res, i)})
     return rows
 
 
 def ovp_rows(ovp) -> list[dict]:
     return [{"politician": p, "ovp": ovp.ovp[j], "ci_low": ovp.ci_low[j], "ci_high": ovp.ci_high[j],
-             "n": int(ovp.n[j])} for j, p in enumerate(ovp.politicians)]
+             "n": int(ovp.n[j]), "flag": ovp.flags[j] if ovp.flags else ""} for j, p in enumerate(ovp.politicians)]
 
 
 def group_slant_rows(gs, group_column: str) -> list[dict]:
@@ -105,7 +118,8 @@ def group_slant_rows(gs, group_column: str) -> list[dict]:
         for y, outlet in enumerate(gs.classes):
             rows.append({"group": f"{group_column}={name}", "outlet": outlet, "reference": gs.classes[gs.reference],
                          "slant": gs.values[g, y], "ci_low": gs.ci_low[g, y], "ci_high": gs.ci_high[g, y],
-                         "n": int(gs.counts[g, y]), "p_placebo": gs.p_placebo[g, y]})
+                         "n": int(gs.counts[g, y]), "p_placebo": gs.p_placebo[g, y],
+                         "flag": gs.flags[g, y] if gs.flags is not None else ""})
     return rows
 
 

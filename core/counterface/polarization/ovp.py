@@ -25,7 +25,7 @@ covariance, mapped by sqrt(max(., 0)).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class OVP:
     replicates: int
     requested: int
     notes: list[str]
+    flags: list[str] = field(default_factory=list)  # per politician: "" or why its interval is degenerate
 
 
 def log_ratios(model, base, f1, f0, outlets, classes, parts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +114,8 @@ def estimate(study, model, embeddings, *, bootstrap: int, level: float, seed: in
         notes.append(f"OVP needs the articles split into {PARTS} parts (two independent fits and a scored "
                      f"part): {exc}; no OVP")
         nan = np.full(len(politicians), np.nan)
-        return OVP(politicians, nan, nan, nan, nan, n, 0, bootstrap, notes)
+        why = f"no OVP: the articles cannot be split into {PARTS} parts"
+        return OVP(politicians, nan, nan, nan, nan, n, 0, bootstrap, notes, [why] * len(politicians))
     ra, rb = log_ratios(model, base, f1, f0, outlet, study.classes, parts, seed)
     cov = np.where(keep, covariances(ra, rb, pol, politicians), np.nan)
 
@@ -138,4 +140,12 @@ def estimate(study, model, embeddings, *, bootstrap: int, level: float, seed: in
     if bootstrap and done < bootstrap:
         notes.append(f"OVP interval from {done} of {bootstrap} bootstrap replicates (the others could not be "
                      f"split into {PARTS} parts)")
-    return OVP(politicians, cov, _root(cov), _root(lo), _root(hi), n, done, bootstrap, notes)
+    value, low, high = _root(cov), _root(lo), _root(hi)
+    ok = (~np.isnan(reps)).sum(axis=0) if len(reps) else np.zeros(len(politicians), int)
+    flags = est.interval_flags(value, low, high, ok, bootstrap)
+    for j, p in enumerate(politicians):
+        if not keep[j]:
+            flags[j] = "seen by one outlet only"
+        elif "zero-width" in flags[j] and hi[j] <= 0:
+            flags[j] += " (the covariance's interval lies at or below 0)"
+    return OVP(politicians, cov, value, low, high, n, done, bootstrap, notes, flags)

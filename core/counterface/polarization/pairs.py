@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..ranges import finite_float
 
 #: the facts that must agree across the pairs of one analysis
 OPERATOR_FIELDS = ("pi1", "pi0", "direction_sha256")
@@ -72,17 +73,14 @@ def _text(v: Any) -> str | None:
 
 
 def _alpha(v: Any) -> float | None:
+    """A row's alpha: None when absent, else a finite number (the parser of :mod:`counterface.ranges`);
+    ValueError (why) otherwise: the row is malformed."""
     if v in (None, ""):
         return None
-    if isinstance(v, bool):
-        raise ValueError("alpha is not a number")
     try:
-        a = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha {v!r} is not a number") from None
-    if not math.isfinite(a):
-        raise ValueError(f"alpha {v!r} is not finite")
-    return a
+        return finite_float(v, "alpha")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _face(v: Any) -> int:

@@ -278,7 +278,10 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
                             "clusters (copies of one image; else articles)"),
                "level": settings.level, "refits_outlet_model": res.heldout is not None or study.score_replicates is not None,
                "replicates": res.replicates,
-               "estimate": "median over the cross-fitting splits" if res.heldout is not None else "your scores"},
+               "estimate": ("median over the cross-fitting splits"
+                            + (", minus the bootstrap's bias estimate (mean of the replicates minus the estimate; "
+                               "rho_uncorrected is the estimate before it)" if res.bias is not None
+                               and np.isfinite(res.bias).any() else "")) if res.heldout is not None else "your scores"},
         "no_rho": res.dropped,
         "placebo": {"method": {"outlets": "outlet labels permuted by whole clusters within politician, g refitted",
                                "pairs": "Z1 and Z0 swapped within pairs (per cluster)"}[res.placebo],
@@ -317,24 +320,31 @@ def run(articles: str | Path, out_dir: str | Path, *, pairs: str | Path | None =
              f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 4)}"
              + (f" contrast={_f(r['contrast'])} [{_f(r['contrast_ci_low'])}, {_f(r['contrast_ci_high'])}] "
                 f"p_contrast={_f(r['p_contrast'], 4)}" if r.get("contrast") is not None else "")
-             + (f" FLAG: {r['flag']}" if r.get("flag") else ""))
+             + _flag(r))
     ref = res.classes[res.layout.reference]
     echo(f"slant against the reference outlet {ref}" + ("" if settings.reference_outlet is not None else
          " (none named: the first outlet in sorted order; name one with --reference-outlet)"))
     for r in outputs.slant_rows(res):
         if r["outlet"] != ref:
             echo(f"slant[{r['outlet']} vs {ref}] = {_f(r['slant'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}] "
-                 f"n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+                 f"n={r['n']} p_placebo={_f(r['p_placebo'], 3)}" + _flag(r))
     if ovp is not None:
         for r in outputs.ovp_rows(ovp):
-            echo(f"OVP[{r['politician']}] = {_f(r['ovp'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']}")
+            echo(f"OVP[{r['politician']}] = {_f(r['ovp'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']}"
+                 + _flag(r))
     if gslant is not None:
         for r in outputs.group_slant_rows(gslant, group):
             if r["outlet"] != ref:
                 echo(f"group slant[{r['group']} at {r['outlet']} vs {ref}] = {_f(r['slant'])} "
-                     f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}")
+                     f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] n={r['n']} p_placebo={_f(r['p_placebo'], 3)}"
+                     + _flag(r))
     echo(f"wrote {', '.join(p.name for p in paths.values())} in {out}")
     return {"paths": paths, "result": res, "study": study, "record": record}
+
+
+def _flag(row: dict) -> str:
+    """`` FLAG: <why>`` for a printed line whose row has a non-empty ``flag`` (the CSV column), else ""."""
+    return f" FLAG: {row['flag']}" if row.get("flag") else ""
 
 
 def _f(v, digits: int = 3) -> str:
