@@ -113,6 +113,13 @@ def photos(folder: Path, n: int) -> list[Path]:
     return out
 
 
+class Interrupted(BaseException):
+    """SIGTERM (``timeout`` in gpu_check.sh) or SIGINT: the running section is recorded as failed,
+    no other section starts, and the table of what was measured is still printed. A BaseException,
+    like KeyboardInterrupt, so that library code catching ``Exception`` (a plugin loader, say) does
+    not swallow it half-way."""
+
+
 class Bench:
     def __init__(self, device: str, budget: float, out: Path | None = None, meta: dict | None = None):
         self.out = out  # rewritten after every section, so a run cut short still leaves its numbers
@@ -122,6 +129,18 @@ class Bench:
         self.budget = budget
         self.results: dict = {}
         self.skipped: list[str] = []
+        self.stopped = ""  # why no further section starts (an interruption)
+        self.fail: set[str] = set()  # sections made to fail (--fail, tests of the fail-safe report)
+
+    def interrupt(self, signum, frame):  # noqa: ARG002 - a signal handler
+        self.stopped = f"interrupted by signal {signum}"
+        raise Interrupted(self.stopped)
+
+    def save(self, partial: bool = True) -> None:
+        if self.out is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text(json.dumps({"meta": self.meta, "results": self.results, "partial": partial},
+                                           indent=2, default=str) + "\n")
 
     def cuda(self) -> bool:
         return self.device.startswith("cuda")
@@ -132,44 +151,57 @@ class Bench:
 
             torch.cuda.synchronize()
 
-    def section(self, name: str, fn, *args, **kwargs):
+    def section(self, name: str, fn, *args, partial: dict | None = None, **kwargs):
+        """Run one section: its result, or ``{"error": ...}`` when it raised (the others still run; with
+        ``partial``, a dict the section fills as it goes, what it had measured is kept); skipped once
+        the budget is spent or the run was interrupted."""
         left = self.budget - (time.perf_counter() - self.t0)
-        if left <= 0:
+        if left <= 0 or self.stopped:
             self.skipped.append(name)
-            print(f"[bench] {name}: skipped (budget spent)", file=sys.stderr, flush=True)
+            why = self.stopped or "budget spent"
+            print(f"[bench] {name}: skipped ({why})", file=sys.stderr, flush=True)
             return None
-        import torch
-
-        if self.cuda():
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        res: dict = {}
         try:
-            res = fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a failed section is reported, the others still run
+            import gc
+
+            import torch
+
+            gc.collect()  # the previous sections' pipelines (their graphs hold cycles) and GPU memory
+            if self.cuda():
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            if name in self.fail:
+                raise RuntimeError("injected failure (--fail)")
+            res = dict(fn(*args, **kwargs) or {})
+            self.sync()
+        except (Exception, Interrupted) as exc:  # noqa: BLE001 - a failed section is reported, the others run
             import traceback
 
             traceback.print_exc()
-            res = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
-        self.sync()
-        res = dict(res or {})
+            res = {**(partial or {}), **res, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+            if type(exc).__name__ == "BatchInterrupted":  # the signal reached counterface.batch's handler
+                self.stopped = self.stopped or f"interrupted ({exc})"
         res["wall_s"] = round(time.perf_counter() - t, 3)
-        if self.cuda():
-            res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        try:
+            if self.cuda():
+                import torch
+
+                res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        except Exception as exc:  # noqa: BLE001 - e.g. a CUDA error left by the section
+            res.setdefault("error", f"{type(exc).__name__}: {exc}")
         self.results[name] = res
-        print(f"[bench] {name}: {json.dumps(res)}", file=sys.stderr, flush=True)
-        if self.out is not None:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.out.write_text(json.dumps({"meta": self.meta, "results": self.results, "partial": True},
-                                           indent=2, default=str) + "\n")
+        print(f"[bench] {name}: {json.dumps(res, default=str)}", file=sys.stderr, flush=True)
+        self.save()
         return res
 
 
 # ---------------------------------------------------------------------------------- sections
 def pi1_once(cfg: dict, photo: Path, bench: Bench, full_steps: dict | None = None) -> dict:
-    """One full pi_1 (and its pivot) of one photo, per-stage seconds: first a 2 + 2 step warm-up (loads
-    the networks, initialises CUDA: ``cold``), then the configured steps (``warm``, the number to
+    """One full pi_1 (and its pivot) of one photo, per-stage seconds: first a 3 + 3 step warm-up (loads
+    the networks, initialises CUDA, captures the CUDA graphs: ``cold``), then the configured steps (``warm``, the number to
     quote). ``full_steps``: when the configured steps are fewer (``--quick`` for the exact path), the
     refine and tune seconds are also extrapolated to these (``full_s``)."""
     from counterface.imageio import read_image
@@ -180,8 +212,13 @@ def pi1_once(cfg: dict, photo: Path, bench: Bench, full_steps: dict | None = Non
     pipe = Pipeline.from_config(cfg)
     tuner = pipe.component("tuner")
     full = (tuner.latent_steps, tuner.tune_steps)
+    # the cold run takes one step more than the graphs' warm-up, so the steps are captured there
+    # (loading, CUDA initialisation, cuDNN autotuning and capture are cold costs) and replayed warm
+    from counterface_pti.graphs import WARMUP_STEPS
+
+    few = WARMUP_STEPS + 1
     for run in ("cold", "warm"):
-        tuner.latent_steps, tuner.tune_steps = (2, 2) if run == "cold" else full
+        tuner.latent_steps, tuner.tune_steps = (few, few) if run == "cold" else full
         bench.sync()
         t = time.perf_counter()
         face = pipe.faces(image)[0]
@@ -238,14 +275,29 @@ def launches(cfg: dict, photo: Path, bench: Bench) -> dict:
 
 
 def batch_run(cfg: dict, folder: Path, out_dir: Path, tune_batch: int, n_photos: int, full: int) -> dict:
-    """``full``: the preset's full number of steps (latent + tuning), for the extrapolation."""
+    """``batch`` over ``n_photos`` photos at ``--tune-batch`` ``tune_batch``, after an untimed warm-up
+    batch of 3 + 3 steps; ``full``: the preset's full number of steps (latent + tuning), for the
+    extrapolation of pairs per hour to full steps."""
     from counterface.batch import Runner, read_manifest
     from counterface.pipeline import Pipeline
+
+    from counterface_pti.graphs import WARMUP_STEPS
 
     items = read_manifest(folder)[:n_photos]
     pipe = Pipeline.from_config(cfg)
     pipe.generator.module  # noqa: B018 - build the networks outside the timing
-    pipe.component("tuner")
+    tuner = pipe.component("tuner")
+    # an untimed warm-up batch of a few steps: cuDNN autotuning and the graph capture (whose steps
+    # serve any number of steps) are one-off costs that the extrapolation to full steps would scale
+    steps_set = (tuner.latent_steps, tuner.tune_steps)
+    few = WARMUP_STEPS + 1
+    if min(steps_set) > few:
+        tuner.latent_steps = tuner.tune_steps = few
+        try:
+            Runner(pipe, out_dir.parent / f"{out_dir.name}-warmup", tune_batch=tune_batch, progress=False).run(
+                items[:tune_batch])
+        finally:
+            tuner.latent_steps, tuner.tune_steps = steps_set
     runner = Runner(pipe, out_dir, tune_batch=tune_batch, progress=False)
     t = time.perf_counter()
     summary = runner.run(items)
@@ -277,35 +329,32 @@ def pair_difference(a: Path, b: Path, n: int) -> dict:
             "mean_abs_grey": round(float(np.mean(means)), 4) if means else None}
 
 
-def reedit(cfg: dict, folder: Path, out_dir: Path, pivots: Path, n_photos: int, alphas: list[float]) -> dict:
+def reedit(cfg: dict, folder: Path, out_dir: Path, pivots: Path, n_photos: int, alphas: list[float],
+           together: bool = True) -> dict:
     """Pairs per hour from stored pivots: ``batch`` again over photos whose pivots a previous run
     stored (``pivots``), with other alphas: nothing is tuned (every row ``"pivot": "reused"``); each
-    pair is the edit, two syntheses, the paste-back and the PNGs + sidecars."""
+    pair is the edit, two syntheses, the paste-back and the PNGs + sidecars. ``together`` (the
+    default): a face's alphas and roles in one synthesis, PNGs encoded on the writer's threads;
+    False: one output per synthesis, PNGs encoded in the loop (before issue 18). One photo is
+    re-edited first, untimed (cuDNN autotuning of the batch shapes, the writer's threads)."""
     from counterface.batch import Runner, read_manifest
     from counterface.pipeline import Pipeline
-
-    items = read_manifest(folder)[:n_photos]
     from counterface.settings import EditSettings
 
+    items = read_manifest(folder)[:n_photos]
     pipe = Pipeline(EditSettings.from_config(cfg, alphas=alphas))
     pipe.generator.module  # noqa: B018 - build the networks outside the timing
-    out: dict = {"alphas": alphas}
-    # before: one output per synthesis, PNGs encoded in the loop; then the default (together + writer)
-    for name, together in (("one_at_a_time", False), ("default", True)):
-        runner = Runner(pipe, out_dir / name, pivots=pivots, progress=False)
+    name = "default" if together else "one_at_a_time"
+    for folder_name, todo in ((f"{name}-warmup", items[:1]), (name, items)):
+        runner = Runner(pipe, out_dir / folder_name, pivots=pivots, progress=False)
         runner.batch_reedits = runner.use_writer = together
         t = time.perf_counter()
-        summary = runner.run(items)
+        summary = runner.run(todo)
         secs = time.perf_counter() - t
-        rows = [json.loads(x) for x in (out_dir / name / "results.jsonl").read_text().splitlines()]
-        reused = sum(1 for r in rows if r.get("pivot") == "reused" or float(r["seconds"].get("tune", 1)) == 0.0)
-        res = {"pairs": summary.faces, "reused": reused, "seconds": round(secs, 3),
-               "pairs_per_hour": round(3600 * summary.faces / secs, 1)}
-        if together:
-            out.update(res)
-        else:
-            out["before"] = res
-    return out
+    rows = [json.loads(x) for x in (out_dir / name / "results.jsonl").read_text().splitlines()]
+    reused = sum(1 for r in rows if r.get("pivot") == "reused" or float(r["seconds"].get("tune", 1)) == 0.0)
+    return {"alphas": alphas, "together": together, "pairs": summary.faces, "reused": reused,
+            "seconds": round(secs, 3), "pairs_per_hour": round(3600 * summary.faces / secs, 1)}
 
 
 #: the settings the drift section compares with the exact path (name: edit settings)
@@ -313,83 +362,186 @@ DRIFT = {"default": DEFAULT, "tf32": {"precision": "tf32", "deterministic": True
          "bf16": {"precision": "bf16", "deterministic": "auto"}}
 
 
-def drift(preset: str, device: str, files, steps: dict, photo: Path) -> dict:
+def drift(preset: str, device: str, files, steps: dict, photo: Path, out: dict | None = None) -> dict:
     """pi_1 crop of one face at the default settings, tf32 (deterministic) and bf16 against the exact
-    path (fp32, deterministic): grey-level differences and seconds."""
+    path (fp32, deterministic): grey-level differences and seconds. ``out`` is filled as each setting
+    finishes (the exact path and the default first), so a run cut short keeps what was measured."""
+    import gc
+
     import numpy as np
 
     from counterface.imageio import read_image
     from counterface.pipeline import Pipeline
 
     image = read_image(photo)
-    crops, secs = {}, {}
+    out = {} if out is None else out
+    out.update(steps=dict(steps), seconds={})
+    exact = None
     for name, numerics in (("exact", EXACT), *DRIFT.items()):
         pipe = Pipeline.from_config(config(preset, device, files, steps, **numerics))
         t = time.perf_counter()
         face = pipe.faces(image)[0]
         pivot, _ = pipe.pivot(face)
-        crops[name] = pipe.pi1(image, face, pivot).crop.astype(int)
-        secs[name] = round(time.perf_counter() - t, 3)
-    out = {"steps": dict(steps), "seconds": secs}
-    for name in DRIFT:
-        d = np.abs(crops[name] - crops["exact"])
+        crop = pipe.pi1(image, face, pivot).crop.astype(int)
+        out["seconds"][name] = round(time.perf_counter() - t, 3)
+        del pipe, pivot
+        gc.collect()
+        if exact is None:
+            exact = crop
+            continue
+        d = np.abs(crop - exact)
         out[name] = {"max_abs_grey": int(d.max()), "mean_abs_grey": round(float(d.mean()), 4),
                      "p99_abs_grey": float(np.percentile(d, 99))}
     return out
 
 
 # ------------------------------------------------------------------------------------- report
+#: the sections in the order they run: the issue's checks first (pi_1 at the default settings and its
+#: ms per step, pairs per hour, re-edits, drift), then what explains them
+SECTIONS = ("pi1", "batch_B1", "reedit", "batch_B4", "batch_B8", "drift", "pi1_exact", "launches",
+            "launches_exact", "B4_vs_B1", "reedit_before")
+#: the issue's goals, shown next to the measured values
+GOALS = {"pi1": "<= 10 s", "ms": "<= 10 / <= 15", "pairs": ">= 1,000", "reedit": ">= 10,000",
+         "drift": "docs/performance.md: max 4 (tf32)"}
+
+
 def table(res: dict, meta: dict) -> str:
+    """The markdown table of the issue's "How it will be checked" rows; a failed section shows ERROR
+    in its cells (its message is listed below the table), a section that did not run shows '-'."""
     def g(*keys, fmt="{}"):
         cur = res
         for k in keys:
             if not isinstance(cur, dict) or k not in cur:
-                return "-"
+                return "ERROR" if isinstance(res.get(keys[0]), dict) and "error" in res[keys[0]] else "-"
             cur = cur[k]
         return fmt.format(cur) if cur is not None else "-"
 
-    lines = [f"GPU: {meta.get('gpu', '-')}, torch {meta['torch']}, preset {meta['preset']}, "
-             f"quick {meta['quick']}, device {meta['device']}", "",
-             "| measurement | value | steps | peak GPU MB |", "|---|---|---|---|"]
-    lines.append(f"| pi_1 at {g('pi1', 'resolution')} px, cold: load + warm-up (s) | {g('pi1', 'cold', 'total_s')} | "
-                 f"{g('pi1', 'cold', 'steps', 'refine')}+{g('pi1', 'cold', 'steps', 'tune')} | {g('pi1', 'peak_gpu_mb')} |")
-    lines.append(f"| **pi_1 at full steps, default settings (s)** ({g('pi1', 'numerics', 'precision')}, deterministic "
-                 f"{g('pi1', 'numerics', 'deterministic')}): invert / refine / tune / synth+blend | "
-                 f"**{g('pi1', 'warm', 'total_s')}**: {g('pi1', 'warm', 'invert_s')} / {g('pi1', 'warm', 'refine_s')} / "
-                 f"{g('pi1', 'warm', 'tune_s')} / {g('pi1', 'warm', 'synthesize_blend_s')} | "
-                 f"{g('pi1', 'warm', 'steps', 'refine')}+{g('pi1', 'warm', 'steps', 'tune')} | - |")
-    lines.append(f"| pi_1 at full steps, exact settings (fp32, deterministic) (s; measured at the steps shown, "
-                 f"extrapolated: {g('pi1_exact', 'warm', 'full_s')}) | {g('pi1_exact', 'warm', 'total_s')} | "
-                 f"{g('pi1_exact', 'warm', 'steps', 'refine')}+{g('pi1_exact', 'warm', 'steps', 'tune')} | "
-                 f"{g('pi1_exact', 'peak_gpu_mb')} |")
-    lines.append(f"| refine / tune ms per step: default | {g('pi1', 'warm', 'refine_ms_per_step')} / "
-                 f"{g('pi1', 'warm', 'tune_ms_per_step')} | - | - |")
-    lines.append(f"| refine / tune ms per step: exact | {g('pi1_exact', 'warm', 'refine_ms_per_step')} / "
-                 f"{g('pi1_exact', 'warm', 'tune_ms_per_step')} | - | - |")
-    lines.append(f"| kernel launches per step: default (graphs: {g('launches', 'graphs', 'tune')}) / exact | "
-                 f"{g('launches', 'launches_per_step')} / {g('launches_exact', 'launches_per_step')} | "
-                 f"{g('launches', 'steps')} | - |")
+    def best_pairs():
+        vals = [(res[f"batch_B{b}"].get("pairs_per_hour_full_steps"), b) for b in (1, 4, 8)
+                if isinstance(res.get(f"batch_B{b}"), dict)]
+        vals = [(v, b) for v, b in vals if isinstance(v, (int, float))]
+        return (f"{max(vals)[0]} (B = {max(vals)[1]})") if vals else "-"
+
+    peaks = [(v.get("peak_gpu_mb"), k) for k, v in res.items() if isinstance(v, dict)
+             and isinstance(v.get("peak_gpu_mb"), (int, float))]
+    peak = f"{max(peaks)[0]} ({max(peaks)[1]})" if peaks else "-"
+    lines = [f"GPU: {meta.get('gpu', '-')}, torch {meta.get('torch', '-')}, preset {meta.get('preset', '-')}, "
+             f"quick {meta.get('quick', '-')}, device {meta.get('device', '-')}, "
+             f"total {meta.get('total_s', '-')} s", "",
+             "| measurement | value | goal | steps | peak GPU MB |", "|---|---|---|---|---|"]
+    row = lines.append
+    row(f"| **full pi_1 at {g('pi1', 'resolution')} px, default settings (s)** ({g('pi1', 'numerics', 'precision')}, "
+        f"deterministic {g('pi1', 'numerics', 'deterministic')}; graphs {g('pi1', 'numerics', 'graphs')}): "
+        f"invert / refine / tune / synth+blend | **{g('pi1', 'warm', 'total_s')}**: {g('pi1', 'warm', 'invert_s')} / "
+        f"{g('pi1', 'warm', 'refine_s')} / {g('pi1', 'warm', 'tune_s')} / {g('pi1', 'warm', 'synthesize_blend_s')} | "
+        f"{GOALS['pi1']} | {g('pi1', 'warm', 'steps', 'refine')}+{g('pi1', 'warm', 'steps', 'tune')} | "
+        f"{g('pi1', 'peak_gpu_mb')} |")
+    row(f"| full pi_1, exact settings (fp32, deterministic) (s): extrapolated to full steps (measured) | "
+        f"{g('pi1_exact', 'warm', 'full_s')} ({g('pi1_exact', 'warm', 'total_s')}) | - | "
+        f"{g('pi1_exact', 'warm', 'steps', 'refine')}+{g('pi1_exact', 'warm', 'steps', 'tune')} | "
+        f"{g('pi1_exact', 'peak_gpu_mb')} |")
+    row(f"| pi_1 cold: load, CUDA set-up, graph capture + a few steps (s) | {g('pi1', 'cold', 'total_s')} | - | "
+        f"{g('pi1', 'cold', 'steps', 'refine')}+{g('pi1', 'cold', 'steps', 'tune')} | - |")
+    row(f"| refine / tune ms per step, default | {g('pi1', 'warm', 'refine_ms_per_step')} / "
+        f"{g('pi1', 'warm', 'tune_ms_per_step')} | {GOALS['ms']} | - | - |")
+    row(f"| refine / tune ms per step, exact | {g('pi1_exact', 'warm', 'refine_ms_per_step')} / "
+        f"{g('pi1_exact', 'warm', 'tune_ms_per_step')} | - | - | - |")
+    row(f"| kernel launches per step, default (graphs: {g('launches', 'graphs', 'tune')}) / exact | "
+        f"{g('launches', 'launches_per_step')} / {g('launches_exact', 'launches_per_step')} | - | "
+        f"{g('launches', 'steps')} | - |")
     for b in (1, 4, 8):
         k = f"batch_B{b}"
-        lines.append(f"| batch --tune-batch {b}: pairs/h measured (at full steps) | {g(k, 'pairs_per_hour')} "
-                     f"({g(k, 'pairs_per_hour_full_steps')}) | {g(k, 'steps')} | {g(k, 'peak_gpu_mb')} |")
-    lines.append(f"| --tune-batch 4 vs 1: max / mean abs grey level | {g('B4_vs_B1', 'max_abs_grey')} / "
-                 f"{g('B4_vs_B1', 'mean_abs_grey')} | {g('batch_B4', 'steps')} | - |")
-    lines.append(f"| re-edits from stored pivots: pairs/h ({g('reedit', 'reused')} of {g('reedit', 'pairs')} rows "
-                 f"reused) | {g('reedit', 'pairs_per_hour')} | 0 | {g('reedit', 'peak_gpu_mb')} |")
-    lines.append(f"| re-edits one output at a time, PNGs in the loop (before): pairs/h | "
-                 f"{g('reedit', 'before', 'pairs_per_hour')} | 0 | - |")
+        row(f"| pairs per hour, `--tune-batch {b}`: at full steps (measured at the steps shown) | "
+            f"{g(k, 'pairs_per_hour_full_steps')} ({g(k, 'pairs_per_hour')}) | - | {g(k, 'steps')} | "
+            f"{g(k, 'peak_gpu_mb')} |")
+    row(f"| **pairs per hour at full steps, best `--tune-batch`** | **{best_pairs()}** | {GOALS['pairs']} | - | - |")
+    row(f"| **re-edits per hour** (from stored pivots; {g('reedit', 'reused')} of {g('reedit', 'pairs')} rows reused) | "
+        f"**{g('reedit', 'pairs_per_hour')}** | {GOALS['reedit']} | 0 | {g('reedit', 'peak_gpu_mb')} |")
+    row(f"| re-edits per hour, one output at a time, PNGs in the loop (before) | "
+        f"{g('reedit_before', 'pairs_per_hour')} | - | 0 | - |")
+    row(f"| peak GPU memory (MB), largest section | {peak} | - | - | - |")
     for p in DRIFT:
-        lines.append(f"| {p} vs exact pi_1 crop: max / mean / p99 abs grey (s: {g('drift', 'seconds', p)} vs "
-                     f"{g('drift', 'seconds', 'exact')}) | {g('drift', p, 'max_abs_grey')} / {g('drift', p, 'mean_abs_grey')}"
-                     f" / {g('drift', p, 'p99_abs_grey')} | {g('drift', 'steps', 'latent_steps')}+"
-                     f"{g('drift', 'steps', 'tune_steps')} | {g('drift', 'peak_gpu_mb')} |")
+        row(f"| drift: {p} vs exact pi_1 crop, max / mean / p99 abs grey (s: {g('drift', 'seconds', p)} vs "
+            f"{g('drift', 'seconds', 'exact')}) | {g('drift', p, 'max_abs_grey')} / {g('drift', p, 'mean_abs_grey')}"
+            f" / {g('drift', p, 'p99_abs_grey')} | {GOALS['drift'] if p == 'default' else '-'} | "
+            f"{g('drift', 'steps', 'latent_steps')}+{g('drift', 'steps', 'tune_steps')} | {g('drift', 'peak_gpu_mb')} |")
+    row(f"| `--tune-batch 4` vs 1: max / mean abs grey | {g('B4_vs_B1', 'max_abs_grey')} / "
+        f"{g('B4_vs_B1', 'mean_abs_grey')} | - | {g('batch_B4', 'steps')} | - |")
     if meta.get("skipped"):
-        lines.append(f"\nskipped (budget): {', '.join(meta['skipped'])}")
+        lines.append(f"\nskipped: {', '.join(meta['skipped'])}")
     errors = [f"{k}: {v['error']}" for k, v in res.items() if isinstance(v, dict) and "error" in v]
+    if meta.get("error"):
+        errors.insert(0, f"run: {meta['error']}")
     if errors:
-        lines.append("\nerrors: " + "; ".join(errors))
+        lines.append("\nerrors:\n" + "\n".join(f"- {e}" for e in errors))
     return "\n".join(lines)
+
+
+def run_sections(args, bench: Bench, work: Path) -> None:
+    """Every wanted section in :data:`SECTIONS` order, each on its own (a failure is recorded, the
+    next one runs); ``setup`` (the weight files, the photos) is recorded like a section."""
+    wanted = {x.strip() for x in args.sections.split(",") if x.strip()}
+    if "launches" in wanted:
+        wanted.add("launches_exact")
+    if "reedit" in wanted:
+        wanted.add("reedit_before")
+    setup: dict = {}
+
+    def prepare():
+        files = None
+        if args.preset == "full":
+            t = time.perf_counter()
+            files = det_weights(work)
+            setup["det_weights_s"] = round(time.perf_counter() - t, 2)
+        setup["files"] = files
+        setup["photos"] = photos(work / "photos", max(args.photos, 8))
+        return {k: v for k, v in setup.items() if k == "det_weights_s"}
+
+    bench.section("setup", prepare)
+    if "photos" not in setup:
+        return
+    files, pics = setup["files"], setup["photos"]
+    tiny_steps = {"latent_steps": 10, "tune_steps": 10}
+    scale = args.step_scale if args.quick else 1.0
+    base = FULL_STEPS if args.preset == "full" else tiny_steps
+    steps = {k: max(1, int(round(v * scale))) for k, v in base.items()}
+    bench.meta["batch_steps"] = steps
+    cfg = config(args.preset, args.device, files, steps)
+    pivots = work / "batch_B1" / "pivots"
+    few = {k: max(3, v // 10) for k, v in steps.items()}
+    alphas = [-2.0, -1.0, 0.5, 2.0]
+    drift_out: dict = {}
+    plan = {
+        "pi1": lambda: bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench),
+        "reedit": lambda: bench.section("reedit", reedit, cfg, work / "photos", work / "reedit", pivots, args.photos,
+                                        alphas, True) if pivots.is_dir() else None,
+        "reedit_before": lambda: bench.section("reedit_before", reedit, cfg, work / "photos", work / "reedit",
+                                               pivots, args.photos, alphas, False) if pivots.is_dir() else None,
+        "drift": lambda: bench.section("drift", drift, args.preset, args.device, files, steps, pics[1], drift_out,
+                                       partial=drift_out)
+        if bench.cuda() else bench.results.update(drift={"error": "tf32/bf16 need CUDA (refused on the CPU)"}),
+        # with --quick at the batch steps, extrapolated to full steps
+        "pi1_exact": lambda: bench.section("pi1_exact", pi1_once, config(args.preset, args.device, files, steps,
+                                                                          **EXACT), pics[0], bench,
+                                           base if steps != base else None),
+        "B4_vs_B1": lambda: bench.section("B4_vs_B1", pair_difference, work / "batch_B1", work / "batch_B4",
+                                          args.photos)
+        if all((work / f"batch_B{b}" / "results.jsonl").is_file() for b in (1, 4)) else None,
+    }
+    for b in (1, 4, 8):
+        plan[f"batch_B{b}"] = (lambda b=b: bench.section(f"batch_B{b}", batch_run, cfg, work / "photos",
+                                                         work / f"batch_B{b}", b, args.photos, sum(base.values())))
+    for name, numerics in (("launches", DEFAULT), ("launches_exact", EXACT)):
+        plan[name] = (lambda name=name, numerics=numerics: bench.section(
+            name, launches, config(args.preset, args.device, files, few, **numerics), pics[0], bench)
+            if bench.cuda() else bench.results.update({name: {"error": "counts CUDA kernel launches (CUDA only)"}}))
+    for name in SECTIONS:
+        if name in wanted:
+            try:
+                plan[name]()
+            except Interrupted:  # outside a section's own try: this one and the next are skipped
+                if name not in bench.results and name not in bench.skipped:
+                    bench.skipped.append(name)
 
 
 def main(argv=None) -> int:
@@ -402,80 +554,65 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=8, help="photos per batch run (one batch of 8 at B = 8)")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no new section starts")
     ap.add_argument("--keep", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
-    ap.add_argument("--sections", default="pi1,batch_B1,batch_B4,batch_B8,B4_vs_B1,reedit,drift,pi1_exact,launches",
-                    help="comma-separated sections to run (default: all)")
+    ap.add_argument("--sections", default="pi1,batch_B1,reedit,batch_B4,batch_B8,drift,pi1_exact,launches,B4_vs_B1",
+                    help="comma-separated sections to run (default: all; they run in the order of the issue's checks)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="print the table of an existing --out JSON (e.g. of a run cut short) and exit")
+    ap.add_argument("--fail", default="", help=argparse.SUPPRESS)  # sections made to fail (tests)
     args = ap.parse_args(argv)
+
+    if args.table_only:
+        try:
+            report = json.loads(args.out.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.out}: {exc}", file=sys.stderr)
+            return 2
+        meta = dict(report.get("meta") or {})
+        if report.get("partial"):
+            meta.setdefault("error", "the run was cut short (partial results)")
+        print(table(report.get("results") or {}, meta))
+        return 0
+    import signal
 
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: CUDA is not available (use --device cpu for a dry run)", file=sys.stderr)
         return 2
-    from counterface import testing
-
-    testing.install()  # the fake aligner (alignment skipped)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="counterface-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = {"device": args.device, "preset": args.preset, "quick": args.quick, "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}
     bench = Bench(args.device, args.budget, args.out, meta)
-    wanted = {x.strip() for x in args.sections.split(",") if x.strip()}
-    if bench.cuda():
-        meta["gpu"] = torch.cuda.get_device_name()
-        meta["cuda"] = torch.version.cuda
+    bench.fail = {x for x in args.fail.split(",") if x}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, bench.interrupt)
     try:
-        files = None
-        if args.preset == "full":
-            t = time.perf_counter()
-            files = det_weights(work)
-            meta["det_weights_s"] = round(time.perf_counter() - t, 2)
-        tiny_steps = {"latent_steps": 10, "tune_steps": 10}
-        scale = args.step_scale if args.quick else 1.0
-        base = FULL_STEPS if args.preset == "full" else tiny_steps
-        steps = {k: max(1, int(round(v * scale))) for k, v in base.items()}
-        meta["batch_steps"] = steps
-        pics = photos(work / "photos", max(args.photos, 8))
+        if bench.cuda():
+            meta["gpu"] = torch.cuda.get_device_name()
+            meta["cuda"] = torch.version.cuda
+        from counterface import testing
 
-        if "pi1" in wanted:
-            bench.section("pi1", pi1_once, config(args.preset, args.device, files, base), pics[0], bench)
-        cfg = config(args.preset, args.device, files, steps)
-        for b in (b for b in (1, 4, 8) if f"batch_B{b}" in wanted):
-            bench.section(f"batch_B{b}", batch_run, cfg, work / "photos", work / f"batch_B{b}", b, args.photos,
-                          sum(base.values()))
-        if "B4_vs_B1" in wanted and (work / "batch_B1" / "results.jsonl").is_file() \
-                and (work / "batch_B4" / "results.jsonl").is_file():
-            bench.section("B4_vs_B1", pair_difference, work / "batch_B1", work / "batch_B4", args.photos)
-        if "reedit" in wanted and (work / "batch_B1" / "pivots").is_dir():
-            bench.section("reedit", reedit, cfg, work / "photos", work / "reedit", work / "batch_B1" / "pivots",
-                          args.photos, [-2.0, -1.0, 0.5, 2.0])
-        if "drift" not in wanted:
-            pass
-        elif bench.cuda():
-            bench.section("drift", drift, args.preset, args.device, files, steps, pics[1])
-        else:
-            bench.results["drift"] = {"error": "tf32/bf16 need CUDA (refused on the CPU)"}
-        if "pi1_exact" in wanted:  # with --quick at the batch steps, extrapolated to full steps
-            bench.section("pi1_exact", pi1_once, config(args.preset, args.device, files, steps, **EXACT), pics[0],
-                          bench, base if steps != base else None)
-        if "launches" in wanted:
-            few = {k: max(3, v // 10) for k, v in steps.items()}
-            for name, numerics in (("launches", DEFAULT), ("launches_exact", EXACT)):
-                if bench.cuda():
-                    bench.section(name, launches, config(args.preset, args.device, files, few, **numerics),
-                                  pics[0], bench)
-                else:
-                    bench.results[name] = {"error": "counts CUDA kernel launches (CUDA only)"}
+        testing.install()  # the fake aligner (alignment skipped)
+        run_sections(args, bench, work)
+    except (Exception, Interrupted) as exc:  # noqa: BLE001 - whatever happens, the table of what was measured prints
+        import traceback
+
+        traceback.print_exc()
+        meta["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     meta["skipped"] = bench.skipped
     meta["total_s"] = round(time.perf_counter() - bench.t0, 2)
-    report = {"meta": meta, "results": bench.results}
     text = table(bench.results, meta)
+    bench.save(partial=False)
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {"meta": meta, "results": bench.results}
     report["table"] = text
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(text)
+    print(text, flush=True)
     return 0
 
 

@@ -95,3 +95,38 @@ def pair_digests(out: Path) -> dict[str, str]:
 
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((Path(out) / "pairs").iterdir())
             if p.suffix != ".json"}
+
+
+# -- landmarks of synthetic faces ---------------------------------------------------------------------
+def mouth_landmarks(width: float = 1.0, lift: float = 0.0, opening: float = 0.0, size: int = 256) -> np.ndarray:
+    """Canonical landmarks with the mouth reshaped: ``width`` scales the corner-to-corner distance,
+    ``lift`` raises the corners (fraction of the crop), ``opening`` drops the lower lip."""
+    lm = _canonical(size).copy()
+    mouth = lm[48:68]
+    centre = mouth.mean(0)
+    mouth[:, 0] = centre[0] + (mouth[:, 0] - centre[0]) * width
+    for i in (0, 6, 12, 16):  # outer/inner corners 48, 54, 60, 64
+        mouth[i, 1] -= lift * size
+    for i in (7, 8, 9, 10, 11, 17, 18, 19):  # lower outer 55-59 and lower inner 65-67
+        mouth[i, 1] += opening * size
+    lm[48:68] = mouth
+    return lm
+
+
+def face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
+    """68 iBUG landmarks of an upright face in image coordinates (y grows downward)."""
+    lm = np.zeros((68, 2))
+    lm[:17] = np.c_[np.linspace(50, 150, 17), np.linspace(80, 170, 17)]
+    lm[36:42] = [cx - 30, eye_y]
+    lm[42:48] = [cx + 30, eye_y]
+    lm[48:68] = [cx, mouth_y]
+    lm[48] = [cx - width / 2, mouth_y - lift]  # lift > 0: corners higher in the picture = smaller y
+    lm[54] = [cx + width / 2, mouth_y - lift]
+    lm[51], lm[57] = [cx, mouth_y - 6], [cx, mouth_y + 6]
+    return lm
+
+
+def _canonical(size: int) -> np.ndarray:
+    from counterface.testing import canonical_landmarks
+
+    return canonical_landmarks(size)

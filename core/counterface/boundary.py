@@ -493,20 +493,31 @@ def load_vector(path: str | os.PathLike) -> "torch.Tensor":
         raise WeightsError(f"direction file not found: {p}") from None
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
         raise WeightsError(f"{p}: not a readable direction vector ({_reason(exc, 100)})") from None
+    return vector_of(t, source=str(p))
+
+
+def vector_of(t: Any, *, source: str, what: str = "direction") -> "torch.Tensor":
+    """What a direction file held (a tensor, or a dict with exactly one tensor) as a finite (rows, w_dim)
+    float32 CPU tensor: (w_dim,) | (1, w_dim) | (R, w_dim) | (1, R, w_dim); rows that are all identical
+    collapse to one. Anything else is a :class:`WeightsError` naming ``source``."""
+    import torch
+
     if isinstance(t, dict):
-        ts = [v for v in t.values() if isinstance(v, torch.Tensor)]
-        if len(ts) != 1:
-            raise WeightsError(f"{p}: expected one tensor, found a dict with keys {sorted(map(str, t))[:5]}")
-        t = ts[0]
+        tensors = [v for v in t.values() if isinstance(v, torch.Tensor)]
+        if len(tensors) != 1:
+            raise WeightsError(f"{source}: expected one tensor, found a dict with keys {sorted(map(str, t))[:5]}")
+        t = tensors[0]
     if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-        raise WeightsError(f"{p}: a direction must hold a floating-point tensor")
-    t = t.detach().float()
+        raise WeightsError(f"{source}: a {what} must hold a floating-point tensor, found {type(t).__name__}")
+    t = t.detach().to("cpu", torch.float32)
     if t.dim() == 3 and t.shape[0] == 1:
         t = t[0]
     if t.dim() == 1:
         t = t[None]
-    if t.dim() != 2:
-        raise WeightsError(f"{p}: direction of shape {tuple(t.shape)}; expected (w_dim,) or (num_ws, w_dim)")
+    if t.dim() != 2 or t.shape[1] == 0 or t.shape[0] == 0:
+        raise WeightsError(f"{source}: {what} of shape {tuple(t.shape)}; expected (w_dim,), (1, w_dim) or (num_ws, w_dim)")
+    if not bool(t.isfinite().all()):
+        raise WeightsError(f"{source}: {what} holds NaN or infinite values")
     if t.shape[0] > 1 and bool((t == t[:1]).all()):
         t = t[:1]
     return t.contiguous()

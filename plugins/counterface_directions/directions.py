@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from counterface import AttributeDirection, ConfigError, WeightsError
+from counterface.boundary import vector_of
 from counterface.config import parse_layers
 from counterface.errors import reason
 
@@ -53,7 +54,8 @@ def resolve_file(name_or_path: str | Path) -> Path:
 
 
 def load_vector(path: str | Path, *, what: str = "direction"):
-    """Load a direction file as a float32 CPU tensor of shape (rows, w_dim)."""
+    """Load a direction file (``.pt`` without executing code, ``.npy`` without pickle) as a finite
+    float32 CPU tensor of shape (rows, w_dim) (checked by :func:`counterface.boundary.vector_of`)."""
     import numpy as np
     import torch
 
@@ -70,29 +72,7 @@ def load_vector(path: str | Path, *, what: str = "direction"):
         from counterface_nets.checkpoints import safe_load
 
         t = safe_load(p, what=what)
-        if isinstance(t, dict):
-            tensors = [v for v in t.values() if isinstance(v, torch.Tensor)]
-            if len(tensors) != 1:
-                raise WeightsError(f"{p}: expected one tensor, found a dict with keys {sorted(map(str, t))[:5]}")
-            t = tensors[0]
-    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-        raise WeightsError(f"{p}: a {what} must hold a floating-point tensor, found {type(t).__name__}")
-    return normalise_shape(t.detach().to("cpu", torch.float32), source=str(p))
-
-
-def normalise_shape(t, *, source: str = "direction"):
-    """(w_dim,) | (1, w_dim) | (R, w_dim) | (1, R, w_dim) -> (rows, w_dim); identical rows collapse."""
-    if t.dim() == 3 and t.shape[0] == 1:
-        t = t[0]
-    if t.dim() == 1:
-        t = t[None]
-    if t.dim() != 2 or t.shape[1] == 0 or t.shape[0] == 0:
-        raise WeightsError(f"{source}: direction of shape {tuple(t.shape)}; expected (w_dim,), (1, w_dim) or (num_ws, w_dim)")
-    if not bool(t.isfinite().all()):
-        raise WeightsError(f"{source}: direction holds NaN or infinite values")
-    if t.shape[0] > 1 and bool((t == t[:1]).all()):
-        t = t[:1]
-    return t.contiguous()
+    return vector_of(t, source=str(p), what=what)
 
 
 class LatentDirection(AttributeDirection):

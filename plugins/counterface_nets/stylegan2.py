@@ -54,6 +54,18 @@ def channel_count(res: int, channel_multiplier: int = 2, max_channels: int = 512
 
 # ----------------------------------------------------------------------------------------- layers
 
+def capturing(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a CUDA tensor and the current CUDA stream is capturing a graph, or is a side
+    stream (where a graph's warm-up runs): then the static weights are computed, not cached. Under
+    capture a cache is a host-side decision the graph would freeze; in the warm-up, computing them
+    runs every kernel the capture will run (cuDNN autotunes those shapes before the capture, where
+    autotuning is illegal) and keeps cache entries off the side stream's memory."""
+    if not (t.is_cuda and torch.cuda.is_available()):
+        return False
+    return bool(torch.cuda.is_current_stream_capturing()
+                or torch.cuda.current_stream(t.device) != torch.cuda.default_stream(t.device))
+
+
 def _per_sample(bias: torch.Tensor) -> torch.Tensor:
     """A channel bias (C,) or per-sample biases (B, C) shaped to broadcast over (B, C, H, W)."""
     return bias.reshape(bias.shape[0] if bias.ndim == 2 else 1, -1, 1, 1)
@@ -189,11 +201,12 @@ class ModulatedConv2d(nn.Module):
         order = (1, 2, 3, 0) if self.upsample else (0, 2, 3, 1)
         weight = self.weight[0]
         if (weight.requires_grad and torch.is_grad_enabled()) or self.weight.is_inference() \
-                or not isinstance(self.weight, nn.Parameter) \
-                or (weight.is_cuda and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()):
+                or not isinstance(self.weight, nn.Parameter) or capturing(weight):
             # (inference tensors, from a module built under inference_mode, track no versions; a
             # tensor swapped in by functional_call is new each call and may reuse an address; a CUDA
-            # graph must not read a cache entry that a later version bump frees)
+            # graph must not read a cache entry that a later version bump frees, and the version
+            # check itself is a host decision that a graph would freeze: under capture the static
+            # weight is computed in the graph, from the parameter as it is at every replay)
             return self._static_compute(weight, order, fused)
         key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
         caches = self.__dict__.setdefault("_weight_cache", {})

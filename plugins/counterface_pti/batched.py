@@ -3,7 +3,9 @@
 Each face keeps its own leaf tensors (latent rows, copies of the selected generator tensors), so the
 optimiser updates tensors of the shapes the one-face path updates; the losses are summed, not
 averaged, so every face gets its own loss's gradient. On CUDA the B faces go through each network at
-once; elsewhere face by face (then bit-identical to tuning each face alone). :class:`BatchedTuning`
+once, and (``tuner.graphs``) each stage's B-face step is a captured CUDA graph
+(:class:`~counterface_pti.graphs.RefineManyGraph`, :class:`~counterface_pti.graphs.TuneManyGraph`);
+elsewhere face by face (then bit-identical to tuning each face alone). :class:`BatchedTuning`
 is mixed into :class:`~counterface_pti.tuner.PTITuner` and reads its settings (``latent_lr``,
 ``lambda_*``, ...).
 """
@@ -96,6 +98,8 @@ class BatchedTuning:
         updates tensors of the very shapes :meth:`refine` updates: the same arithmetic per element."""
         import torch
 
+        from . import graphs
+
         dev = target[0].device
         n = len(target)
         if self.start == "w":
@@ -106,6 +110,22 @@ class BatchedTuning:
                     raise ConfigError(f"initial latent has shape {tuple(w0.shape)}, the generator needs "
                                       f"({generator.num_ws}, {generator.w_dim})")
             start = [w0.detach().to(dev, torch.float32) for w0 in w_inits]
+        key = ("refine_many", id(generator.module), id(lp), work, n, tuple(start[0].shape), tuple(target[0].shape))
+        graph = self._graph("refine", dev, key, self.latent_steps, lambda: graphs.RefineManyGraph(
+                                self, generator, torch.stack(start), torch.cat(target), lp, work))
+        if graph is not None:  # CUDA: the captured B-face step, replayed (see graphs.py)
+            try:
+                var, first = graph.run(torch.stack(start), torch.cat(target), self.latent_steps)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below, from the same start
+                self._graph_failed("refine", key, exc)
+            else:
+                ws = var.expand(-1, generator.num_ws, -1) if var.shape[1] == 1 else var
+                with torch.no_grad(), self._autocast(dev):
+                    final = self._records(*self._losses_many(generator, ws, None, lp, work, target, latent=True))
+                if progress is not None:
+                    progress({"stage": "refine", "step": self.latent_steps, "steps": self.latent_steps, "faces": n,
+                              **{k: sum(r[k] for r in final) / n for k in final[0]}})
+                return ws.detach().cpu().clone(), first, final
         leaves = [w0.clone().requires_grad_(True) for w0 in start]
 
         def wplus():
@@ -142,6 +162,8 @@ class BatchedTuning:
         early gets no gradient from then on, which AdamW skips (its momentum cannot move it)."""
         import torch
 
+        from . import graphs
+
         dev = target[0].device
         n = len(target)
         params = dict(generator.module.named_parameters())
@@ -151,6 +173,27 @@ class BatchedTuning:
         if use_id:
             with torch.no_grad():  # one face at a time: the same numbers as tune's
                 target_emb = [identity.embed(t).to(dev) for t in target]
+        key = ("tune_many", id(generator.module), id(lp), id(identity), work, tuple(names), n, tuple(target[0].shape),
+               mask is None, use_id)
+        graph = self._graph("tune", dev, key, self.tune_steps, lambda: graphs.TuneManyGraph(
+                                self, generator, params, names, wp, torch.cat(target),
+                                None if mask is None else torch.cat(mask), identity,
+                                None if target_emb is None else torch.cat(target_emb), lp, work))
+        if graph is not None:  # CUDA: the captured B-face step, replayed; early stops read every K steps
+            try:
+                tuned, first, steps, early = graph.run(
+                    params, wp, torch.cat(target), None if mask is None else torch.cat(mask),
+                    None if target_emb is None else torch.cat(target_emb), self.tune_steps, self.graph_check_every)
+            except Exception as exc:  # noqa: BLE001 - the eager loop below (the generator was not changed)
+                self._graph_failed("tune", key, exc)
+            else:
+                with torch.no_grad(), self._autocast(dev):
+                    final = self._records(*self._losses_many(generator, wp, tuned, lp, work, target, mask, use_id,
+                                                             identity, target_emb))
+                if progress is not None:
+                    progress({"stage": "tune", "step": max(steps), "steps": self.tune_steps, "faces": n,
+                              "active": n - sum(early), **{k: sum(r[k] for r in final) / n for k in final[0]}})
+                return {k: v.to("cpu") for k, v in tuned.items()}, first, final, steps, early
         leaves = [{k: params[k].detach().clone().requires_grad_(True) for k in names} for _ in range(n)]
 
         def stacked():

@@ -71,6 +71,9 @@ class StaticBuffers:
             for name, value in values.items():
                 dst = self._t[name]
                 value = torch.as_tensor(value)
+                if value.dim() == 0 and dst.dim() > 0:  # a scalar fills the buffer (per-face flags)
+                    dst.fill_(value.item())
+                    continue
                 if tuple(value.shape) != tuple(dst.shape):
                     raise ValueError(f"static buffer {name}: shape {tuple(dst.shape)}, got {tuple(value.shape)}")
                 dst.copy_(value.to(dst.dtype))
@@ -109,19 +112,20 @@ class Runner:
 
 
 def make_runner(step: Callable[[], None], device, use_graph: bool, reason: str = "",
-                warmup: int = WARMUP_STEPS, capture=None) -> Runner:
+                warmup: int = WARMUP_STEPS, capture=None, pool=None) -> Runner:
     """Capture ``step`` as a CUDA graph after ``warmup`` eager steps, or fall back to the eager step
     (``Runner.mode`` = ``eager: <reason>``). The warm-up steps are real steps (``Runner.warmed`` of
     them ran, in the graph and the fallback case alike); a failed capture runs nothing, so the state
-    stays consistent. ``capture(step, device) -> graph`` (with ``replay()``): tests replace it;
-    default :func:`_capture`."""
+    stays consistent; a warm-up step that fails raises. ``capture(step, device) -> graph`` (with
+    ``replay()``): tests replace it; default :func:`_capture`."""
     if not use_graph:
         return Runner(step, None, reason or "eager")
     capture = capture or _capture
-    warmed = 0
+    # a warm-up step that fails raises: the step itself is broken (the caller restarts the stage
+    # eagerly from its start, since the failed steps may have changed the tuned tensors part-way)
+    warmed = _warm(step, device, warmup)
     try:
-        warmed = _warm(step, device, warmup)
-        return Runner(step, capture(step, device), "graph", warmed)
+        return Runner(step, capture(step, device) if pool is None else capture(step, device, pool), "graph", warmed)
     except Exception as exc:  # noqa: BLE001 - any capture failure: run the same step eagerly
         why = " ".join(str(exc).split())[:160]
         return Runner(step, None, f"eager: capture failed ({type(exc).__name__}: {why})", warmed)
@@ -133,34 +137,59 @@ def _warm(step, device, n: int) -> int:
         for _ in range(n):
             step()
         return n
+    import warnings
+
     import torch
 
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
+    with torch.cuda.stream(side), warnings.catch_warnings():
+        # a capturable optimiser stepping outside a capture warns once; here that is the point
+        warnings.filterwarnings("ignore", message=".*capturable=True.*")
         for _ in range(n):
             step()
     torch.cuda.current_stream(device).wait_stream(side)
     return n
 
 
-def _capture(step, device):
+def _capture(step, device, pool=None):
+    """``step`` captured as a CUDA graph; ``pool``: a memory pool shared with the tuner's other
+    graphs (:func:`shared_pool`)."""
     import torch
 
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         step()
     return graph
 
 
+def shared_pool(tuner, device):
+    """One CUDA-graph memory pool for all of a tuner's captured steps (None off CUDA). Safe because
+    the steps are replayed one after another on one stream and leave nothing alive in the pool: all
+    they keep between replays (statics, gradients, optimiser state) is allocated before the capture,
+    so each replay writes its temporaries before reading them. It halves the graphs' memory (the
+    refine and tune steps' activations share it), which matters for ``--tune-batch`` 8 at 1024."""
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        return None
+    pool = tuner.__dict__.get("_graph_pool")
+    if pool is None:
+        import torch
+
+        pool = tuner.__dict__["_graph_pool"] = torch.cuda.graph_pool_handle()
+    return pool
+
+
 def adamw(params, lr: float, weight_decay: float, device):
-    """AdamW for a captured step: fused and ``capturable`` on CUDA (its step counter lives on the
-    device, so no host sync); elsewhere (the CPU tests) the foreach implementation, same update."""
+    """AdamW for a captured step: the fused implementation (one kernel per parameter group and no
+    ``.item()`` of its step counter; the same update as the eager loop's AdamW), ``capturable`` on
+    CUDA (the step counter and the bias corrections stay on the device). ``lr`` stays a Python float:
+    it is constant, so the captured value is the right one for every replay. On the CPU (the tests)
+    fused without ``capturable``, which CUDA alone supports."""
     import torch
 
-    if getattr(device, "type", str(device)) == "cuda":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, capturable=True, fused=True)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    cuda = getattr(device, "type", str(device).split(":")[0]) == "cuda"
+    return torch.optim.AdamW(params, lr=float(lr), weight_decay=float(weight_decay), fused=True,
+                             **({"capturable": True} if cuda else {}))
 
 
 def reset_optimizer(opt) -> None:
@@ -176,16 +205,17 @@ def reset_optimizer(opt) -> None:
 
 # --------------------------------------------------------------------------- the two tuner steps
 class RefineGraph:
-    """Step 3 (the latent; generator frozen) for any face with this key: statics ``var``, ``target``,
-    records ``rec`` (steps, 3: total, l2, lpips) and the step counter."""
+    """Step 3 (the latent; generator frozen) for any face with this key (any number of steps):
+    statics ``var``, ``target``, records ``rec`` (2, 3: total, l2, lpips of the first step, then a
+    scratch row every later step writes) and the step counter."""
 
-    def __init__(self, tuner, generator, var0, target, lp, work, steps: int, use_graph: bool = True,
+    def __init__(self, tuner, generator, var0, target, lp, work, steps: int = 0, use_graph: bool = True,
                  reason: str = "", capture=None):
         import torch
 
         dev = target.device
         self.statics = StaticBuffers(var=var0.detach().clone().requires_grad_(True), target=target.detach().clone(),
-                                     rec=torch.zeros(max(steps, 1) + WARMUP_STEPS + 1, 3, device=dev),
+                                     rec=torch.zeros(2, 3, device=dev),
                                      count=torch.zeros((), dtype=torch.long, device=dev))
         s = self.statics
         self.opt = adamw([s.var], tuner.latent_lr, tuner.weight_decay, dev)
@@ -193,13 +223,13 @@ class RefineGraph:
         def step():
             total, terms = tuner._refine_terms(generator, s.var, s.target, lp, work)
             row = torch.stack([total.detach().float(), terms["l2"].detach().float(), terms["lpips"].detach().float()])
-            s.rec.index_copy_(0, s.count.view(1), row.view(1, 3))
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row.view(1, 3))  # row 0: the first step's
             s.count.add_(1)
             self.opt.zero_grad(set_to_none=False)
             total.backward()
             self.opt.step()
 
-        self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture, pool=shared_pool(tuner, dev))
         self.grad = s.var.grad  # held: the captured backward writes there
 
     def run(self, var0, target, steps: int):
@@ -219,14 +249,14 @@ class RefineGraph:
 
 
 class TuneGraph:
-    """Step 4 (the selected generator tensors, in place) for any face with this key: statics ``wp``,
-    ``target``, ``mask``, ``target_emb``, the device-side ``active`` flag and step count, the
-    per-step records and the pre-step copies that undo a stopped face's update."""
+    """Step 4 (the selected generator tensors, in place) for any face with this key (any number of
+    steps): statics ``wp``, ``target``, ``mask``, ``target_emb``, the device-side ``active`` flag and
+    step count, the first step's record and the pre-step copies that undo a stopped face's update."""
 
     KEYS = ("loss", "pixel", "lpips", "region", "id")
 
     def __init__(self, tuner, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
-                 steps: int, use_graph: bool = True, reason: str = "", capture=None):
+                 steps: int = 0, use_graph: bool = True, reason: str = "", capture=None):
         import torch
 
         dev = target.device
@@ -236,7 +266,7 @@ class TuneGraph:
             wp=wp.detach().clone(), target=target.detach().clone(),
             mask=None if mask is None else mask.detach().clone(),
             target_emb=None if target_emb is None else target_emb.detach().clone(),
-            rec=torch.zeros(max(steps, 1) + WARMUP_STEPS + 1, len(self.KEYS), device=dev),
+            rec=torch.zeros(2, len(self.KEYS), device=dev),
             count=torch.zeros((), dtype=torch.long, device=dev),
             done=torch.zeros((), dtype=torch.long, device=dev),
             active=torch.ones((), dtype=torch.bool, device=dev))
@@ -246,11 +276,13 @@ class TuneGraph:
         self.opt = adamw(tensors, tuner.tune_lr, tuner.weight_decay, dev)
         threshold = float(tuner.lpips_threshold)
         zero = torch.zeros((), device=dev)
+        self.present = ("loss",)  # the terms the step computes (the first record has those)
 
         def step():
             total, terms = tuner._tune_terms(generator, s.wp, s.target, s.mask, identity, s.target_emb, lp, work, use_id)
+            self.present = ("loss", *terms)
             row = torch.stack([total.detach().float()] + [terms.get(k, zero).detach().float() for k in self.KEYS[1:]])
-            s.rec.index_copy_(0, s.count.view(1), row.view(1, -1))
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row.view(1, -1))  # row 0: the first step's
             s.count.add_(1)
             s.active.logical_and_(terms["lpips"].detach() > threshold)  # sticky: the eager loop's break
             s.done.add_(s.active.long())
@@ -262,7 +294,7 @@ class TuneGraph:
                 for t, b in zip(tensors, self.backup):
                     t.copy_(torch.where(s.active, t, b))
 
-        self.runner = make_runner(step, dev, use_graph, reason, capture=capture)
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture, pool=shared_pool(tuner, dev))
         # the gradients the captured backward writes and the optimiser reads: held here, because the
         # tuner drops ``.grad`` after every face (a freed gradient's memory would be reused elsewhere)
         self.grads = [t.grad for t in tensors]
@@ -289,6 +321,143 @@ class TuneGraph:
         early = not bool(s.active)
         first = dict(zip(self.KEYS, s.rec[0].tolist())) if steps else None
         if first is not None:
-            first = {k_: v for k_, v in first.items() if k_ in ("loss", "pixel", "lpips")
-                     or (k_ == "region" and s.mask is not None) or (k_ == "id" and s.target_emb is not None)}
+            first = {k_: v for k_, v in first.items() if k_ in self.present}
         return first, n_steps, early
+
+
+# ----------------------------------------------------------------- the two steps of batched tuning
+class RefineManyGraph:
+    """Step 3 for B faces at once (:meth:`~counterface_pti.tuner.PTITuner.tune_many`), for any batch
+    with this key: static ``var`` (B, rows, w_dim) (one leaf; AdamW is elementwise, so each face's
+    rows take the steps its own leaf would), ``target`` (B, 3, R, R), the first step's records
+    (B, 3: total, l2, lpips)."""
+
+    def __init__(self, tuner, generator, var0, target, lp, work, use_graph: bool = True, reason: str = "",
+                 capture=None):
+        import torch
+
+        dev = target.device
+        n = var0.shape[0]
+        self.statics = StaticBuffers(var=var0.detach().clone().requires_grad_(True), target=target.detach().clone(),
+                                     rec=torch.zeros(2, n, 3, device=dev),
+                                     count=torch.zeros((), dtype=torch.long, device=dev))
+        s = self.statics
+        self.opt = adamw([s.var], tuner.latent_lr, tuner.weight_decay, dev)
+        num_ws = generator.num_ws
+
+        def step():
+            ws = s.var.expand(-1, num_ws, -1) if s.var.shape[1] == 1 else s.var
+            total, rec = tuner._losses_many(generator, ws, None, lp, work, [s.target[i:i + 1] for i in range(n)],
+                                            latent=True)
+            row = torch.stack([total.detach().float(), rec["l2"].detach().float(), rec["lpips"].detach().float()], 1)
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row[None])
+            s.count.add_(1)
+            self.opt.zero_grad(set_to_none=False)
+            total.sum().backward()  # summed: each face gets its own loss's gradient
+            self.opt.step()
+
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture, pool=shared_pool(tuner, dev))
+        self.grad = s.var.grad
+
+    def run(self, var0, target, steps: int):
+        """Refine B faces from ``var0`` (B, rows, w_dim); returns (var, first records per face)."""
+        s = self.statics
+        if self.runner.warmed:
+            done, self.runner.warmed = self.runner.warmed, 0
+        else:
+            done = 0
+            s.load(var=var0, target=target, count=0)
+            reset_optimizer(self.opt)
+            s.var.grad = self.grad
+        drive(self.runner, steps - done, max(steps, 1), lambda: False)
+        first = [dict(zip(("loss", "l2", "lpips"), r)) for r in s.rec[0].tolist()]
+        return s.var.detach().clone(), first
+
+
+class TuneManyGraph:
+    """Step 4 for B faces at once, for any batch with this key: one leaf per tuned tensor with the B
+    faces' copies stacked (B, *shape) (the generator itself is not changed), statics ``wp``
+    (B, num_ws, w_dim), ``target``, ``mask``, ``target_emb``, the per-face ``active`` flags and step
+    counts, the first step's records (B, terms). Per-face early stopping as the eager batched loop:
+    a stopped face's loss leaves the summed total (no gradient) and its optimiser step is undone."""
+
+    KEYS = TuneGraph.KEYS
+
+    def __init__(self, tuner, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
+                 use_graph: bool = True, reason: str = "", capture=None):
+        import torch
+
+        dev = target.device
+        n = wp.shape[0]
+        use_id = target_emb is not None
+        self.names = list(names)
+        self.leaves = [params[k].detach()[None].repeat(n, *([1] * params[k].dim())).clone().requires_grad_(True)
+                       for k in self.names]
+        self.statics = StaticBuffers(
+            wp=wp.detach().clone(), target=target.detach().clone(),
+            mask=None if mask is None else mask.detach().clone(),
+            target_emb=None if target_emb is None else target_emb.detach().clone(),
+            rec=torch.zeros(2, n, len(self.KEYS), device=dev),
+            count=torch.zeros((), dtype=torch.long, device=dev),
+            done=torch.zeros(n, dtype=torch.long, device=dev),
+            active=torch.ones(n, dtype=torch.bool, device=dev))
+        s = self.statics
+        self.backup = [t.detach().clone() for t in self.leaves]
+        self.opt = adamw(self.leaves, tuner.tune_lr, tuner.weight_decay, dev)
+        threshold = float(tuner.lpips_threshold)
+        zeros = torch.zeros(n, device=dev)
+        self.present = ("loss",)
+
+        def faces(x):
+            return None if x is None else [x[i:i + 1] for i in range(n)]
+
+        def step():
+            tensors = dict(zip(self.names, self.leaves))
+            total, rec = tuner._losses_many(generator, s.wp, tensors, lp, work, faces(s.target), faces(s.mask), use_id,
+                                            identity, faces(s.target_emb))
+            self.present = ("loss", *rec)
+            row = torch.stack([total.detach().float()] + [rec.get(k, zeros).detach().float() for k in self.KEYS[1:]], 1)
+            s.rec.index_copy_(0, s.count.clamp(max=1).view(1), row[None])
+            s.count.add_(1)
+            s.active.logical_and_(rec["lpips"].detach() > threshold)  # sticky, per face: the eager loop's stop
+            s.done.add_(s.active.long())
+            torch._foreach_copy_(self.backup, [t.detach() for t in self.leaves])
+            self.opt.zero_grad(set_to_none=False)
+            (total * s.active).sum().backward()  # a stopped face: no gradient, as in the eager loop
+            self.opt.step()
+            with torch.no_grad():  # ... and its tensors stay (AdamW's momentum would still move them)
+                for t, b in zip(self.leaves, self.backup):
+                    t.copy_(torch.where(s.active.view(-1, *([1] * (t.dim() - 1))), t, b))
+
+        self.runner = make_runner(step, dev, use_graph, reason, capture=capture, pool=shared_pool(tuner, dev))
+        self.grads = [t.grad for t in self.leaves]
+
+    def run(self, params, wp, target, mask, target_emb, steps: int, k: int):
+        """Tune B faces from the generator's own tensors; returns (tuned {name: (B, *shape)} on the
+        device, first records, steps, early stops), one per face."""
+        s = self.statics
+        if self.runner.warmed:
+            done, self.runner.warmed = self.runner.warmed, 0
+        else:
+            import torch
+
+            done = 0
+            values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
+            if s.mask is not None:
+                values["mask"] = mask
+            if s.target_emb is not None:
+                values["target_emb"] = target_emb
+            s.load(**values)
+            with torch.no_grad():
+                for name, t in zip(self.names, self.leaves):
+                    t.copy_(params[name].detach()[None].expand_as(t))
+            reset_optimizer(self.opt)
+            for t, g in zip(self.leaves, self.grads):
+                t.grad = g
+        if done == 0 or bool(s.active.any()):
+            drive(self.runner, steps - done, k, lambda: not bool(s.active.any()))
+        n_steps = s.done.tolist()
+        early = (~s.active).tolist()
+        first = [{k_: v for k_, v in zip(self.KEYS, r) if k_ in self.present} for r in s.rec[0].tolist()]
+        tuned = {name: t.detach().clone() for name, t in zip(self.names, self.leaves)}
+        return tuned, first, n_steps, early

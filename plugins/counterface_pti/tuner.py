@@ -64,8 +64,9 @@ float32). bf16 and tf32 need CUDA.
 
 ``graphs`` (``auto`` | ``on`` | ``off``): on CUDA, outside the exact path (fp32 + deterministic) and
 not in bf16, ``auto`` captures one refinement and one tuning step as CUDA graphs and replays them for
-every step and face (:mod:`.graphs`); early stopping is read every ``graph_check_every`` steps and
-gives the eager loop's step count. The pivot's ``meta["graphs"]`` says what ran per stage.
+every step and face (:mod:`.graphs`), and :meth:`PTITuner.tune_many` one B-face step of each stage;
+early stopping is read every ``graph_check_every`` steps and gives the eager loop's step count. The
+pivot's ``meta["graphs"]`` says what ran per stage.
 """
 
 from __future__ import annotations
@@ -258,9 +259,9 @@ class PTITuner(BatchedTuning, Tuner):
             total, t = self._refine_terms(generator, v, target, lp, work)
             return total, {"loss": total.item(), "l2": t["l2"].item(), "lpips": t["lpips"].item()}
 
-        key = ("refine", id(generator.module), id(lp), work, tuple(var.shape), tuple(target.shape), self.latent_steps)
+        key = ("refine", id(generator.module), id(lp), work, tuple(var.shape), tuple(target.shape))
         graph = self._graph("refine", dev, key, self.latent_steps, lambda: graphs.RefineGraph(
-            self, generator, var, target, lp, work, self.latent_steps))
+            self, generator, var, target, lp, work))
         if graph is not None:  # CUDA: the captured step, replayed (see graphs.py)
             try:
                 var_g, first = graph.run(var, target, self.latent_steps)
@@ -364,6 +365,7 @@ class PTITuner(BatchedTuning, Tuner):
     def release_graphs(self) -> None:
         """Drop the captured step graphs (and the GPU memory they hold)."""
         self._graph_cache.clear()
+        self.__dict__.pop("_graph_pool", None)
 
     def tune_generator(self, generator, w, target, mask, identity, lp, names, work: int, progress=None):
         """Step 4 on the live module (the caller restores it): returns (first, final, steps run, early stop)."""
@@ -385,11 +387,10 @@ class PTITuner(BatchedTuning, Tuner):
             return total, {"loss": total.item(), **{k: v.item() for k, v in rec.items()}}
 
         key = ("tune", id(generator.module), id(lp), id(identity), work, tuple(names), tuple(target.shape),
-               mask is None, use_id, self.tune_steps)
+               mask is None, use_id)
         start = {n: params[n].detach().clone() for n in names} if self._graphs_wanted(dev) else None
         graph = self._graph("tune", dev, key, self.tune_steps, lambda: graphs.TuneGraph(
-            self, generator, params, names, wp, target, mask, identity, target_emb, lp, work,
-            self.tune_steps))
+            self, generator, params, names, wp, target, mask, identity, target_emb, lp, work))
         if graph is not None:  # CUDA: the captured step, replayed; early stop read every K steps
             try:
                 first, steps, early = graph.run(wp, target, mask, target_emb, self.tune_steps,

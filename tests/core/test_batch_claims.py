@@ -54,7 +54,13 @@ def test_two_processes_on_one_folder_split_the_photos(photos, tmp_path):
 
 
 def test_a_killed_worker_loses_no_pair(photos, tmp_path):
-    files = [photos / n for n in PHOTOS[:3]]
+    # six one-face photos (copies under distinct names, so distinct keys): the kill lands after the first
+    # row with several photos still to go, even when the machine is busy and this poll loop is starved
+    src = (photos / "astronaut_small.jpg").read_bytes()
+    files = []
+    for i in range(6):
+        (tmp_path / f"photo{i}.jpg").write_bytes(src)
+        files.append(tmp_path / f"photo{i}.jpg")
     manifest = write_manifest(tmp_path / "m.csv", files)
     out = tmp_path / "out"
     args = ["batch", str(manifest), "-o", str(out), *TINY]
@@ -63,12 +69,13 @@ def test_a_killed_worker_loses_no_pair(photos, tmp_path):
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 1:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGSTOP)  # freeze it at once; then kill
     assert proc.poll() is None, f"finished before it could be killed: {proc.communicate()}"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
 
-    before = len(raw_rows(out))
+    before = len({r["key"] for r in raw_rows(out)})
     assert 1 <= before < len(files)
     # the killed process's claim (a dead pid on this host) is taken over at once, not after the lease
     res = start(args, COUNTERFACE_CLAIM_LEASE="3600")
@@ -119,6 +126,29 @@ def test_a_dead_process_on_this_host_loses_its_claim_at_once(tmp_path):
     (tmp_path / f"{cid}.claim").write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "token": "t"}))
     c = Claims(tmp_path, lease=3600)
     assert c.acquire(cid)
+
+
+def test_a_sweep_removes_dead_claims_and_keeps_live_ones(tmp_path):
+    """A photo finished just before its process died keeps a claim nobody acquires again: the sweep at
+    the end of a run removes it (and claims past their lease), never a live process's claim."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    (tmp_path / f"{claim_id('dead')}.claim").write_text(json.dumps({"host": host, "pid": int(dead.stdout), "token": "t"}))
+    expired = tmp_path / f"{claim_id('expired')}.claim"
+    expired.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "u"}))
+    old = time.time() - 7200
+    os.utime(expired, (old, old))
+    live = tmp_path / f"{claim_id('live')}.claim"  # another machine's process within its lease
+    live.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "v"}))
+    alive_here = tmp_path / f"{claim_id('alive')}.claim"  # a live process on this host
+    alive_here.write_text(json.dumps({"host": host, "pid": os.getppid(), "token": "w"}))
+    mine = Claims(tmp_path, lease=3600)
+    assert mine.acquire(claim_id("mine"))
+    assert mine.sweep() == 2
+    assert sorted(p.name for p in tmp_path.glob("*.claim")) == sorted(
+        [live.name, alive_here.name, f"{claim_id('mine')}.claim"])
+    mine.release_all()
+    assert not list(tmp_path.glob("*.break"))
 
 
 def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):

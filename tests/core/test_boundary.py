@@ -205,3 +205,26 @@ def test_fit_intercept_finds_the_crossing_point_of_a_given_normal():
     y = (s - 0.7 > 0).astype(int)
     b, acc, _ = fit_intercept(s, y, folds=3)
     assert b == pytest.approx(-0.7, abs=0.05) and acc > 0.97
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "empty", "int", "two"])
+def test_a_published_vector_file_is_checked_before_use(tmp_path, bad):
+    """A bare .pt/.npy vector read through the boundary path gets the checks of the direction plugin:
+    finite, floating point, one tensor, a (rows, w_dim) shape; a good one loads as (1, w_dim)."""
+    good = torch.linspace(-1, 1, 8)
+    p = tmp_path / "v.pt"
+    torch.save(good, p)
+    assert load_boundary(p).normal.shape[-1] == 8
+    value = {"nan": good.clone().index_fill_(0, torch.tensor([3]), float("nan")),
+             "inf": good.clone().index_fill_(0, torch.tensor([0]), float("inf")),
+             "empty": torch.zeros(1, 0), "int": torch.arange(8),
+             "two": {"a": good, "b": good}}[bad]
+    q = tmp_path / f"{bad}.pt"
+    torch.save(value, q)
+    with pytest.raises(WeightsError) as ei:
+        load_boundary(q)
+    assert str(q) in str(ei.value)
+    if bad in ("nan", "inf"):
+        np.save(tmp_path / "v.npy", value.numpy())
+        with pytest.raises(WeightsError, match="NaN or infinite"):
+            load_boundary(tmp_path / "v.npy")

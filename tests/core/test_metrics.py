@@ -11,26 +11,12 @@ from hypothesis import strategies as st
 
 from counterface import metrics, tables
 from counterface.testing import FakeAligner, FakeIdentityEncoder, canonical_landmarks
+from tests.helpers import mouth_landmarks
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- synthetic faces -------------------------------------------------------------------------------
-def mouth_landmarks(width: float = 1.0, lift: float = 0.0, opening: float = 0.0, size: int = 256) -> np.ndarray:
-    """Canonical landmarks with the mouth reshaped: ``width`` scales the corner-to-corner distance,
-    ``lift`` raises the corners (fraction of the crop), ``opening`` drops the lower lip."""
-    lm = canonical_landmarks(size).copy()
-    mouth = lm[48:68]
-    centre = mouth.mean(0)
-    mouth[:, 0] = centre[0] + (mouth[:, 0] - centre[0]) * width
-    for i in (0, 6, 12, 16):  # outer/inner corners 48, 54, 60, 64
-        mouth[i, 1] -= lift * size
-    for i in (7, 8, 9, 10, 11, 17, 18, 19):  # lower outer 55-59 and lower inner 65-67
-        mouth[i, 1] += opening * size
-    lm[48:68] = mouth
-    return lm
-
-
 def textured(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]

@@ -7,19 +7,7 @@ import numpy as np
 import pytest
 
 from counterface import metrics, tables
-
-
-def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
-    """68 iBUG landmarks of an upright face in image coordinates (y grows downward)."""
-    lm = np.zeros((68, 2))
-    lm[:17] = np.c_[np.linspace(50, 150, 17), np.linspace(80, 170, 17)]
-    lm[36:42] = [cx - 30, eye_y]
-    lm[42:48] = [cx + 30, eye_y]
-    lm[48:68] = [cx, mouth_y]
-    lm[48] = [cx - width / 2, mouth_y - lift]  # lift > 0: corners higher in the picture = smaller y
-    lm[54] = [cx + width / 2, mouth_y - lift]
-    lm[51], lm[57] = [cx, mouth_y - 6], [cx, mouth_y + 6]
-    return lm
+from tests.helpers import face_landmarks
 
 
 class _Blind:
@@ -48,7 +36,7 @@ def test_lost_faces_are_counted_missing_in_every_score_column():
     summary counts it as missing in score_delta too (not silently fewer rows)."""
     from counterface.scoring import ScoredAttribute
 
-    lm = _face_landmarks()
+    lm = face_landmarks()
     photo = np.full((200, 200, 3), 128, np.uint8)
     ev = metrics.Evaluator(aligner=_Blind(), size=64, scorers=[ScoredAttribute("smile", "only-z", _ScoresOnlyZ())])
     out = ev.evaluate(photo, _Face(lm), photo.copy(), photo.copy())

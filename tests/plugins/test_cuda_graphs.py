@@ -65,6 +65,24 @@ def test_graph_replay_equals_eager_steps(images, precision):
             torch.testing.assert_close(g.tensors[n], e.tensors[n], **tol)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_batched_graph_replay_equals_eager_batched_steps(images, precision):
+    """tune_many (--tune-batch) through the captured B-face steps against its eager loop on CUDA."""
+    out = {}
+    for mode in ("on", "off"):
+        pipe = tiny(precision, False, graphs=mode, lpips_threshold=0.0)
+        faces = [pipe.faces(img)[0] for img in images]
+        out[mode] = pipe.tune_many(faces, [pipe.invert(f) for f in faces])
+        if mode == "on":
+            assert out[mode][0].meta["graphs"] == {"refine": "graph", "tune": "graph"}, out[mode][0].meta["graphs"]
+    tol = dict(rtol=2e-3, atol=2e-4) if precision == "fp32" else dict(rtol=2e-2, atol=2e-3)
+    for g, e in zip(out["on"], out["off"]):
+        assert g.meta["steps"] == e.meta["steps"]
+        torch.testing.assert_close(g.w, e.w, **tol)
+        for n in e.tensors:
+            torch.testing.assert_close(g.tensors[n], e.tensors[n], **tol)
+
+
 def test_graph_early_stop_gives_the_eager_step_count(images):
     probe = tiny("fp32", False, graphs="off", lpips_threshold=0.0)
     face = probe.faces(images[0])[0]
@@ -112,3 +130,41 @@ def test_default_settings_stay_near_exact(images):
     assert (fast.precision, fast.deterministic) == ("tf32", False)
     z_fast = fast.pi1(images[1], face, fast.pivot(face)[0]).image.astype(int)
     assert np.abs(z_fast - z_exact).mean() < 4.0  # the stated drift: docs/performance.md
+
+
+def test_device_blend_on_cuda_stays_within_the_cpu_tolerance():
+    """The gaussian blender's paste-back with a CUDA crop (``on_device`` auto) against OpenCV: pixels
+    outside the mask bit for bit the photo's, inside within the tolerance the CPU test states."""
+    import counterface
+    from tests.plugins.test_blend import make_face, smooth_image
+    from tests.plugins.test_blend_device import TOLERANCE
+
+    for seed, (scale, angle, size) in enumerate([(30.0, 0.0, 64), (40.0, 0.3, 256), (80.0, -1.1, 128)]):
+        image = smooth_image(150, 190, seed)
+        face = make_face(image, scale, angle, (95.0, 70.0), size)
+        crop = smooth_image(size, size, seed + 1)
+        blender = counterface.create("blender", "gaussian")
+        gpu = blender.blend(image, torch.as_tensor(crop, device="cuda"), face)
+        cpu = counterface.create("blender", "gaussian", on_device="never").blend(image, crop, face)
+        m = blender.mask(image.shape[:2], face)
+        np.testing.assert_array_equal(gpu[m == 0], image[m == 0])
+        assert np.abs(gpu.astype(int) - cpu.astype(int)).max() <= TOLERANCE
+
+
+def test_reedits_together_on_cuda_match_one_at_a_time(images):
+    """counterface.reedit's batched synthesis (plain modulated convolutions, crops blended on the
+    GPU) against rendering one output at a time on the same CUDA pipeline."""
+    from counterface import flow, reedit
+
+    pipe = tiny("fp32", False)
+    photo = flow.read_photo(images[2])
+    face = pipe.faces(photo.image)[0]
+    pivot = pipe.pivot(face)[0]
+    alphas = [-1.0, 1.0]
+    one = flow.render_face(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=alphas)
+    together = reedit.render_reused(pipe, photo, face, pivot, roles=("pi1", "pi0"), alphas=alphas)
+    assert reedit.batched(pipe)
+    for a, b in zip(one, together):
+        for role in ("z1", "z0"):
+            assert np.abs(a.results[role].crop.astype(int) - b.results[role].crop.astype(int)).max() <= 2
+            assert np.abs(a.results[role].image.astype(int) - b.results[role].image.astype(int)).max() <= 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from counterface import ConfigError, testing
 from counterface_pti import graphs
@@ -80,6 +81,20 @@ def test_runner_graph_fallback_and_off():
     assert len(calls) == graphs.WARMUP_STEPS + 1  # the same step, eagerly
     r = graphs.make_runner(step, torch.device("cpu"), False, "eager: not CUDA")
     assert r.mode == "eager: not CUDA" and r.warmed == 0
+
+    def failing():  # a step that fails while warming up is broken, not uncapturable: it raises
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+
+    got = []  # the tuner's shared memory pool reaches the capture (CUDA only; None elsewhere)
+    graphs.make_runner(step, torch.device("cpu"), True, capture=lambda s, d, p=None: got.append(p) or FakeGraph(s),
+                       pool="pool")
+    assert got == ["pool"] and graphs.shared_pool(PTITuner(), torch.device("cpu")) is None
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        graphs.make_runner(failing, torch.device("cpu"), True, capture=lambda s, d: FakeGraph(s))
 
 
 @pytest.mark.parametrize("device,exact,precision,mode,expected", [
@@ -197,3 +212,181 @@ def test_a_failing_graph_step_falls_back_to_the_eager_loop(monkeypatch, where):
     torch.testing.assert_close(pivot.w, eager.w, rtol=1e-4, atol=1e-5)
     for n in eager.tensors:
         torch.testing.assert_close(pivot.tensors[n], eager.tensors[n], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ what a capture freezes, on the CPU
+#: aten ops that make the host wait for the device (.item(), bool/float/int of a tensor, .tolist(),
+#: data-dependent shapes): none may run inside a captured step
+HOST_SYNC = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "equal", "allclose", "unique",
+             "_unique2", "unique_consecutive", "repeat_interleave", "item"}
+
+
+class NoHostSync(TorchDispatchMode):
+    """Refuses the ops that synchronise with the host on CUDA (boolean-mask indexing included), and
+    ``Tensor.tolist``/``numpy`` (which a CPU tensor serves without dispatching)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        bool_index = name in ("index", "index_put", "index_put_") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()) or ())
+        if name in HOST_SYNC or bool_index:
+            raise AssertionError(f"host synchronisation inside a captured step: {func}")
+        return func(*args, **(kwargs or {}))
+
+    def __enter__(self):
+        def refuse(*a, **k):
+            raise AssertionError("host synchronisation inside a captured step: tolist/numpy")
+
+        self._saved = torch.Tensor.tolist, torch.Tensor.numpy
+        torch.Tensor.tolist = torch.Tensor.numpy = refuse
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.Tensor.tolist, torch.Tensor.numpy = self._saved
+        return super().__exit__(*exc)
+
+
+class StrictGraph(FakeGraph):
+    """A stand-in graph that models what a real capture freezes: every replay runs the captured step
+    as it runs under capture, with every host synchronisation refused and ``stylegan2.capturing``
+    true, so code that branches on a tensor value or reads a cache keyed on version counters inside
+    the step fails here instead of being silently frozen into a CUDA graph. (A capture records the
+    step without running it, hence nothing runs at construction.)"""
+
+    def __init__(self, step, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.statics = 0  # static weights the replays asked for (each computed, none from a cache)
+        super().__init__(step)
+
+    def _run(self):
+        from counterface_nets import stylegan2
+
+        conv = stylegan2.ModulatedConv2d
+        counts = {"static": 0, "compute": 0}
+        real_static, real_compute = conv._static, conv._static_compute
+
+        def static(self_, *a, **k):
+            counts["static"] += 1
+            return real_static(self_, *a, **k)
+
+        def compute(self_, *a, **k):
+            counts["compute"] += 1
+            return real_compute(self_, *a, **k)
+
+        with self.monkeypatch.context() as m:
+            m.setattr(stylegan2, "capturing", lambda t: True)
+            m.setattr(conv, "_static", static)
+            m.setattr(conv, "_static_compute", compute)
+            with NoHostSync():
+                self.step()
+        assert counts["static"] == counts["compute"], "a cached static weight was read inside a captured step"
+        self.statics += counts["static"]
+
+    def replay(self):
+        self.replays += 1
+        self._run()
+
+
+def test_no_host_sync_guard_catches_item_and_branches():
+    x = torch.ones(3)
+    for bad in (lambda: x.sum().item(), lambda: bool(x.sum() > 0), lambda: float(x[0]), lambda: x[x > 0],
+                lambda: x.tolist(), lambda: x.numpy()):
+        with NoHostSync(), pytest.raises(AssertionError, match="host synchronisation"):
+            bad()
+    with NoHostSync():  # device-side choices are fine
+        y = torch.where(x > 0, x, -x)
+        y.index_copy_(0, torch.zeros(1, dtype=torch.long).clamp(max=1), torch.zeros(1))
+    assert y.tolist() == [0.0, 1.0, 1.0]  # restored on exit
+
+
+@pytest.mark.parametrize("threshold", [0.0, "mid"])
+def test_real_networks_capture_without_host_sync_and_replay_equals_eager(monkeypatch, threshold):
+    """The real tiny StyleGAN2, LPIPS and ArcFace through the graph steps under :class:`StrictGraph`:
+    no host synchronisation and no weight-cache read inside the captured steps (which would raise or
+    freeze a stale weight on CUDA), and the two faces' pivots equal the eager loop's."""
+    from counterface_arcface.identity import ArcFaceIdentity
+    from counterface_stylegan2.generator import StyleGAN2Generator
+
+    gen = StyleGAN2Generator(weights=None, size=32, style_dim=32, n_mlp=2, channel_multiplier=1, max_channels=16)
+    ident = ArcFaceIdentity(weights=None, seed=0)
+    faces = _faces(gen)
+    w0 = gen.w_avg[None].repeat(gen.num_ws, 1).clone()
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 1
+    fast = {**FAST, "tune_min_resolution": 16}
+    if threshold == "mid":
+        probe = PTITuner(**fast, lpips_threshold=0.0, graphs="off").tune(gen, w0, faces[0], region_mask=mask,
+                                                                         identity=ident)
+        threshold = (probe.meta["losses_start"]["tune"]["lpips"] + probe.meta["losses"]["tune"]["lpips"]) / 2
+    eager = [PTITuner(**fast, lpips_threshold=threshold, graphs="off").tune(gen, w0, f, region_mask=mask,
+                                                                           identity=ident) for f in faces]
+    made = []
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: made.append(StrictGraph(step, monkeypatch))
+                        or made[-1])
+    tuner = PTITuner(**fast, lpips_threshold=threshold, graphs="on")
+    replayed = [tuner.tune(gen, w0, f, region_mask=mask, identity=ident) for f in faces]
+    assert len(tuner._graph_cache) == 2 and len(made) == 2
+    assert all(g.replays > 0 and g.statics > 0 for g in made)  # the frozen layers' weights were computed in-graph
+    for e, r in zip(eager, replayed):
+        assert r.meta["graphs"] == {"refine": "graph", "tune": "graph"}
+        assert r.meta["steps"] == e.meta["steps"] and r.meta["early_stop"] == e.meta["early_stop"]
+        assert set(r.meta["losses_start"]["tune"]) == set(e.meta["losses_start"]["tune"])
+        torch.testing.assert_close(r.w, e.w, rtol=1e-4, atol=1e-5)
+        for n in e.tensors:
+            torch.testing.assert_close(r.tensors[n], e.tensors[n], rtol=1e-4, atol=1e-5)
+    if threshold:
+        assert eager[0].meta["early_stop"]
+
+
+@pytest.mark.parametrize("layout", ["cpu", "cuda"])
+@pytest.mark.parametrize("threshold", [0.0, "split"])
+def test_batched_tuning_graphs_equal_the_eager_batched_loop(monkeypatch, layout, threshold):
+    """``tune_many`` through the captured B-face steps (:class:`StrictGraph`: no host sync, no weight
+    cache inside) against its eager loop: same steps and per-face early stops, tensors equal to float
+    rounding, for two batches through one cached step per stage. ``cuda``: the CUDA layout (every
+    face through each network at once, per-sample grouped convolutions) forced on the CPU."""
+    import counterface_pti.batched as batched_mod
+    from counterface_arcface.identity import ArcFaceIdentity
+    from counterface_stylegan2.generator import StyleGAN2Generator
+
+    if layout == "cuda":
+        monkeypatch.setattr(batched_mod, "BATCHED_DEVICES", ("cuda", "cpu"))
+        monkeypatch.setattr(StyleGAN2Generator, "batched_devices", ("cuda", "cpu"))
+    gen = StyleGAN2Generator(weights=None, size=32, style_dim=32, n_mlp=2, channel_multiplier=1, max_channels=16)
+    ident = ArcFaceIdentity(weights=None, seed=0)
+    faces = _faces(gen) + [torch.flip(_faces(gen)[0], [3])]
+    w0 = [gen.w_avg[None].repeat(gen.num_ws, 1) + 0.1 * i for i in range(3)]
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 1
+    masks = [mask, None, mask]
+    fast = {**FAST, "tune_min_resolution": 16}
+    if threshold == "split":  # some faces stop at once, the others tune on
+        starts = [p.meta["losses_start"]["tune"]["lpips"] for p in PTITuner(**fast, graphs="off").tune_many(
+            gen, w0, faces, masks, ident)]
+        threshold = (min(starts) + max(starts)) / 2
+    eager = PTITuner(**fast, lpips_threshold=threshold, graphs="off").tune_many(gen, w0, faces, masks, ident)
+    before = {k: v.clone() for k, v in gen.module.state_dict().items()}
+    made = []
+    monkeypatch.setattr(graphs, "wanted", lambda *a: (True, "graph"))
+    monkeypatch.setattr(graphs, "_capture", lambda step, device: made.append(StrictGraph(step, monkeypatch))
+                        or made[-1])
+    tuner = PTITuner(**fast, lpips_threshold=threshold, graphs="on")
+    runs = [tuner.tune_many(gen, w0, faces, masks, ident) for _ in range(2)]  # the 2nd: copied into the statics
+    assert len(made) == 2 and sorted(k[0] for k in tuner._graph_cache) == ["refine_many", "tune_many"]
+    assert all(g.replays > 0 for g in made)
+    assert all(torch.equal(v, before[k]) for k, v in gen.module.state_dict().items())  # the generator untouched
+    if threshold:
+        steps = [p.meta["steps"]["tune"] for p in eager]
+        assert min(steps) == 0 and max(steps) > 0  # per-face stops really happened
+    for run in runs:
+        for e, r in zip(eager, run):
+            assert r.meta["graphs"] == {"refine": "graph", "tune": "graph"}, r.meta["graphs"]
+            assert r.meta["steps"] == e.meta["steps"] and r.meta["early_stop"] == e.meta["early_stop"]
+            assert set(r.meta["losses_start"]["tune"]) == set(e.meta["losses_start"]["tune"])
+            for stage in ("refine", "tune"):
+                for k, v in e.meta["losses_start"][stage].items():
+                    assert r.meta["losses_start"][stage][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (stage, k)
+            torch.testing.assert_close(r.w, e.w, rtol=1e-4, atol=1e-5)
+            for n in e.tensors:
+                torch.testing.assert_close(r.tensors[n], e.tensors[n], rtol=1e-4, atol=1e-5)

@@ -12,24 +12,9 @@ from hypothesis import strategies as st
 
 import counterface
 from counterface import read_image
-from counterface.testing import canonical_landmarks
+from tests.helpers import face_landmarks, mouth_landmarks
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def mouth_landmarks(width: float = 1.0, lift: float = 0.0, opening: float = 0.0, size: int = 256) -> np.ndarray:
-    """Canonical landmarks with the mouth reshaped: ``width`` scales the corner-to-corner distance,
-    ``lift`` raises the corners (fraction of the crop), ``opening`` drops the lower lip."""
-    lm = canonical_landmarks(size).copy()
-    mouth = lm[48:68]
-    centre = mouth.mean(0)
-    mouth[:, 0] = centre[0] + (mouth[:, 0] - centre[0]) * width
-    for i in (0, 6, 12, 16):  # outer/inner corners 48, 54, 60, 64
-        mouth[i, 1] -= lift * size
-    for i in (7, 8, 9, 10, 11, 17, 18, 19):  # lower outer 55-59 and lower inner 65-67
-        mouth[i, 1] += opening * size
-    lm[48:68] = mouth
-    return lm
 
 
 def transform(points: np.ndarray, scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
@@ -112,20 +97,7 @@ def test_the_smile_direction_is_scored_by_the_smile_scorer_by_default():
     assert scoring.scorer_for(smile) is None
 
 
-def _face_landmarks(lift=0.0, width=40.0, cx=100.0, eye_y=80.0, mouth_y=140.0):
-    """68 iBUG landmarks of an upright face in image coordinates (y grows downward)."""
-    lm = np.zeros((68, 2))
-    lm[:17] = np.c_[np.linspace(50, 150, 17), np.linspace(80, 170, 17)]
-    lm[36:42] = [cx - 30, eye_y]
-    lm[42:48] = [cx + 30, eye_y]
-    lm[48:68] = [cx, mouth_y]
-    lm[48] = [cx - width / 2, mouth_y - lift]  # lift > 0: corners higher in the picture = smaller y
-    lm[54] = [cx + width / 2, mouth_y - lift]
-    lm[51], lm[57] = [cx, mouth_y - 6], [cx, mouth_y + 6]
-    return lm
-
-
 def test_lift_is_positive_when_the_corners_go_up_in_the_picture():
-    up, flat, down = (smile_score(_face_landmarks(lift=v)) for v in (6.0, 0.0, -6.0))
+    up, flat, down = (smile_score(face_landmarks(lift=v)) for v in (6.0, 0.0, -6.0))
     assert up.lift == pytest.approx(0.1) and flat.lift == pytest.approx(0.0) and down.lift == pytest.approx(-0.1)
     assert up.width == pytest.approx(40 / 60)  # inter-ocular distance 60 px

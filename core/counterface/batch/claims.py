@@ -187,6 +187,19 @@ class Claims:
             self.release(cid)
         self._stop.set()
 
+    def sweep(self) -> int:
+        """Remove the claims left by dead processes (a dead pid on this host, or a lease run out), also
+        those of photos that were finished before their process died and so are never claimed again.
+        A live process's claim is never touched. Returns how many were removed."""
+        removed = 0
+        for path in sorted(self.root.glob("*.claim")):
+            record, mtime = self._read(path)
+            if mtime is None or path.stem in self.held or not self.stale(record, mtime):
+                continue
+            self._break(path, record)
+            removed += not path.exists()
+        return removed
+
     # -- the heartbeat -----------------------------------------------------------------------------------
     def _start_heartbeat(self) -> None:
         """Start the heartbeat thread unless it runs (called with ``_guard`` held)."""

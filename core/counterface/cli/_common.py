@@ -48,19 +48,6 @@ def finite(min: float | None = None, max: float | None = None, *, min_open: bool
     return FiniteFloat(min=min, max=max, min_open=min_open, max_open=max_open)
 
 
-def finite_number(text: Any, option: str) -> float:
-    """``text`` as a finite float, or a ConfigError naming ``option`` (values parsed by hand, e.g. lists)."""
-    from ..errors import ConfigError
-
-    try:
-        number = float(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option} expects numbers, got {text!r}") from None
-    if not math.isfinite(number):
-        raise ConfigError(f"{option} expects finite numbers, got {text!r}")
-    return number
-
-
 class CounterfaceGroup(click.Group):
     """A click group that turns user-facing errors into one line on stderr and an exit code.
 
