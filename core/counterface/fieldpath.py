@@ -150,7 +150,9 @@ def walk(field, x0, *, target: Any = None, length: float | None = None, keep: Se
     walked = torch.zeros(m, dtype=torch.float64)
     if target is not None:
         t = torch.as_tensor(target, dtype=torch.float64).expand(m).clone()
-        active = (t - f).abs() > tol
+        # a straight path always takes its Newton step (even from within the tolerance): exactly the
+        # boundary operators' closed form
+        active = (t - f).abs() > (0.0 if straight else tol)
     else:
         remaining = torch.full((m,), abs(float(length)), dtype=torch.float64)
         sign_len = 1.0 if float(length) >= 0 else -1.0

@@ -256,6 +256,8 @@ FIELD_MEMBERS = 3
 FIELD_QUADRATIC = 4
 #: the quadratic term's L2 weight, relative to the field's weight decay
 FIELD_QUADRATIC_DECAY = 1.0
+#: the share of flipped labels the field's likelihood allows for (:func:`_robust_loss`)
+FIELD_LABEL_NOISE = 0.05
 
 
 @dataclass
@@ -300,7 +302,7 @@ def _curvature_subspace(z: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.n
 
 def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, weight_decay: float,
                epochs: int, patience: int, validation: float, q: np.ndarray, subspace: int = 0,
-               quadratic: int = 0):
+               quadratic: int = 0, label_noise: float = 0.0):
     """One early-stopped network on (x, y); returns (AttributeField without on/off, val acc, epochs run)."""
     import torch
     from sklearn.model_selection import train_test_split
@@ -344,10 +346,10 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
             r = r + ((torch.nn.functional.silu(s) + torch.nn.functional.silu(-s)) * qc).sum(1)
         return r if out is None else r + out(body(vu))[:, 0]
 
-    lossf = torch.nn.BCEWithLogitsLoss()
+    lossf = _robust_loss(label_noise)
     gen = torch.Generator().manual_seed(seed)
     ran = 0
-    # stage 1: the linear part alone; stage 2: everything, from there. Each early-stopped on the split.
+    # one stage: everything together, early-stopped on the validation split
     for stage in (params,):
         opt = torch.optim.AdamW(stage, lr=1e-3, weight_decay=0.0)
         bs = 128
@@ -397,12 +399,35 @@ def _train_net(x: np.ndarray, y: np.ndarray, hidden: Sequence[int], seed: int, w
     return f, val_acc, ran
 
 
-def _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members, quadratic=0):
+def _robust_loss(eps: float):
+    """The mean negative log-likelihood of labels under ``P(y = 1) = eps + (1 - 2 eps) sigmoid(f)``: a
+    logistic model whose labels are flipped at random with probability ``eps`` (Copas 1988). A label
+    far on the wrong side costs at most ``-log eps``, so flipped labels do not pull the field; ``eps`` 0
+    is the plain logistic loss."""
+    import math
+
+    import torch
+
+    if eps <= 0:
+        return torch.nn.BCEWithLogitsLoss()
+    le, lk = math.log(eps), math.log1p(-2 * eps)
+
+    def loss(f, t):
+        pos = torch.logaddexp(torch.full_like(f, le), lk + torch.nn.functional.logsigmoid(f))
+        neg = torch.logaddexp(torch.full_like(f, le), lk + torch.nn.functional.logsigmoid(-f))
+        return -(t * pos + (1 - t) * neg).mean()
+
+    return loss
+
+
+def _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members, quadratic=0,
+              label_noise=0.0):
     """The mean of ``members`` networks (seeds ``seed``, ``seed + 1``...), each early-stopped on its own
     validation split, as one field: their hidden units side by side, output weights / members."""
     from .field import AttributeField
 
-    fits = [_train_net(x, y, hidden, seed + m, weight_decay, epochs, patience, validation, q, quadratic=quadratic)
+    fits = [_train_net(x, y, hidden, seed + m, weight_decay, epochs, patience, validation, q, quadratic=quadratic,
+                       label_noise=label_noise)
             for m in range(members)]
     if len(fits) == 1 or not hidden:
         return fits[0] if len(fits) == 1 else (fits[0][0], float(np.mean([f[1] for f in fits])), fits[0][2])
@@ -443,12 +468,13 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
               others: Sequence[np.ndarray] = (), weight_decay: float = FIELD_WEIGHT_DECAY,
               epochs: int = FIELD_EPOCHS, patience: int = FIELD_PATIENCE,
               validation: float = FIELD_VALIDATION, density: bool = True, members: int = FIELD_MEMBERS,
-              quadratic: int = FIELD_QUADRATIC) -> FieldFit:
+              quadratic: int = FIELD_QUADRATIC, label_noise: float = FIELD_LABEL_NOISE) -> FieldFit:
     """A field (a small classifier network, :mod:`counterface.field`) separating ``y == 1`` from 0.
 
     ``x`` (N, w_dim); ``others``: unit normals the field's gradient must be orthogonal to. Each network
     is trained with AdamW and an L2 penalty on its weights, early-stopped on a stratified
-    ``validation`` share; ``quadratic`` (one hidden layer only) adds that many tied unit pairs, a
+    ``validation`` share, under the likelihood of labels flipped at random with probability
+    ``label_noise`` (:func:`_robust_loss`; 0: the plain logistic loss); ``quadratic`` (one hidden layer only) adds that many tied unit pairs, a
     low-rank quadratic term (:data:`FIELD_QUADRATIC`); ``folds`` >= 2 repeats the whole procedure per fold for the out-of-fold
     accuracy and calibration. The returned field carries on/off (the median logits of the positive
     and negative examples), a path ``step`` (1/32 of the median W distance between those levels), a
@@ -461,9 +487,13 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
     q = _orthonormal(others, x.shape[1])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic and kind to a shared machine
+
+    def fit_all(xs, ys, s):
+        return _ensemble(xs, ys, hidden, s, weight_decay, epochs, patience, validation, q, members, quadratic,
+                         label_noise)
+
     try:
-        f, val_acc, ran = _ensemble(x, y, hidden, seed, weight_decay, epochs, patience, validation, q, members,
-                                    quadratic)
+        f, val_acc, ran = fit_all(x, y, seed)
         acc = sd = cal = None
         k = int(folds)
         if k >= 2:
@@ -471,10 +501,10 @@ def fit_field(x: np.ndarray, y: np.ndarray, *, hidden: Sequence[int] = FIELD_HID
                 raise ConfigError(f"--folds {k} needs at least {k} examples of each class")
             scores, probs = [], np.zeros(len(y))
             for i, (tr, te) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y)):
-                ff, _, _ = _ensemble(x[tr], y[tr], hidden, seed + 1000 * (i + 1), weight_decay, epochs, patience,
-                                     validation, q, members, quadratic)
+                ff, _, _ = fit_all(x[tr], y[tr], seed + 1000 * (i + 1))
                 lt = ff.logit(torch.from_numpy(x[te])).numpy()
-                probs[te] = 1 / (1 + np.exp(-np.clip(lt, -50, 50)))
+                # the model's probability of the observed label (flips included, as in the fit)
+                probs[te] = label_noise + (1 - 2 * label_noise) / (1 + np.exp(-np.clip(lt, -50, 50)))
                 scores.append(float(((lt > 0).astype(np.int64) == y[te]).mean()))
             acc, sd = float(np.mean(scores)), float(np.std(scores, ddof=1))
             cal = _calibration(probs, y)

@@ -104,6 +104,48 @@ def test_the_quadratic_term_is_tied_unit_pairs_that_learn_a_band(tmp_path):
     assert torch.equal(again.field.hidden[0][0], w)  # deterministic
 
 
+def test_a_noisy_strongly_curved_boundary_the_linear_fit_misses_is_recovered():
+    """The fast guard of `bench_fields.py --grid` (curvature 0.8, 8% flipped labels, 16-d): a boundary's
+    on/off leave a quarter of the latents on the wrong side, the field almost none."""
+    from counterface.learn import fit_field, fit_hyperplane, on_off_distances
+
+    train, test, truth = curved(d=16, n=1500, n_test=600, kappa=0.8, flip=0.08, seed=3)
+    x = train["latents"]
+    kb = fit_hyperplane(x, train["keep"], folds=0)
+    keep = kept(Boundary(normal=torch.from_numpy(kb.normal).float()[None], intercept=torch.tensor([kb.intercept])))
+    lin = fit_hyperplane(x, train["labels"], folds=0)
+    on, off = on_off_distances(x @ lin.normal + lin.intercept, train["labels"])
+    boundary = AttributeField.from_boundary(Boundary(normal=torch.from_numpy(lin.normal).float()[None],
+                                                     intercept=torch.tensor([lin.intercept]), on_distance=on,
+                                                     off_distance=off))
+    field = fit_field(x, train["labels"], folds=0, density=False, members=1, epochs=80).field
+    y0, k0 = truth(test["latents"])
+    for op, want in (("on", 1), ("off", 0)):
+        share = {}
+        for name, f in (("field", field), ("boundary", boundary)):
+            moved, _ = move_latents(f, torch.from_numpy(test["latents"].astype(np.float64)), op, keep=[keep])
+            y1, k1 = truth(moved.numpy())
+            share[name] = float(np.mean(y1 == want))
+            assert np.mean(k1 == k0) >= 0.97, (name, op)
+        assert share["field"] >= 0.96 and share["boundary"] <= 0.85, (op, share)
+
+
+def test_the_label_noise_likelihood_bounds_what_a_flipped_label_costs():
+    from counterface.learn import _robust_loss
+
+    f = torch.linspace(-30, 30, 61, dtype=torch.float64)
+    t = torch.ones_like(f)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits
+    assert torch.allclose(_robust_loss(0.0)(f, t), plain(f, t))
+    each = [float(_robust_loss(0.05)(f[i:i + 1], t[i:i + 1])) for i in range(len(f))]
+    assert max(each) <= -np.log(0.05) + 1e-9 and each == sorted(each, reverse=True)  # bounded, falls with f
+    # P(y=1) = eps + (1 - 2 eps) sigmoid(f): at f = 0 both labels cost log 2
+    assert abs(float(_robust_loss(0.05)(torch.zeros(1), torch.ones(1))) - np.log(2)) < 1e-6
+    g = f.clone().requires_grad_(True)
+    _robust_loss(0.05)(g, t).backward()
+    assert abs(float(g.grad[0])) < 1e-9 < abs(float(g.grad[30]))  # a label far on the wrong side stops pulling
+
+
 def _boundary(d=16, seed=0, rows=1):
     g = torch.Generator().manual_seed(seed)
     n = torch.randn(rows, d, generator=g)
@@ -123,6 +165,10 @@ def test_the_linear_limit_is_todays_boundary_operators():
         assert torch.allclose(moved, want, atol=1e-10, rtol=0)
         assert torch.equal(moved[:, [0, 4, 5]], w[:, [0, 4, 5]])  # other rows bit-identical
         assert bool(path.reached.all()) and int(path.steps.max()) == 1
+    # a point already within the path tolerance of the target still takes the exact step
+    near = (w[:, 0] + ((1.5 + 2e-4 - d[:, 0]) / (n @ n))[:, None] * n)
+    moved, _ = move_latents(f, near, "on")
+    assert torch.allclose(moved @ n + float(b.intercept[0]), torch.full((5,), 1.5, dtype=torch.float64), atol=1e-12, rtol=0)
     moved, _ = move_latents(f, w, "shift", alpha=2.5)
     assert torch.allclose(moved, w + 2.5 * n / n.norm(), atol=1e-10, rtol=0)
     assert torch.allclose(moved, w + 2.5 * n, atol=1e-6)  # the float32 unit normal

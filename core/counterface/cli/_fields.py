@@ -59,6 +59,7 @@ def learn_field(x: np.ndarray, y: np.ndarray, ex: Any, widths: list[int], *, fol
         "accuracy": fit.accuracy, "accuracy_sd": fit.accuracy_sd, "folds": fit.folds if fit.accuracy is not None else None,
         "calibration": fit.calibration, "validation_accuracy": fit.validation_accuracy,
         "train_accuracy": fit.train_accuracy, "epochs": fit.epochs, "weight_decay": learn.FIELD_WEIGHT_DECAY,
+        "label_noise": learn.FIELD_LABEL_NOISE,
         "conditioned_on": list(names), "label": ex.source.get("label"), "threshold": threshold,
         "keep_extremes": keep_extremes, "seed": seed,
         "provenance": {"input": ex.source, "skipped": len(ex.skipped), "versions": versions,
