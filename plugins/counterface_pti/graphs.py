@@ -45,6 +45,17 @@ def wanted(mode: str, device, precision: str, exact: bool) -> tuple[bool, str]:
     return True, "graph"
 
 
+
+def load_face(statics, wp, target, mask, target_emb) -> None:
+    """Copy a new face (its latent, target image, region mask and identity embedding, where the captured
+    step uses them) into a tuning step's static buffers, with its counters and stop flag reset."""
+    values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
+    if statics.mask is not None:
+        values["mask"] = mask
+    if statics.target_emb is not None:
+        values["target_emb"] = target_emb
+    statics.load(**values)
+
 class StaticBuffers:
     """Named tensors at fixed addresses: :meth:`load` copies values in (shape and dtype must match),
     :meth:`read` returns detached clones. ``buffers.name`` is the static tensor itself."""
@@ -306,12 +317,7 @@ class TuneGraph:
             done, self.runner.warmed = self.runner.warmed, 0
         else:
             done = 0
-            values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
-            if s.mask is not None:
-                values["mask"] = mask
-            if s.target_emb is not None:
-                values["target_emb"] = target_emb
-            s.load(**values)
+            load_face(s, wp, target, mask, target_emb)
             reset_optimizer(self.opt)
             for t, g in zip(self.tensors, self.grads):  # the captured step's own gradient buffers
                 t.grad = g
@@ -442,12 +448,7 @@ class TuneManyGraph:
             import torch
 
             done = 0
-            values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
-            if s.mask is not None:
-                values["mask"] = mask
-            if s.target_emb is not None:
-                values["target_emb"] = target_emb
-            s.load(**values)
+            load_face(s, wp, target, mask, target_emb)
             with torch.no_grad():
                 for name, t in zip(self.names, self.leaves):
                     t.copy_(params[name].detach()[None].expand_as(t))
