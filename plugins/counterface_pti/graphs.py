@@ -215,6 +215,27 @@ def reset_optimizer(opt) -> None:
 
 
 # --------------------------------------------------------------------------- the two tuner steps
+
+#: what a refinement step records (row 0 of ``rec``: the first step's values)
+REFINE_TERMS = ("loss", "l2", "lpips")
+
+
+def refine(graph, var0, target, steps: int):
+    """Run a refinement graph (:class:`RefineGraph` or :class:`RefineManyGraph`) for ``steps`` steps
+    from ``var0``; returns its statics. The capture's warm-up steps ran on the first face: they are its
+    first steps."""
+    s = graph.statics
+    if graph.runner.warmed:
+        done, graph.runner.warmed = graph.runner.warmed, 0
+    else:
+        done = 0
+        s.load(var=var0, target=target, count=0)
+        reset_optimizer(graph.opt)
+        s.var.grad = graph.grad
+    drive(graph.runner, steps - done, max(steps, 1), lambda: False)
+    return s
+
+
 class RefineGraph:
     """Step 3 (the latent; generator frozen) for any face with this key (any number of steps):
     statics ``var``, ``target``, records ``rec`` (2, 3: total, l2, lpips of the first step, then a
@@ -245,17 +266,8 @@ class RefineGraph:
 
     def run(self, var0, target, steps: int):
         """Refine one face from ``var0``; returns (var, first record)."""
-        s = self.statics
-        if self.runner.warmed:  # the capture's warm-up steps ran on the first face: they are its first steps
-            done, self.runner.warmed = self.runner.warmed, 0
-        else:
-            done = 0
-            s.load(var=var0, target=target, count=0)
-            reset_optimizer(self.opt)
-            s.var.grad = self.grad
-        drive(self.runner, steps - done, max(steps, 1), lambda: False)
-        keys = ("loss", "l2", "lpips")
-        first = dict(zip(keys, s.rec[0].tolist())) if steps else None
+        s = refine(self, var0, target, steps)
+        first = dict(zip(REFINE_TERMS, s.rec[0].tolist())) if steps else None
         return s.var.detach().clone(), first
 
 
@@ -367,16 +379,8 @@ class RefineManyGraph:
 
     def run(self, var0, target, steps: int):
         """Refine B faces from ``var0`` (B, rows, w_dim); returns (var, first records per face)."""
-        s = self.statics
-        if self.runner.warmed:
-            done, self.runner.warmed = self.runner.warmed, 0
-        else:
-            done = 0
-            s.load(var=var0, target=target, count=0)
-            reset_optimizer(self.opt)
-            s.var.grad = self.grad
-        drive(self.runner, steps - done, max(steps, 1), lambda: False)
-        first = [dict(zip(("loss", "l2", "lpips"), r)) for r in s.rec[0].tolist()]
+        s = refine(self, var0, target, steps)
+        first = [dict(zip(REFINE_TERMS, r)) for r in s.rec[0].tolist()]
         return s.var.detach().clone(), first
 
 
