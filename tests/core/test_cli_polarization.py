@@ -388,3 +388,26 @@ def test_scores_with_folds_and_replicates(tmp_path):
     assert float(with_reps["rho"]) == pytest.approx(float(alone["rho"]))
     assert float(with_reps["ci_high"]) - float(with_reps["ci_low"]) > float(alone["ci_high"]) - float(alone["ci_low"])
     assert "zero-width" in alone["flag"]
+
+
+def test_no_bias_correction_reports_the_estimate_itself(study, tmp_path):
+    """--no-bias-correction (for ablations and for reproducing uncorrected numbers): rho and slant are the
+    estimates (rho = rho_uncorrected), the record says so, and the interval keeps its width."""
+    args = [study["articles"], "--pairs", study["pairs"], "--embedder", "pixels", "--set", "embedder.size=8",
+            "--splits", 1, "--bootstrap", 12, "--permutations", 0, "--seed", 3, "--no-plot"]
+    on = _run(*args, "-o", tmp_path / "on")
+    off = _run(*args, "--no-bias-correction", "-o", tmp_path / "off")
+    assert on.exit_code == 0 and off.exit_code == 0, (on.output, off.output)
+    rows_on = {r["politician"]: r for r in _csv(tmp_path / "on" / "rho.csv")}
+    rows_off = {r["politician"]: r for r in _csv(tmp_path / "off" / "rho.csv")}
+    for p, r in rows_off.items():
+        assert float(r["rho"]) == float(r["rho_uncorrected"]) == pytest.approx(float(rows_on[p]["rho_uncorrected"]))
+        width = float(r["ci_high"]) - float(r["ci_low"])
+        assert width == pytest.approx(float(rows_on[p]["ci_high"]) - float(rows_on[p]["ci_low"]))
+    assert float(rows_on["planted"]["rho"]) != float(rows_on["planted"]["rho_uncorrected"])
+    rec_on = json.loads((tmp_path / "on" / "polarization.json").read_text())
+    rec_off = json.loads((tmp_path / "off" / "polarization.json").read_text())
+    assert rec_on["settings"]["bias_correction"] is True and rec_off["settings"]["bias_correction"] is False
+    assert "bias estimate" in rec_on["ci"]["estimate"] and "bias estimate" not in rec_off["ci"]["estimate"]
+    for r in _csv(tmp_path / "off" / "slant.csv"):
+        assert float(r["slant"]) == float(r["slant_uncorrected"])

@@ -87,6 +87,9 @@ def _columns(text: str | None) -> list[str]:
                    "first outlet in sorted order as the slant's reference.")
 @click.option("--bootstrap", type=int, default=200, show_default=True, metavar="B",
               help="Bootstrap replicates (each refits g on the built-in route).")
+@click.option("--bias-correction/--no-bias-correction", "bias_correction", default=True, show_default=True,
+              help="Subtract the bootstrap's estimate of g's small-sample bias from rho and slant (rho_uncorrected "
+                   "keeps the estimate before it; built-in route with --bootstrap > 0).")
 @click.option("--cluster", default=None, metavar="COLUMN", help="Resample (and fold) whole clusters of this column.")
 @click.option("--permutations", type=int, default=999, show_default=True, metavar="R",
               help="Most placebo permutations; drawing stops once every rho has 20 as extreme (Besag-Clifford).")
@@ -105,7 +108,7 @@ def _columns(text: str | None) -> list[str]:
               help="Exclusion list: the review CSV of `counterface report` (key, face, alpha, decision); articles "
                    "whose pair is rejected are left out and counted.")
 def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, by_politician, sets, covariates, folds,
-                     splits, min_articles, reference_outlet, bootstrap, cluster, permutations, placebo, group, alpha,
+                     splits, min_articles, reference_outlet, bootstrap, bias_correction, cluster, permutations, placebo, group, alpha,
                      level, seed, jobs, plot, exclude_file, date_column, title_column, topics, crop, aligner, scorer,
                      references, reference_column, matcher, match_threshold) -> None:
     """Estimate rho_T(p, y1, y2) from ARTICLES (path, outlet, politician, id) and their pairs.
@@ -130,7 +133,8 @@ def polarization_cmd(articles, pairs, scores, out_dir, embedder, outlet_model, b
     if by_politician:
         params["outlet_model"]["by_politician"] = True
     check_output_dir(out_dir)
-    settings = polarization.Settings(folds=folds, splits=splits, min_articles=min_articles, bootstrap=bootstrap, permutations=permutations, placebo=placebo,
+    settings = polarization.Settings(folds=folds, splits=splits, min_articles=min_articles, bootstrap=bootstrap, bias_correction=bias_correction,
+                                     permutations=permutations, placebo=placebo,
                                      reference_outlet=reference_outlet, level=level, seed=seed, jobs=jobs)
     bars: dict = {}
 
