@@ -323,13 +323,8 @@ def _analyse(study: Study, settings: Settings, *, model, embeddings, progress, f
     if layout.groups:
         mapping = _politician_groups(study)
         observed = est.group_contrasts(values, counts, mapping, layout)
-        pols = list(mapping)
-        labels = np.array([mapping[p] for p in pols], dtype=object)
-        draws = []
-        for r in range(settings.permutations):
-            rng = np.random.default_rng([seed, 3, r])
-            shuffled = dict(zip(pols, labels[rng.permutation(len(pols))]))
-            draws.append(est.group_contrasts(values, counts, shuffled, layout))
+        draws = [est.group_contrasts(values, counts, shuffled, layout)
+                 for shuffled in est.shuffled_groups(mapping, settings.permutations, seed, 3)]
         group_p = est.permutation_p(observed, np.stack(draws)) if draws else np.full(len(observed), np.nan)
         if len(reps):
             boots = np.stack([est.group_contrasts(v, c, mapping, layout) for v, c in zip(reps, rep_counts)])

@@ -152,6 +152,16 @@ def bias_corrected(values: np.ndarray, replicates: np.ndarray) -> tuple[np.ndarr
     return np.where(np.isfinite(bias), values - np.nan_to_num(bias), values), bias
 
 
+def shuffled_groups(mapping: dict, permutations: int, seed: int, stream: int):
+    """The placebo draws of a group comparison: ``mapping`` (politician -> group) with the group labels
+    permuted among the politicians, one dict per permutation ``r``, drawn from ``[seed, stream, r]``."""
+    pols = list(mapping)
+    labels = np.array([mapping[p] for p in pols], dtype=object)
+    for r in range(permutations):
+        rng = np.random.default_rng([seed, stream, r])
+        yield dict(zip(pols, labels[rng.permutation(len(pols))]))
+
+
 def permutation_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     """Two-sided permutation p-value per column: (1 + #{|T*| >= |T|}) / (1 + R), R the non-NaN draws."""
     with np.errstate(invalid="ignore"):

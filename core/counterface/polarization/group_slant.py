@@ -120,13 +120,8 @@ def estimate(study, res, *, settings, model=None, embeddings=None) -> GroupSlant
         lo, hi = (x.reshape(len(groups), k) for x in est.percentile_ci(reps, settings.level))
     else:
         lo = hi = np.full((len(groups), k), np.nan)
-    pols = list(mapping)
-    plabels = np.array([mapping[p] for p in pols], dtype=object)
-    draws = []
-    for r in range(settings.permutations):
-        rng = np.random.default_rng([seed, 6, r])
-        shuffled = dict(zip(pols, plabels[rng.permutation(len(pols))]))
-        draws.append(values(d, np.array([shuffled[p] for p in pol.tolist()], dtype=object), groups)[0].ravel())
+    draws = [values(d, np.array([shuffled[p] for p in pol.tolist()], dtype=object), groups)[0].ravel()
+             for shuffled in est.shuffled_groups(mapping, settings.permutations, seed, 6)]
     p = est.permutation_p(vals.ravel(), np.stack(draws)).reshape(len(groups), k) if draws \
         else np.full((len(groups), k), np.nan)
     p[:, ref] = np.nan
