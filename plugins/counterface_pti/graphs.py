@@ -46,15 +46,22 @@ def wanted(mode: str, device, precision: str, exact: bool) -> tuple[bool, str]:
 
 
 
-def load_face(statics, wp, target, mask, target_emb) -> None:
-    """Copy a new face (its latent, target image, region mask and identity embedding, where the captured
-    step uses them) into a tuning step's static buffers, with its counters and stop flag reset."""
+def restart(graph, leaves, wp, target, mask, target_emb) -> None:
+    """Start a tuning graph (:class:`TuneGraph` or :class:`TuneManyGraph`) on new faces: copy them (the
+    latent, target image, region mask and identity embedding, where the captured step uses them) into
+    its static buffers with the counters and stop flags reset, zero the optimiser's state in place, and
+    re-attach the captured step's own gradient buffers to ``leaves``."""
+    statics = graph.statics
     values = {"wp": wp, "target": target, "count": 0, "done": 0, "active": True}
     if statics.mask is not None:
         values["mask"] = mask
     if statics.target_emb is not None:
         values["target_emb"] = target_emb
     statics.load(**values)
+    reset_optimizer(graph.opt)
+    for t, g in zip(leaves, graph.grads):
+        t.grad = g
+
 
 class StaticBuffers:
     """Named tensors at fixed addresses: :meth:`load` copies values in (shape and dtype must match),
@@ -329,10 +336,7 @@ class TuneGraph:
             done, self.runner.warmed = self.runner.warmed, 0
         else:
             done = 0
-            load_face(s, wp, target, mask, target_emb)
-            reset_optimizer(self.opt)
-            for t, g in zip(self.tensors, self.grads):  # the captured step's own gradient buffers
-                t.grad = g
+            restart(self, self.tensors, wp, target, mask, target_emb)
         if done == 0 or bool(s.active):
             drive(self.runner, steps - done, k, lambda: not bool(s.active))
         n_steps = int(s.done)
@@ -452,13 +456,10 @@ class TuneManyGraph:
             import torch
 
             done = 0
-            load_face(s, wp, target, mask, target_emb)
             with torch.no_grad():
                 for name, t in zip(self.names, self.leaves):
                     t.copy_(params[name].detach()[None].expand_as(t))
-            reset_optimizer(self.opt)
-            for t, g in zip(self.leaves, self.grads):
-                t.grad = g
+            restart(self, self.leaves, wp, target, mask, target_emb)
         if done == 0 or bool(s.active.any()):
             drive(self.runner, steps - done, k, lambda: not bool(s.active.any()))
         n_steps = s.done.tolist()

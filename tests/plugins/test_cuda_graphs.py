@@ -44,6 +44,16 @@ def images(photos):
     return [np.ascontiguousarray(np.roll(base, 9 * i, axis=1)) for i in range(3)]
 
 
+def assert_same_pivots(graphed, eager, precision):
+    """Pivots tuned through graph replay equal the eager loop's: steps, latents and tuned tensors."""
+    tol = dict(rtol=2e-3, atol=2e-4) if precision == "fp32" else dict(rtol=2e-2, atol=2e-3)
+    for g, e in zip(graphed, eager):
+        assert g.meta["steps"] == e.meta["steps"]
+        torch.testing.assert_close(g.w, e.w, **tol)
+        for n in e.tensors:
+            torch.testing.assert_close(g.tensors[n], e.tensors[n], **tol)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "tf32"])
 def test_graph_replay_equals_eager_steps(images, precision):
     """Same settings (not deterministic), graphs on vs off: same steps, same pivots within float
@@ -57,12 +67,7 @@ def test_graph_replay_equals_eager_steps(images, precision):
         if mode == "on":
             assert out[mode][0].meta["graphs"] == {"refine": "graph", "tune": "graph"}, out[mode][0].meta["graphs"]
             assert len(tuner._graph_cache) == 2  # captured once, replayed for every face
-    tol = dict(rtol=2e-3, atol=2e-4) if precision == "fp32" else dict(rtol=2e-2, atol=2e-3)
-    for g, e in zip(out["on"], out["off"]):
-        assert g.meta["steps"] == e.meta["steps"]
-        torch.testing.assert_close(g.w, e.w, **tol)
-        for n in e.tensors:
-            torch.testing.assert_close(g.tensors[n], e.tensors[n], **tol)
+    assert_same_pivots(out["on"], out["off"], precision)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32"])
@@ -75,12 +80,7 @@ def test_batched_graph_replay_equals_eager_batched_steps(images, precision):
         out[mode] = pipe.tune_many(faces, [pipe.invert(f) for f in faces])
         if mode == "on":
             assert out[mode][0].meta["graphs"] == {"refine": "graph", "tune": "graph"}, out[mode][0].meta["graphs"]
-    tol = dict(rtol=2e-3, atol=2e-4) if precision == "fp32" else dict(rtol=2e-2, atol=2e-3)
-    for g, e in zip(out["on"], out["off"]):
-        assert g.meta["steps"] == e.meta["steps"]
-        torch.testing.assert_close(g.w, e.w, **tol)
-        for n in e.tensors:
-            torch.testing.assert_close(g.tensors[n], e.tensors[n], **tol)
+    assert_same_pivots(out["on"], out["off"], precision)
 
 
 def test_graph_early_stop_gives_the_eager_step_count(images):
